@@ -1,0 +1,279 @@
+"""EmbeddingDriftCallback: wires capture, sampling and rendering to Lightning's hooks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.callbacks import Callback
+from typing_extensions import override
+
+from lightning_ner_viz import gather
+from lightning_ner_viz._warnings import warn
+from lightning_ner_viz.batch import BatchAdapter, adapt_batch
+from lightning_ner_viz.capture import (
+    ForwardCapture, detect_emissions_module, detect_hidden_module, find_crf, get_module,
+)
+from lightning_ner_viz.collector import EpochCollector
+from lightning_ner_viz.model_inspection import find_label_names, find_num_labels, find_tokenizer, validation_set_size
+from lightning_ner_viz.reducers import REDUCERS, Reducer, check_n_components
+from lightning_ner_viz.renderer import Renderer
+from lightning_ner_viz.sink_selection import resolve_sinks
+from lightning_ner_viz.sinks.base import Sink
+from lightning_ner_viz.snapshot import snapshot_dir_name
+from lightning_ner_viz.text import TokenTexts
+
+
+class EmbeddingDriftCallback(Callback):
+    r"""Capture token embeddings every validation epoch and log the evolving cloud.
+
+    Forward hooks read the model's own validation forward (no second pass): the
+    hidden states of ``hidden_module`` and the emissions (logits before any CRF)
+    of ``emissions_module``. A deterministic, label-stratified sample of at most
+    ``max_tokens`` tokens is kept (the same tokens every epoch), gathered across
+    ranks, saved as a snapshot, reduced to 2-D/3-D in a background thread and
+    logged to every sink. Only rank zero reduces and logs.
+
+    Args:
+        sinks: a sink or list of sinks (:class:`~lightning_ner_viz.sinks.RerunSink`,
+            :class:`~lightning_ner_viz.sinks.WandbSink`, ...). ``None`` or ``"auto"``:
+            a Rerun file under ``<default_root_dir>/ner_viz/`` plus a W&B sink when
+            the Trainer has a ``WandbLogger``.
+        hidden_module: dotted name of the module whose output holds the token hidden
+            states (e.g. ``"bert"`` or ``"bert.encoder.layer.3"``). ``None``: the first
+            Hugging Face model's base model.
+        emissions_module: dotted name of the layer producing per-label logits.
+            ``None``: the HF model's ``classifier``, else the last ``nn.Linear`` with
+            one output per label.
+        reducer: ``"pca"``, ``"umap"`` or an object with ``fit_transform``.
+        n_components: 2 or 3.
+        max_tokens: tokens kept per epoch (the memory bound).
+        every_n_epochs: capture every n-th validation epoch.
+        label_names: label id to name; ``None`` reads the HF config's ``id2label`` or
+            a ``label_names`` attribute of the module/datamodule.
+        tokenizer: turns ids into text for hover labels; ``None`` looks for a
+            ``tokenizer`` attribute on the module/datamodule.
+        batch_adapter: maps a batch to a dict with ``input_ids``, ``labels`` and
+            optionally ``attention_mask``, ``word_ids``, ``example_ids``.
+        seed: sampling and reducer seed; the same seed picks the same tokens.
+        crf_module: dotted name of a ``torchcrf.CRF`` for predictions; ``None`` finds one.
+        save_dir: where snapshots go; ``None``: ``<default_root_dir>/ner_viz``.
+        background: render in a background thread (``False``: in the training thread).
+        strict: re-raise sink errors instead of warning.
+
+    Example::
+
+        trainer = Trainer(callbacks=[EmbeddingDriftCallback(sinks=[RerunSink("emb.rrd")], max_tokens=800)])
+    """
+
+    VIEWS = ("hidden", "emissions")
+
+    def __init__(
+        self,
+        sinks: Sink | Sequence[Sink] | str | None = None,
+        hidden_module: str | None = None,
+        emissions_module: str | None = None,
+        reducer: str | Reducer = "pca",
+        n_components: int = 3,
+        max_tokens: int = 2000,
+        every_n_epochs: int = 1,
+        label_names: Sequence[str] | None = None,
+        tokenizer: Any | None = None,
+        batch_adapter: BatchAdapter | None = None,
+        seed: int = 0,
+        crf_module: str | None = None,
+        save_dir: str | None = None,
+        background: bool = True,
+        strict: bool = False,
+    ) -> None:
+        check_n_components(n_components)
+        if isinstance(reducer, str) and reducer not in REDUCERS:
+            raise ValueError(f"reducer={reducer!r} is not one of {sorted(REDUCERS)} (or pass an object with fit_transform).")
+        if not isinstance(reducer, (str, Reducer)):
+            raise TypeError(f"reducer must be one of {sorted(REDUCERS)} or have fit_transform(X); got {type(reducer).__name__}.")
+        if not isinstance(max_tokens, int) or max_tokens <= 0:
+            raise ValueError(f"max_tokens must be a positive int; got {max_tokens!r}.")
+        if not isinstance(every_n_epochs, int) or every_n_epochs < 1:
+            raise ValueError(f"every_n_epochs must be an int >= 1; got {every_n_epochs!r}.")
+        self.sinks = sinks
+        self.hidden_module = hidden_module
+        self.emissions_module = emissions_module
+        self.reducer = reducer
+        self.n_components = n_components
+        self.max_tokens = max_tokens
+        self.every_n_epochs = every_n_epochs
+        self.label_names = list(label_names) if label_names is not None else None
+        self.tokenizer = tokenizer
+        self.batch_adapter = batch_adapter
+        self.seed = seed
+        self.crf_module = crf_module
+        self.save_dir = save_dir
+        self.strict = strict
+        self.logged_epochs: list[int] = []
+        self._background = background
+        self._capture: ForwardCapture | None = None
+        self._collector: EpochCollector | None = None
+        self._renderer: Renderer | None = None
+        self._worker: Any = None
+        self._sink_states: list[dict[str, Any]] = []
+        self._examples_seen = 0
+
+    @property
+    @override
+    def state_key(self) -> str:
+        return self._generate_state_key(hidden_module=self.hidden_module, emissions_module=self.emissions_module)
+
+    @override
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        hidden_name = self.hidden_module or detect_hidden_module(pl_module)
+        hidden = get_module(pl_module, hidden_name, argument="hidden_module")
+        emissions_name = self.emissions_module or detect_emissions_module(
+            pl_module, len(self.label_names) if self.label_names else None
+        )
+        emissions = get_module(pl_module, emissions_name, argument="emissions_module")
+        self._crf = get_module(pl_module, self.crf_module, argument="crf_module") if self.crf_module else find_crf(pl_module)
+        self._num_labels = find_num_labels(pl_module, emissions, self.label_names)
+        if self._num_labels is None:
+            raise ValueError("Could not tell the number of labels; pass `label_names=[...]`.")
+        datamodule = getattr(trainer, "datamodule", None)
+        names = self.label_names or find_label_names(pl_module, datamodule, self._num_labels)
+        if len(names) != self._num_labels:
+            raise ValueError(
+                f"label_names has {len(names)} names but {emissions_name!r} outputs {self._num_labels} "
+                "columns; pass one name per emission column, in label-id order."
+            )
+        self._label_names = names
+        self._capture = ForwardCapture({"hidden": (hidden_name, hidden), "emissions": (emissions_name, emissions)})
+        self._texts = TokenTexts(self.tokenizer or find_tokenizer(pl_module, datamodule))
+        self._snapshot_root = Path(self.save_dir or Path(trainer.default_root_dir) / "ner_viz")
+        if trainer.is_global_zero and self._renderer is None:
+            from lightning_ner_viz.worker import BackgroundWorker
+
+            sinks = resolve_sinks(self.sinks, trainer)
+            for sink, state in zip(sinks, self._sink_states):
+                sink.load_state_dict(state)
+            for sink in sinks:
+                sink.setup(trainer)
+            self._renderer = Renderer(self.reducer, self.n_components, self.seed, sinks, self.strict)
+            self._worker = BackgroundWorker(enabled=self._background)
+
+    def _due(self, trainer: pl.Trainer) -> bool:
+        return not trainer.sanity_checking and trainer.current_epoch % self.every_n_epochs == 0
+
+    @override
+    def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not self._due(trainer) or self._capture is None:
+            return
+        self._capture.attach()
+        self._collector = EpochCollector(self.VIEWS, self._num_labels, self.max_tokens, self.seed, self._crf)
+        self._examples_seen = 0
+        self._dataset_size = validation_set_size(trainer)
+
+    @override
+    def on_validation_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        if self._collector is None or self._capture is None:
+            return
+        captured = self._capture.pop()
+        if dataloader_idx != 0:
+            return
+        tokens = adapt_batch(batch, self.batch_adapter)
+        missing = [v for v in self.VIEWS if v not in captured]
+        if missing:
+            names = {v: self._capture.modules[v][0] for v in missing}
+            raise RuntimeError(
+                f"The hooked modules {names} did not run during validation_step, so nothing was captured. "
+                "Point `hidden_module`/`emissions_module` at modules your validation forward calls."
+            )
+        example_ids = tokens.example_ids
+        if example_ids is None:
+            # DistributedSampler (shuffle=False) gives rank r the examples r, r+W, r+2W, ...
+            local = torch.arange(tokens.input_ids.shape[0], device=tokens.input_ids.device) + self._examples_seen
+            example_ids = local * gather.world_size() + gather.rank()
+            if self._dataset_size is not None and gather.world_size() > 1:
+                example_ids = torch.where(example_ids < self._dataset_size, example_ids, -1)  # sampler padding
+        self._examples_seen += tokens.input_ids.shape[0]
+        seq = tokens.input_ids.shape[1]
+        outputs_ = {v: t[:, :seq] for v, t in captured.items()}
+        self._collector.add_batch(tokens, outputs_, example_ids)
+
+    @override
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._collector is None or self._capture is None:
+            return
+        self._capture.detach()
+        collector, self._collector = self._collector, None
+        columns = collector.finish(trainer.strategy.root_device)  # collective: every rank calls it
+        if not trainer.is_global_zero or self._renderer is None:
+            return
+        if columns is None:
+            warn(
+                f"Epoch {trainer.current_epoch}: no valid validation token (every label was -100, "
+                "or the validation set is empty); nothing was logged."
+            )
+            return
+        snapshot = collector.to_snapshot(
+            columns, epoch=trainer.current_epoch, step=trainer.global_step, label_names=self._label_names,
+            texts=self._texts,
+        )
+        try:
+            snapshot.save(self._snapshot_root / snapshot_dir_name(snapshot.epoch))
+        except OSError as err:
+            if self.strict:
+                raise
+            warn(f"Could not save the epoch {snapshot.epoch} snapshot under {self._snapshot_root}: {err}.")
+        self._report(self._worker.collect_errors())
+        self._worker.submit(self._renderer.render, snapshot)
+        self.logged_epochs.append(snapshot.epoch)
+
+    def _report(self, errors: list[BaseException]) -> None:
+        for err in errors:
+            if self.strict:
+                raise err
+            warn(f"lightning-ner-viz: rendering failed ({type(err).__name__}: {err}); training goes on.")
+
+    def _finish(self) -> None:
+        if self._capture is not None:
+            self._capture.detach()
+        self._collector = None
+        if self._renderer is not None and self._worker is not None:
+            self._report(self._worker.wait(progress=True))
+            self._renderer.close()
+
+    @override
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._finish()
+
+    @override
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.state.fn or trainer.state.fn != "fit":
+            self._finish()
+
+    @override
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        self._finish()
+
+    @override
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self._finish()
+
+    @override
+    def state_dict(self) -> dict[str, Any]:
+        sinks = self._renderer.sinks if self._renderer is not None else []
+        return {"seed": self.seed, "logged_epochs": list(self.logged_epochs), "sinks": [s.state_dict() for s in sinks]}
+
+    @override
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.seed = state_dict.get("seed", self.seed)
+        self.logged_epochs = list(state_dict.get("logged_epochs", []))
+        self._sink_states = list(state_dict.get("sinks", []))
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.update(_capture=None, _collector=None, _renderer=None, _worker=None)
+        return state

@@ -1,0 +1,155 @@
+"""One validation epoch's capture: per-batch selection on device, then a gather into a Snapshot."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from lightning_ner_viz import gather
+from lightning_ner_viz.batch import TokenBatch
+from lightning_ner_viz.sampling import TokenSampler, select_final
+from lightning_ner_viz.snapshot import POSITION_BITS, Snapshot
+from lightning_ner_viz.text import TokenTexts
+
+_INT_COLUMNS = ("token_id", "label", "priority", "pred", "input_id")
+
+
+class EpochCollector:
+    """Collects one epoch's sampled tokens on this rank and gathers them across ranks.
+
+    Args:
+        views: the captured views, e.g. ``("hidden", "emissions")``.
+        num_labels: number of gold labels.
+        max_tokens: tokens per epoch in the snapshot.
+        seed: sampling seed.
+        crf: a ``torchcrf.CRF`` whose ``decode`` gives predictions, or ``None`` for argmax.
+    """
+
+    def __init__(self, views: tuple[str, ...], num_labels: int, max_tokens: int, seed: int, crf: nn.Module | None) -> None:
+        self.views = views
+        self.num_labels = num_labels
+        self.sampler = TokenSampler(max_tokens, num_labels, seed)
+        self.crf = crf
+        self.sentences: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
+        self.stats = {"tokens_seen": 0, "nonfinite_filtered": 0, "batches": 0}
+        self._dims: dict[str, int] = {}
+
+    def predictions(self, emissions: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Predicted label ids of shape (batch, seq_len): CRF Viterbi decode, else argmax."""
+        if self.crf is None:
+            return emissions.argmax(-1)
+        mask = attention_mask.bool()
+        mask[:, 0] = True  # torchcrf requires the first timestep on
+        paths = self.crf.decode(emissions, mask=mask)
+        pred = torch.full(mask.shape, -1, dtype=torch.long, device=emissions.device)
+        for row, path in enumerate(paths):
+            pred[row, : len(path)] = torch.as_tensor(path, device=emissions.device)
+        return pred
+
+    def add_batch(self, batch: TokenBatch, outputs: dict[str, torch.Tensor], example_ids: torch.Tensor) -> None:
+        """Offer one batch: every valid token is a candidate; only likely winners leave the device.
+
+        Args:
+            batch: the batch's ids, mask and labels.
+            outputs: view name to the captured tensor of shape (batch, seq_len, dim).
+            example_ids: array of shape (batch,), each row's index in the validation set (-1 to skip).
+        """
+        self.stats["batches"] += 1
+        valid = batch.valid & (example_ids >= 0)[:, None]
+        for view, tensor in outputs.items():
+            self._dims[view] = tensor.shape[-1]
+            finite = torch.isfinite(tensor).all(-1)
+            self.stats["nonfinite_filtered"] += int((valid & ~finite).sum())
+            valid &= finite
+        self.stats["tokens_seen"] += int(valid.sum())
+        if "emissions" in outputs:
+            pred = self.predictions(outputs["emissions"], batch.attention_mask)
+        else:
+            pred = torch.full_like(batch.labels, -1)
+        rows, pos = valid.nonzero(as_tuple=True)
+        if rows.numel() == 0:
+            return
+        labels = batch.labels[rows, pos].long()
+        if int(labels.max()) >= self.num_labels or int(labels.min()) < 0:
+            raise ValueError(
+                f"Gold labels must be in [0, {self.num_labels}) or -100 (ignored); found "
+                f"{int(labels.min())}..{int(labels.max())}. Check `label_names` and the model's number of labels."
+            )
+        token_id = (example_ids[rows].long() << POSITION_BITS) | pos.long()
+        columns = {"pred": pred[rows, pos].long(), "input_id": batch.input_ids[rows, pos].long()}
+        columns.update({v: t[rows, pos].float() for v, t in outputs.items()})
+        kept = self.sampler.update(token_id, labels, columns)
+        if kept is None:
+            return
+        for row in torch.unique(rows[kept]).tolist():
+            sid = int(example_ids[row])
+            if sid not in self.sentences:
+                length = int(batch.attention_mask[row].sum())
+                ids = batch.input_ids[row, :length].cpu().numpy()
+                wids = None if batch.word_ids is None else batch.word_ids[row, :length].cpu().numpy()
+                self.sentences[sid] = (ids, wids)
+
+    def finish(self, device: torch.device) -> dict[str, torch.Tensor] | None:
+        """Gather every rank's candidates and select the epoch's tokens (a collective call).
+
+        Every rank must call this, even with no tokens. Returns the selected columns
+        on rank zero (``None`` elsewhere, or when no rank saw a valid token).
+        """
+        counts = gather.all_reduce_sum(torch.as_tensor(self.sampler.label_counts), device).numpy()
+        dims = torch.tensor([self._dims.get(v, 0) for v in self.views], dtype=torch.long)
+        dims = gather.all_reduce_max(dims, device).tolist()
+        local = select_final(self.sampler.candidates(), counts, self.sampler.max_tokens)
+        columns = {k: local.get(k, torch.zeros(0, dtype=torch.long)) for k in _INT_COLUMNS}
+        columns.update({v: local.get(v, torch.zeros(0, d)) for v, d in zip(self.views, dims)})
+        gathered = gather.gather_columns(columns, device)
+        sentence_rows = gather.gather_columns(self._sentence_table(set(local.get("token_id", torch.zeros(0)).tolist()), device), device)
+        if gather.rank() != 0 or counts.sum() == 0:
+            return None
+        self._merge_sentences(sentence_rows["table"])
+        return select_final(gathered, counts, self.sampler.max_tokens)
+
+    def _sentence_table(self, token_ids: set[int], device: torch.device) -> dict[str, torch.Tensor]:
+        """The sentences of this rank's selected tokens as one padded int table (for the gather)."""
+        wanted = sorted({t >> POSITION_BITS for t in token_ids} & set(self.sentences))
+        longest = max((len(self.sentences[s][0]) for s in wanted), default=0)
+        longest = int(gather.all_reduce_max(torch.tensor([longest]), device)[0])
+        table = torch.full((len(wanted), 1 + 2 * longest), -1, dtype=torch.long)
+        for r, sid in enumerate(wanted):
+            ids, wids = self.sentences[sid]
+            table[r, 0] = sid
+            table[r, 1 : 1 + len(ids)] = torch.as_tensor(ids)
+            table[r, 1 + longest : 1 + longest + len(ids)] = torch.as_tensor(wids if wids is not None else [-2] * len(ids))
+        return {"table": table}
+
+    def _merge_sentences(self, table: torch.Tensor) -> None:
+        longest = (table.shape[1] - 1) // 2
+        for row in table.numpy():
+            ids = row[1 : 1 + longest]
+            wids = row[1 + longest :]
+            length = int((ids >= 0).sum())
+            self.sentences[int(row[0])] = (ids[:length], None if (wids[:length] == -2).all() else wids[:length])
+
+    def to_snapshot(
+        self, columns: dict[str, torch.Tensor], *, epoch: int, step: int, label_names: list[str], texts: TokenTexts
+    ) -> Snapshot:
+        """Build the epoch's :class:`Snapshot` from the selected columns (rank zero)."""
+        token_id = columns["token_id"].numpy()
+        sentence_id, position = token_id >> POSITION_BITS, token_id & ((1 << POSITION_BITS) - 1)
+        used = {int(s): self.sentences[int(s)] for s in np.unique(sentence_id) if int(s) in self.sentences}
+        tokens, words, sentence_text = texts.describe(used, sentence_id, position)
+        return Snapshot(
+            epoch=epoch,
+            step=step,
+            token_id=token_id,
+            sentence_id=sentence_id,
+            position=position,
+            token=tokens,
+            word=words,
+            gold=columns["label"].numpy(),
+            pred=columns["pred"].numpy(),
+            views={v: columns[v].numpy() for v in self.views},
+            label_names=label_names,
+            sentences=sentence_text,
+            stats=dict(self.stats),
+        )

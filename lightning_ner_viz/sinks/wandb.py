@@ -1,0 +1,157 @@
+"""WandbSink: per-epoch tables, plots and scalars in a W&B run."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from lightning_ner_viz._imports import require
+from lightning_ner_viz.sinks.base import Sink
+from lightning_ner_viz.sinks.colors import hex_color, label_colors
+from lightning_ner_viz.snapshot import Snapshot
+
+if TYPE_CHECKING:
+    import lightning.pytorch as pl
+
+
+class WandbSink(Sink):
+    """Logs each epoch to W&B against a custom ``<prefix>/epoch`` x-axis.
+
+    Per epoch and view it logs ``<prefix>/<view>/table`` (a ``wandb.Table`` with
+    token, word, gold, predicted, correct, the projected coordinates and the raw
+    vector as ``embedding``, so W&B's Embedding Projector works on it) and
+    ``<prefix>/<view>/scatter`` (a plotly scatter coloured by gold label); and every
+    metric as ``<prefix>/<name>``.
+
+    The run is the Trainer's ``WandbLogger`` run if there is one, else the active
+    ``wandb.run``, else a new run started with ``init_kwargs``.
+
+    Args:
+        prefix: the key prefix.
+        log_table: log the per-token table.
+        log_plot: log the plotly scatter.
+        init_kwargs: passed to ``wandb.init`` when this sink starts the run.
+
+    Example::
+
+        trainer = Trainer(logger=WandbLogger(project="ner"), callbacks=[EmbeddingDriftCallback(sinks=[WandbSink()])])
+    """
+
+    def __init__(
+        self,
+        prefix: str = "ner_viz",
+        *,
+        log_table: bool = True,
+        log_plot: bool = True,
+        init_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        self.prefix = prefix.strip("/")
+        self.log_table = log_table
+        self.log_plot = log_plot
+        self.init_kwargs = dict(init_kwargs or {})
+        self.run_id: str | None = None
+        self._logger: Any = None
+        self._run: Any = None
+        self._owns_run = False
+
+    def setup(self, trainer: pl.Trainer | None) -> None:
+        """Remember the Trainer's ``WandbLogger``, if any."""
+        from lightning.pytorch.loggers import WandbLogger
+
+        loggers = trainer.loggers if trainer is not None else []
+        self._logger = next((lg for lg in loggers if isinstance(lg, WandbLogger)), None)
+
+    def _get_run(self) -> Any:
+        if self._run is None:
+            wandb = require("wandb")
+            if self._logger is not None:
+                self._run = self._logger.experiment
+            elif wandb.run is not None:
+                self._run = wandb.run
+            else:
+                kwargs = {"project": "lightning-ner-viz", **self.init_kwargs}
+                if self.run_id:
+                    kwargs.setdefault("id", self.run_id)
+                    kwargs.setdefault("resume", "allow")
+                self._run = wandb.init(**kwargs)
+                self._owns_run = True
+            self.run_id = self._run.id
+            self._run.define_metric(f"{self.prefix}/epoch")
+            self._run.define_metric(f"{self.prefix}/*", step_metric=f"{self.prefix}/epoch")
+        return self._run
+
+    def log_epoch(self, snapshot: Snapshot, coords: dict[str, np.ndarray], metrics: dict[str, float]) -> None:
+        """Log one epoch's tables, plots and metrics in one history row."""
+        wandb = require("wandb")
+        run = self._get_run()
+        row: dict[str, Any] = {
+            f"{self.prefix}/epoch": snapshot.epoch,
+            f"{self.prefix}/global_step": snapshot.step,
+            f"{self.prefix}/n_tokens": len(snapshot),
+        }
+        row.update({f"{self.prefix}/{k}": float(v) for k, v in metrics.items()})
+        gold, pred = snapshot.gold_names(), snapshot.pred_names()
+        for view, xyz in coords.items():
+            if self.log_table:
+                row[f"{self.prefix}/{view}/table"] = _table(wandb, snapshot, view, xyz, gold, pred)
+            if self.log_plot:
+                row[f"{self.prefix}/{view}/scatter"] = wandb.Plotly(scatter_figure(snapshot, view, xyz))
+        run.log(row)
+
+    def close(self) -> None:
+        """Finish the run if this sink started it (a logger's run is the logger's to finish)."""
+        if self._run is not None and self._owns_run:
+            self._run.finish()
+        self._run = None
+
+    def state_dict(self) -> dict[str, Any]:
+        """The run id, so a resumed fit continues the same run."""
+        return {"run_id": self.run_id}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue the run ``state['run_id']`` when this sink starts its own run."""
+        self.run_id = state.get("run_id") or self.run_id
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_run"] = None
+        return state
+
+    def __repr__(self) -> str:
+        return f"WandbSink(prefix={self.prefix!r})"
+
+
+def _table(wandb: Any, snapshot: Snapshot, view: str, xyz: np.ndarray, gold: list[str], pred: list[str]) -> Any:
+    axes = ["x", "y", "z"][: xyz.shape[1]]
+    columns = ["token_id", "token", "word", "sentence_id", "gold", "predicted", "correct", *axes, "embedding"]
+    vectors = snapshot.views[view]
+    data = [
+        [int(snapshot.token_id[i]), snapshot.token[i], snapshot.word[i], int(snapshot.sentence_id[i]),
+         gold[i], pred[i], bool(gold[i] == pred[i]), *map(float, xyz[i]), vectors[i].tolist()]
+        for i in range(len(snapshot))
+    ]
+    return wandb.Table(columns=columns, data=data)
+
+
+def scatter_figure(snapshot: Snapshot, view: str, xyz: np.ndarray) -> Any:
+    """A plotly scatter (3-D or 2-D) of one view, one trace per gold label."""
+    go = require("plotly").graph_objects
+    colors = label_colors(snapshot.label_names)
+    fig = go.Figure()
+    pred = snapshot.pred_names()
+    for label, name in enumerate(snapshot.label_names):
+        idx = np.flatnonzero(snapshot.gold == label)
+        if len(idx) == 0:
+            continue
+        hover = [f"{snapshot.token[i]} ({snapshot.word[i]})<br>gold {name}, predicted {pred[i]}" for i in idx]
+        marker = {"size": 3 if xyz.shape[1] == 3 else 5, "color": hex_color(colors[label])}
+        if xyz.shape[1] == 3:
+            trace = go.Scatter3d(x=xyz[idx, 0], y=xyz[idx, 1], z=xyz[idx, 2], mode="markers", name=name,
+                                 marker=marker, hovertext=hover, hoverinfo="text")
+        else:
+            trace = go.Scatter(x=xyz[idx, 0], y=xyz[idx, 1], mode="markers", name=name,
+                               marker=marker, hovertext=hover, hoverinfo="text")
+        fig.add_trace(trace)
+    fig.update_layout(title=f"{view} embeddings, epoch {snapshot.epoch}", legend_title_text="gold label")
+    return fig

@@ -1,0 +1,183 @@
+"""The Snapshot: one epoch's sampled tokens, the only data type that crosses stages.
+
+Snapshots are saved as ``arrays.npz`` (loaded with ``allow_pickle=False``) plus
+``meta.json``; nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+POSITION_BITS = 20
+"""A token id is ``sentence_id << POSITION_BITS | position``: stable across epochs."""
+
+_FORMAT_VERSION = 1
+_INT_FIELDS = ("token_id", "sentence_id", "position", "gold", "pred")
+
+
+def make_token_id(sentence_id: np.ndarray, position: np.ndarray) -> np.ndarray:
+    """Combine sentence ids and positions into stable int64 token ids."""
+    return (np.asarray(sentence_id, dtype=np.int64) << POSITION_BITS) | np.asarray(position, dtype=np.int64)
+
+
+@dataclass
+class Snapshot:
+    """One epoch's sample of validation tokens.
+
+    Every per-token field has length ``n_tokens`` and rows are aligned across fields.
+
+    Attributes:
+        epoch: the trainer's epoch when the tokens were captured.
+        step: the trainer's global step.
+        token_id: array of shape (n_tokens,), stable across epochs (see :func:`make_token_id`).
+        sentence_id: array of shape (n_tokens,), the example's index in the validation set.
+        position: array of shape (n_tokens,), the token's position in its example.
+        token: the subword text of each token.
+        word: the whole word each token belongs to.
+        gold: array of shape (n_tokens,), gold label ids.
+        pred: array of shape (n_tokens,), predicted label ids (argmax or CRF decode); -1 if unknown.
+        views: view name (``hidden``, ``emissions``, ...) to an array of shape (n_tokens, n_features).
+        label_names: label id to name.
+        sentences: sentence id to its text, for hover text.
+        stats: epoch counters (tokens seen, filtered, ...).
+    """
+
+    epoch: int
+    step: int
+    token_id: np.ndarray
+    sentence_id: np.ndarray
+    position: np.ndarray
+    token: list[str]
+    word: list[str]
+    gold: np.ndarray
+    pred: np.ndarray
+    views: dict[str, np.ndarray]
+    label_names: list[str]
+    sentences: dict[int, str] = field(default_factory=dict)
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = len(self.token_id)
+        for name in _INT_FIELDS:
+            setattr(self, name, np.asarray(getattr(self, name), dtype=np.int64))
+        lengths = {name: len(getattr(self, name)) for name in (*_INT_FIELDS, "token", "word")}
+        lengths.update({f"views[{k!r}]": len(v) for k, v in self.views.items()})
+        wrong = {k: v for k, v in lengths.items() if v != n}
+        if wrong:
+            raise ValueError(f"Snapshot fields must all have {n} rows (len(token_id)); got {wrong}.")
+
+    def __len__(self) -> int:
+        return len(self.token_id)
+
+    @property
+    def correct(self) -> np.ndarray:
+        """Boolean array of shape (n_tokens,): prediction equals gold."""
+        return self.gold == self.pred
+
+    def gold_names(self) -> list[str]:
+        """Gold label names, one per token."""
+        return [self.label_names[i] for i in self.gold]
+
+    def pred_names(self) -> list[str]:
+        """Predicted label names, one per token (``?`` when unknown)."""
+        return [self.label_names[i] if 0 <= i < len(self.label_names) else "?" for i in self.pred]
+
+    def save(self, directory: str | os.PathLike[str]) -> Path:
+        """Write the snapshot atomically to ``directory`` (created; replaced if present).
+
+        Files go to a temporary sibling first and are renamed into place, so a crash
+        never leaves a half-written snapshot under the final name.
+        """
+        target = Path(directory)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        try:
+            tmp.chmod(0o755)
+            arrays = {name: getattr(self, name) for name in _INT_FIELDS}
+            arrays.update({f"view.{k}": np.asarray(v, dtype=np.float32) for k, v in self.views.items()})
+            np.savez(tmp / "arrays.npz", **arrays)
+            meta = {
+                "format_version": _FORMAT_VERSION,
+                "epoch": int(self.epoch),
+                "step": int(self.step),
+                "token": list(self.token),
+                "word": list(self.word),
+                "label_names": list(self.label_names),
+                "views": list(self.views),
+                "sentences": {str(k): v for k, v in self.sentences.items()},
+                "stats": self.stats,
+            }
+            (tmp / "meta.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+            if target.exists():
+                shutil.rmtree(target)
+            os.replace(tmp, target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return target
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike[str]) -> Snapshot:
+        """Read a snapshot written by :meth:`save`, without unpickling anything.
+
+        Raises:
+            ValueError: when the files are missing, truncated or malformed.
+        """
+        path = Path(directory)
+        try:
+            meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+            with np.load(path / "arrays.npz", allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+        except FileNotFoundError as err:
+            raise ValueError(f"{path} is not a snapshot directory: {err.filename} is missing.") from err
+        except (json.JSONDecodeError, zipfile.BadZipFile, EOFError, OSError, ValueError) as err:
+            raise ValueError(
+                f"The snapshot in {path} is damaged ({type(err).__name__}: {err}). "
+                "Delete it, or re-run validation to write it again."
+            ) from err
+        missing = [k for k in _INT_FIELDS if k not in arrays] + [
+            f"view.{v}" for v in meta.get("views", []) if f"view.{v}" not in arrays
+        ]
+        if missing or meta.get("format_version") != _FORMAT_VERSION:
+            raise ValueError(
+                f"The snapshot in {path} is not one this version reads "
+                f"(format {meta.get('format_version')!r}, missing {missing})."
+            )
+        return cls(
+            epoch=meta["epoch"],
+            step=meta["step"],
+            **{k: arrays[k] for k in _INT_FIELDS},
+            token=meta["token"],
+            word=meta["word"],
+            views={v: arrays[f"view.{v}"] for v in meta["views"]},
+            label_names=meta["label_names"],
+            sentences={int(k): v for k, v in meta["sentences"].items()},
+            stats=meta.get("stats", {}),
+        )
+
+
+def snapshot_dir_name(epoch: int) -> str:
+    """The directory name of an epoch's snapshot, e.g. ``epoch=0003``."""
+    return f"epoch={epoch:04d}"
+
+
+def load_snapshots(root: str | os.PathLike[str]) -> list[Snapshot]:
+    """Load every ``epoch=NNNN`` snapshot under ``root``, sorted by epoch.
+
+    Raises:
+        ValueError: when ``root`` holds no snapshot.
+    """
+    base = Path(root)
+    dirs = sorted(p for p in base.glob("epoch=*") if p.is_dir())
+    if not dirs:
+        raise ValueError(f"No snapshots (epoch=NNNN directories) under {base}.")
+    return [Snapshot.load(d) for d in dirs]

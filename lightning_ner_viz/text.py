@@ -1,0 +1,96 @@
+"""Turn token ids back into token, word and sentence text for hover labels."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+_SPECIAL_PREFIXES = ("[", "<")
+
+
+def word_index(tokens: list[str], word_ids: np.ndarray | None = None) -> list[int]:
+    """Which word each token belongs to.
+
+    Uses ``word_ids`` when the batch provided them (-1 marks special tokens);
+    otherwise it reads the tokenizer's convention from the tokens themselves:
+    WordPiece continues a word with ``##``, SentencePiece starts one with ``▁``
+    and byte-level BPE with ``Ġ``.
+    """
+    if word_ids is not None and (word_ids >= 0).any():
+        return [int(w) if w >= 0 else -1 - i for i, w in enumerate(word_ids)]
+    starts_with_marker = next((m for m in ("▁", "Ġ") if any(t.startswith(m) for t in tokens)), None)
+    index, current = [], -1
+    for i, tok in enumerate(tokens):
+        special = tok.startswith(_SPECIAL_PREFIXES) and tok.endswith(("]", ">"))
+        if starts_with_marker is not None:
+            new_word = special or tok.startswith(starts_with_marker) or i == 0
+        else:
+            new_word = special or not tok.startswith("##")
+        current = current + 1 if new_word else current
+        index.append(current)
+    return index
+
+
+def join_word(pieces: list[str]) -> str:
+    """Join a word's subword pieces into its text."""
+    text = "".join(p[2:] if p.startswith("##") else p for p in pieces)
+    return text.replace("▁", "").replace("Ġ", "")
+
+
+class TokenTexts:
+    """Token, word and sentence text for sampled tokens.
+
+    Args:
+        tokenizer: a Hugging Face tokenizer (anything with ``convert_ids_to_tokens``),
+            or ``None`` to show token ids.
+    """
+
+    def __init__(self, tokenizer: Any | None) -> None:
+        self.tokenizer = tokenizer
+
+    def _tokens(self, ids: np.ndarray) -> list[str]:
+        if self.tokenizer is None:
+            return [f"[{int(i)}]" for i in ids]
+        return [str(t) for t in self.tokenizer.convert_ids_to_tokens([int(i) for i in ids])]
+
+    def describe(
+        self, sentences: dict[int, tuple[np.ndarray, np.ndarray | None]], sentence_id: np.ndarray, position: np.ndarray
+    ) -> tuple[list[str], list[str], dict[int, str]]:
+        """Token text, word text and sentence text.
+
+        Args:
+            sentences: sentence id to ``(input_ids, word_ids or None)`` of its unpadded tokens.
+            sentence_id: array of shape (n_tokens,).
+            position: array of shape (n_tokens,).
+
+        Returns:
+            ``(tokens, words, sentence_text)``, the first two one entry per token.
+        """
+        pieces: dict[int, list[str]] = {}
+        words_of: dict[int, list[int]] = {}
+        sentence_text: dict[int, str] = {}
+        for sid, (ids, wids) in sentences.items():
+            toks = self._tokens(ids)
+            index = word_index(toks, wids)
+            pieces[sid], words_of[sid] = toks, index
+            by_word: dict[int, list[str]] = {}
+            for tok, w in zip(toks, index):
+                by_word.setdefault(w, []).append(tok)
+            sentence_text[sid] = " ".join(
+                join_word(p) for w, p in by_word.items() if not (len(p) == 1 and _is_special(p[0]))
+            )
+        tokens, words = [], []
+        for sid, pos in zip(sentence_id.tolist(), position.tolist()):
+            toks, index = pieces.get(sid, []), words_of.get(sid, [])
+            if pos >= len(toks):
+                tokens.append("?")
+                words.append("?")
+                continue
+            tokens.append(toks[pos])
+            words.append(join_word([t for t, w in zip(toks, index) if w == index[pos]]))
+        return tokens, words, sentence_text
+
+
+def _is_special(token: str) -> bool:
+    return token.startswith(_SPECIAL_PREFIXES) and token.endswith(("]", ">"))
