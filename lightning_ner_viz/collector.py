@@ -13,6 +13,8 @@ from lightning_ner_viz.snapshot import POSITION_BITS, Snapshot
 from lightning_ner_viz.text import TokenTexts
 
 _INT_COLUMNS = ("token_id", "label", "priority", "pred", "input_id")
+_SENTENCE_FIELDS = ("input_ids", "word_ids", "labels", "pred")
+_PAD = -999
 
 
 class EpochCollector:
@@ -31,7 +33,8 @@ class EpochCollector:
         self.num_labels = num_labels
         self.sampler = TokenSampler(max_tokens, num_labels, seed)
         self.crf = crf
-        self.sentences: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
+        self.sentences: dict[int, dict[str, np.ndarray]] = {}
+        """Sentence id to its unpadded rows: ``input_ids``, ``word_ids`` (-2 = unknown), ``labels``, ``pred``."""
         self.stats = {"tokens_seen": 0, "nonfinite_filtered": 0, "batches": 0}
         self._dims: dict[str, int] = {}
 
@@ -82,13 +85,13 @@ class EpochCollector:
         kept = self.sampler.update(token_id, labels, columns)
         if kept is None:
             return
+        word_ids = batch.word_ids if batch.word_ids is not None else torch.full_like(batch.input_ids, -2)
         for row in torch.unique(rows[kept]).tolist():
             sid = int(example_ids[row])
             if sid not in self.sentences:
                 length = int(batch.attention_mask[row].sum())
-                ids = batch.input_ids[row, :length].cpu().numpy()
-                wids = None if batch.word_ids is None else batch.word_ids[row, :length].cpu().numpy()
-                self.sentences[sid] = (ids, wids)
+                fields = (batch.input_ids, word_ids, batch.labels, pred)
+                self.sentences[sid] = {k: t[row, :length].long().cpu().numpy() for k, t in zip(_SENTENCE_FIELDS, fields)}
 
     def finish(self, device: torch.device) -> dict[str, torch.Tensor] | None:
         """Gather every rank's candidates and select the epoch's tokens (a collective call).
@@ -110,25 +113,27 @@ class EpochCollector:
         return select_final(gathered, counts, self.sampler.max_tokens)
 
     def _sentence_table(self, token_ids: set[int], device: torch.device) -> dict[str, torch.Tensor]:
-        """The sentences of this rank's selected tokens as one padded int table (for the gather)."""
+        """The sentences of this rank's selected tokens as one padded int table (for the gather).
+
+        Row layout: sentence id, then one block of ``longest`` columns per field.
+        """
         wanted = sorted({t >> POSITION_BITS for t in token_ids} & set(self.sentences))
-        longest = max((len(self.sentences[s][0]) for s in wanted), default=0)
+        longest = max((len(self.sentences[s]["input_ids"]) for s in wanted), default=0)
         longest = int(gather.all_reduce_max(torch.tensor([longest]), device)[0])
-        table = torch.full((len(wanted), 1 + 2 * longest), -1, dtype=torch.long)
+        table = torch.full((len(wanted), 1 + len(_SENTENCE_FIELDS) * longest), _PAD, dtype=torch.long)
         for r, sid in enumerate(wanted):
-            ids, wids = self.sentences[sid]
             table[r, 0] = sid
-            table[r, 1 : 1 + len(ids)] = torch.as_tensor(ids)
-            table[r, 1 + longest : 1 + longest + len(ids)] = torch.as_tensor(wids if wids is not None else [-2] * len(ids))
+            for f, name in enumerate(_SENTENCE_FIELDS):
+                values = torch.as_tensor(self.sentences[sid][name])
+                table[r, 1 + f * longest : 1 + f * longest + len(values)] = values
         return {"table": table}
 
     def _merge_sentences(self, table: torch.Tensor) -> None:
-        longest = (table.shape[1] - 1) // 2
+        longest = (table.shape[1] - 1) // len(_SENTENCE_FIELDS)
         for row in table.numpy():
-            ids = row[1 : 1 + longest]
-            wids = row[1 + longest :]
-            length = int((ids >= 0).sum())
-            self.sentences[int(row[0])] = (ids[:length], None if (wids[:length] == -2).all() else wids[:length])
+            blocks = {name: row[1 + f * longest : 1 + (f + 1) * longest] for f, name in enumerate(_SENTENCE_FIELDS)}
+            length = int((blocks["input_ids"] != _PAD).sum())
+            self.sentences[int(row[0])] = {k: v[:length] for k, v in blocks.items()}
 
     def to_snapshot(
         self, columns: dict[str, torch.Tensor], *, epoch: int, step: int, label_names: list[str], texts: TokenTexts
@@ -137,7 +142,11 @@ class EpochCollector:
         token_id = columns["token_id"].numpy()
         sentence_id, position = token_id >> POSITION_BITS, token_id & ((1 << POSITION_BITS) - 1)
         used = {int(s): self.sentences[int(s)] for s in np.unique(sentence_id) if int(s) in self.sentences}
-        tokens, words, sentence_text = texts.describe(used, sentence_id, position)
+        tokens, words, sentence_text = texts.describe(
+            {sid: (rec["input_ids"], None if (rec["word_ids"] == -2).all() else rec["word_ids"]) for sid, rec in used.items()},
+            sentence_id, position,
+        )
+        tags = {sid: (rec["labels"][rec["labels"] >= 0], rec["pred"][rec["labels"] >= 0]) for sid, rec in used.items()}
         return Snapshot(
             epoch=epoch,
             step=step,
@@ -151,5 +160,6 @@ class EpochCollector:
             views={v: columns[v].numpy() for v in self.views},
             label_names=label_names,
             sentences=sentence_text,
+            sentence_tags=tags,
             stats=dict(self.stats),
         )

@@ -48,6 +48,8 @@ class Snapshot:
         views: view name (``hidden``, ``emissions``, ...) to an array of shape (n_tokens, n_features).
         label_names: label id to name.
         sentences: sentence id to its text, for hover text.
+        sentence_tags: sentence id to ``(gold, pred)`` label-id arrays over every labelled
+            token of that sentence (not only the sampled ones), for entity-level F1.
         stats: epoch counters (tokens seen, filtered, ...).
     """
 
@@ -63,6 +65,7 @@ class Snapshot:
     views: dict[str, np.ndarray]
     label_names: list[str]
     sentences: dict[int, str] = field(default_factory=dict)
+    sentence_tags: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -104,6 +107,7 @@ class Snapshot:
             tmp.chmod(0o755)
             arrays = {name: getattr(self, name) for name in _INT_FIELDS}
             arrays.update({f"view.{k}": np.asarray(v, dtype=np.float32) for k, v in self.views.items()})
+            arrays.update(_flatten_tags(self.sentence_tags))
             np.savez(tmp / "arrays.npz", **arrays)
             meta = {
                 "format_version": _FORMAT_VERSION,
@@ -162,7 +166,25 @@ class Snapshot:
             label_names=meta["label_names"],
             sentences={int(k): v for k, v in meta["sentences"].items()},
             stats=meta.get("stats", {}),
+            sentence_tags=_unflatten_tags(arrays),
         )
+
+
+def _flatten_tags(tags: dict[int, tuple[np.ndarray, np.ndarray]]) -> dict[str, np.ndarray]:
+    sids = [np.full(len(g), sid, dtype=np.int64) for sid, (g, _) in tags.items()]
+    empty = np.zeros(0, dtype=np.int64)
+    return {
+        "tags.sentence_id": np.concatenate(sids) if sids else empty,
+        "tags.gold": np.concatenate([g for g, _ in tags.values()]).astype(np.int64) if tags else empty,
+        "tags.pred": np.concatenate([p for _, p in tags.values()]).astype(np.int64) if tags else empty,
+    }
+
+
+def _unflatten_tags(arrays: dict[str, np.ndarray]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    if "tags.sentence_id" not in arrays:
+        return {}
+    sids, gold, pred = arrays["tags.sentence_id"], arrays["tags.gold"], arrays["tags.pred"]
+    return {int(s): (gold[sids == s], pred[sids == s]) for s in np.unique(sids)}
 
 
 def snapshot_dir_name(epoch: int) -> str:
