@@ -1,0 +1,125 @@
+"""The foundation's done-when: a user's BERT+CRF LightningModule, 3 epochs, read back from disk."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import lightning.pytorch as pl
+import numpy as np
+import pytest
+from conftest import trainer_kwargs
+from outside_model import UserCrfTagger
+from rrd_reading import read_rrd
+from wandb_reading import history, run_dir
+
+from lightning_ner_viz import EmbeddingDriftCallback, load_snapshots
+from lightning_ner_viz.demo.data import LABEL_NAMES
+from lightning_ner_viz.sinks import RerunSink, WandbSink
+
+MAX_TOKENS = 800
+
+
+def test_rerun_recording_has_one_cloud_per_epoch_and_view(tmp_path, datamodule, bert_config):
+    rrd = tmp_path / "out" / "emb.rrd"
+    callback = EmbeddingDriftCallback(sinks=[RerunSink(path=rrd)], max_tokens=MAX_TOKENS, label_names=LABEL_NAMES,
+                                      tokenizer=datamodule.tokenizer)
+    model = UserCrfTagger(bert_config, num_tags=len(LABEL_NAMES))
+    pl.Trainer(**trainer_kwargs(tmp_path, num_sanity_val_steps=2), callbacks=[callback]).fit(model, datamodule)
+
+    rows = read_rrd(rrd)
+    for view in ("hidden", "emissions"):
+        clouds = rows[f"/embeddings/{view}"]
+        assert [r["epoch"] for r in clouds] == [0, 1, 2]  # sanity-check validation was skipped
+        sizes = {len(r["Points3D:positions"]) for r in clouds}
+        assert len(sizes) == 1 and 0 < sizes.pop() <= MAX_TOKENS
+        for cloud in clouds:
+            assert len(cloud["Points3D:class_ids"]) == len(cloud["Points3D:positions"])
+            assert set(cloud["Points3D:class_ids"]) <= set(range(len(LABEL_NAMES)))
+            assert len(set(cloud["Points3D:class_ids"])) == len(LABEL_NAMES)  # stratified: every label shown
+            assert cloud["token"][0] and cloud["gold"][0] in LABEL_NAMES
+        assert clouds[0]["token_id"] == clouds[2]["token_id"]  # the same tokens every epoch
+    context = rows["/"][0]["AnnotationContext:context"][0]
+    names = {c["class_id"]: c["class_description"]["info"]["label"] for c in context}
+    assert [names[i] for i in range(len(LABEL_NAMES))] == LABEL_NAMES
+    summaries = rows["/embeddings/summary"]
+    assert len(summaries) == 3 and "sampled tokens" in summaries[0]["TextDocument:text"][0]
+
+    snapshots = load_snapshots(tmp_path / "ner_viz")
+    assert [s.epoch for s in snapshots] == [0, 1, 2]
+    crf_pred = snapshots[-1].pred
+    assert crf_pred.min() >= 0  # predictions came from CRF.decode
+    assert snapshots[0].views["hidden"].shape[1] == bert_config.hidden_size
+    assert snapshots[0].views["emissions"].shape[1] == len(LABEL_NAMES)
+
+
+def test_wandb_offline_run_has_tables_and_plots_per_epoch(tmp_path, datamodule, bert_config):
+    from lightning.pytorch.loggers import WandbLogger
+
+    logger = WandbLogger(project="ner-viz-test", save_dir=str(tmp_path), offline=True)
+    callback = EmbeddingDriftCallback(sinks=[WandbSink()], max_tokens=MAX_TOKENS, label_names=LABEL_NAMES)
+    model = UserCrfTagger(bert_config, num_tags=len(LABEL_NAMES))
+    pl.Trainer(**trainer_kwargs(tmp_path, logger=logger), callbacks=[callback]).fit(model, datamodule)
+    logger.experiment.finish()
+
+    run = run_dir(tmp_path)
+    rows = [r for r in history(run) if "ner_viz/epoch" in r]
+    assert [r["ner_viz/epoch"] for r in rows] == [0, 1, 2]
+    for row in rows:
+        for view in ("hidden", "emissions"):
+            table = json.loads((run / "files" / row[f"ner_viz/{view}/table"]["path"]).read_text())
+            assert table["columns"][:7] == ["token_id", "token", "word", "sentence_id", "gold", "predicted", "correct"]
+            assert 0 < len(table["data"]) <= MAX_TOKENS
+            embedding = table["data"][0][table["columns"].index("embedding")]
+            assert len(embedding) == (bert_config.hidden_size if view == "hidden" else len(LABEL_NAMES))
+            plot = json.loads((run / "files" / row[f"ner_viz/{view}/scatter"]["path"]).read_text())
+            names = {trace["name"] for trace in plot["data"]}
+            assert names == set(LABEL_NAMES)
+        assert 0.0 <= row["ner_viz/sample_accuracy"] <= 1.0
+
+
+def test_callback_and_sinks_pickle_before_fit(tmp_path):
+    callback = EmbeddingDriftCallback(sinks=[RerunSink(path=tmp_path / "x.rrd"), WandbSink()])
+    clone = pickle.loads(pickle.dumps(callback))
+    assert repr(clone.sinks[0]) == repr(callback.sinks[0])
+
+
+def test_sanity_check_and_every_n_epochs(tmp_path, datamodule, bert_config):
+    callback = EmbeddingDriftCallback(sinks=[], every_n_epochs=2, max_tokens=100, label_names=LABEL_NAMES)
+    model = UserCrfTagger(bert_config, num_tags=len(LABEL_NAMES))
+    pl.Trainer(**trainer_kwargs(tmp_path, max_epochs=4, num_sanity_val_steps=2), callbacks=[callback]).fit(model, datamodule)
+    assert callback.logged_epochs == [0, 2]
+    assert [s.epoch for s in load_snapshots(tmp_path / "ner_viz")] == [0, 2]
+
+
+def test_hooks_are_removed_after_validation_and_on_exception(tmp_path, datamodule, bert_config):
+    class Boom(UserCrfTagger):
+        def validation_step(self, batch, batch_idx):
+            if batch_idx == 1:
+                raise RuntimeError("boom")
+            return super().validation_step(batch, batch_idx)
+
+    model = Boom(bert_config, num_tags=len(LABEL_NAMES))
+    callback = EmbeddingDriftCallback(sinks=[], max_tokens=50, label_names=LABEL_NAMES)
+    with pytest.raises(RuntimeError, match="boom"):
+        pl.Trainer(**trainer_kwargs(tmp_path, max_epochs=1), callbacks=[callback]).fit(model, datamodule)
+    hooks = sum(len(m._forward_hooks) for m in model.modules())
+    assert hooks == 0
+
+
+def test_same_tokens_whatever_the_batch_size(tmp_path, datamodule, bert_config, examples, tokenizer):
+    from lightning_ner_viz.demo.datamodule import NerDataModule
+
+    picked = []
+    for batch_size in (4, 32):
+        data = NerDataModule(examples[:320], examples[320:], tokenizer, LABEL_NAMES, batch_size=batch_size)
+        callback = EmbeddingDriftCallback(sinks=[], max_tokens=300, label_names=LABEL_NAMES, seed=7)
+        pl.seed_everything(0)
+        model = UserCrfTagger(bert_config, num_tags=len(LABEL_NAMES))
+        out = tmp_path / f"bs{batch_size}"
+        pl.Trainer(**trainer_kwargs(out, max_epochs=1), callbacks=[callback]).validate(model, data)
+        picked.append(load_snapshots(out / "ner_viz")[0])
+    assert np.array_equal(picked[0].token_id, picked[1].token_id)
+    assert len(picked[0]) == 300
+    counts = np.bincount(picked[0].gold, minlength=len(LABEL_NAMES))
+    assert counts.min() > 0 and counts.max() <= 300 // len(LABEL_NAMES) + 300  # every label represented
