@@ -1,0 +1,76 @@
+"""Module lookup, output unwrapping, hooks and batch reading."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from outside_model import UserCrfTagger
+from torch import nn
+from transformers import BertForTokenClassification
+
+from lightning_ner_viz.batch import adapt_batch
+from lightning_ner_viz.capture import (
+    ForwardCapture, detect_emissions_module, detect_hidden_module, find_crf, get_module, unwrap_token_tensor,
+)
+
+
+def test_unknown_module_name_lists_the_closest(bert_config):
+    model = UserCrfTagger(bert_config, num_tags=11)
+    with pytest.raises(ValueError, match=r"Did you mean.*backbone\.encoder"):
+        get_module(model, "backbone.encoderr", argument="hidden_module")
+
+
+def test_detects_hidden_emissions_and_crf_in_a_user_module(bert_config):
+    model = UserCrfTagger(bert_config, num_tags=11)
+    assert detect_hidden_module(model) == "backbone"
+    assert detect_emissions_module(model, None) == "head.1"  # nn.Linear with out_features == CRF.num_tags
+    assert find_crf(model) is model.crf
+
+
+def test_detects_base_model_and_classifier_of_hf_token_classification(bert_config):
+    bert_config.num_labels = 5
+    wrapper = nn.Module()
+    wrapper.model = BertForTokenClassification(bert_config)
+    assert detect_hidden_module(wrapper) == "model.bert"
+    assert detect_emissions_module(wrapper, None) == "model.classifier"
+
+
+def test_no_hf_model_asks_for_hidden_module():
+    with pytest.raises(ValueError, match="Pass `hidden_module="):
+        detect_hidden_module(nn.Sequential(nn.Linear(4, 4)))
+
+
+def test_unwrap_accepts_model_output_tuple_and_tensor(bert_config):
+    from transformers.modeling_outputs import BaseModelOutput
+
+    t = torch.zeros(2, 5, 8)
+    assert unwrap_token_tensor(BaseModelOutput(last_hidden_state=t), module_name="m") is t
+    assert unwrap_token_tensor((t, None), module_name="m") is t
+    assert unwrap_token_tensor(t, module_name="m") is t
+    with pytest.raises(ValueError, match="no per-token tensor"):
+        unwrap_token_tensor(torch.zeros(2, 8), module_name="pooler")
+
+
+def test_hooks_hold_nothing_past_pop_and_detach():
+    layer = nn.Linear(4, 3)
+    capture = ForwardCapture({"emissions": ("layer", layer)})
+    capture.attach()
+    layer(torch.zeros(2, 5, 4))
+    assert capture.pop()["emissions"].shape == (2, 5, 3)
+    assert capture.outputs == {}
+    capture.detach()
+    layer(torch.zeros(2, 5, 4))
+    assert capture.outputs == {} and not layer._forward_hooks
+
+
+def test_batch_without_labels_explains_batch_adapter():
+    with pytest.raises(ValueError, match="batch_adapter"):
+        adapt_batch({"input_ids": torch.zeros(2, 3, dtype=torch.long)})
+    with pytest.raises(ValueError, match="batch_adapter"):
+        adapt_batch((torch.zeros(2, 3), torch.zeros(2, 3)))
+
+
+def test_batch_adapter_maps_tuples():
+    ids, labels = torch.ones(2, 3, dtype=torch.long), torch.zeros(2, 3, dtype=torch.long)
+    batch = adapt_batch((ids, labels), lambda b: {"input_ids": b[0], "labels": b[1]})
+    assert batch.valid.all()

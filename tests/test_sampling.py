@@ -1,0 +1,80 @@
+"""The sampler: deterministic, stratified, bounded, independent of batching."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lightning_ner_viz.sampling import TokenSampler, bottom_k_per_label, select_final, stratified_quotas, token_priority
+
+
+def _select(token_ids: np.ndarray, labels: np.ndarray, max_tokens: int, num_labels: int, chunks: int, seed: int = 0):
+    sampler = TokenSampler(max_tokens, num_labels, seed)
+    for ids, labs in zip(np.array_split(token_ids, chunks), np.array_split(labels, chunks)):
+        t = torch.as_tensor(ids, dtype=torch.long)
+        sampler.update(t, torch.as_tensor(labs, dtype=torch.long), {"value": t.float()[:, None]})
+    return select_final(sampler.candidates(), sampler.label_counts, max_tokens)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    labels=st.lists(st.integers(0, 4), min_size=0, max_size=400),
+    max_tokens=st.integers(1, 120),
+    chunks_a=st.integers(1, 9),
+    chunks_b=st.integers(1, 9),
+    seed=st.integers(0, 2**31),
+)
+def test_selection_is_deterministic_bounded_and_valid(labels, max_tokens, chunks_a, chunks_b, seed):
+    labels = np.asarray(labels, dtype=np.int64)
+    token_ids = np.arange(len(labels), dtype=np.int64) * 7 + 3
+    a = _select(token_ids, labels, max_tokens, 5, chunks_a, seed)
+    b = _select(token_ids, labels, max_tokens, 5, chunks_b, seed)
+    if len(labels) == 0:
+        assert a == {} and b == {}
+        return
+    assert torch.equal(a["token_id"], b["token_id"])  # batching does not matter
+    assert len(a["token_id"]) == min(max_tokens, len(labels))  # never more than max_tokens
+    assert set(a["token_id"].tolist()) <= set(token_ids.tolist())  # every selected token is real
+    assert torch.equal(a["value"][:, 0].long(), a["token_id"])  # columns stay row-aligned
+    lookup = dict(zip(token_ids.tolist(), labels.tolist()))
+    assert [lookup[t] for t in a["token_id"].tolist()] == a["label"].tolist()
+    counts = np.bincount(labels, minlength=5)
+    got = np.bincount(a["label"].numpy(), minlength=5)
+    assert np.array_equal(got, stratified_quotas(counts, max_tokens))
+
+
+def test_rare_labels_are_not_drowned():
+    labels = np.zeros(10_000, dtype=np.int64)
+    labels[:30] = 1  # 0.3% entity tokens
+    labels[30:40] = 2
+    picked = _select(np.arange(10_000), labels, 100, 3, chunks=20)
+    assert np.bincount(picked["label"].numpy(), minlength=3).tolist() == [60, 30, 10]
+
+
+def test_quotas_share_equally_and_hand_on_what_rare_labels_cannot_use():
+    assert stratified_quotas(np.array([1000, 1000, 1000]), 300).tolist() == [100, 100, 100]
+    assert stratified_quotas(np.array([1000, 5, 0]), 300).tolist() == [295, 5, 0]
+    assert stratified_quotas(np.array([2, 3]), 300).tolist() == [2, 3]
+
+
+def test_priority_is_stable_and_seed_dependent():
+    ids = torch.arange(1000, dtype=torch.long) << 20
+    assert torch.equal(token_priority(ids, 0), token_priority(ids.clone(), 0))
+    assert not torch.equal(token_priority(ids, 0), token_priority(ids, 1))
+    p = token_priority(ids, 0)
+    assert p.min() >= 0 and p.max() < 2**32 and len(set(p.tolist())) > 990
+
+
+def test_memory_stays_bounded_by_max_tokens_per_label():
+    sampler = TokenSampler(max_tokens=50, num_labels=2, seed=0)
+    for start in range(0, 100_000, 1000):
+        ids = torch.arange(start, start + 1000)
+        sampler.update(ids, ids % 2, {"v": torch.zeros(1000, 8)})
+        assert sampler._rows <= 2 * 50 * 2 + 1000
+
+
+def test_bottom_k_handles_empty_input():
+    empty = torch.zeros(0, dtype=torch.long)
+    assert bottom_k_per_label(empty, empty, torch.tensor([3])).numel() == 0
