@@ -1,0 +1,46 @@
+"""The console script: `lightning-ner-viz demo --out DIR --epochs 3` writes both outputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from rrd_reading import read_rrd
+from wandb_reading import history, run_dir
+
+from lightning_ner_viz import load_snapshots
+
+SCRIPT = Path(sys.executable).with_name("lightning-ner-viz")
+
+
+def test_demo_writes_recording_wandb_run_and_snapshots(tmp_path):
+    out = tmp_path / "demo"
+    done = subprocess.run([str(SCRIPT), "demo", "--out", str(out), "--epochs", "3", "--examples", "800"],
+                          capture_output=True, text=True, timeout=300, env=dict(os.environ))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"rerun {out / 'embeddings.rrd'}" in done.stdout  # says how to open it
+    assert "wandb sync" in done.stdout
+    rows = read_rrd(out / "embeddings.rrd")
+    assert [r["epoch"] for r in rows["/embeddings/hidden"]] == [0, 1, 2]
+    run = run_dir(out)
+    epochs = [r["ner_viz/epoch"] for r in history(run) if "ner_viz/epoch" in r]
+    assert epochs == [0, 1, 2]
+    tables = list((run / "files" / "media" / "table").rglob("*.table.json"))
+    assert len(tables) == 6 and json.loads(tables[0].read_text())["data"]
+    assert [s.epoch for s in load_snapshots(out / "ner_viz")] == [0, 1, 2]
+
+
+def test_every_subcommand_has_help():
+    done = subprocess.run([str(SCRIPT), "demo", "--help"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "--epochs" in done.stdout and "--data" in done.stdout
+
+
+def test_bad_data_file_is_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.conll"
+    bad.write_text("justoneword\n")
+    done = subprocess.run([str(SCRIPT), "demo", "--out", str(tmp_path / "o"), "--data", str(bad)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "expected 'word ... label'" in done.stderr
