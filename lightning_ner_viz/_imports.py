@@ -16,6 +16,7 @@ _RERUN_AVAILABLE = RequirementCache("rerun-sdk>=0.28", "rerun")
 _WANDB_AVAILABLE = RequirementCache("wandb>=0.17", "wandb")
 _PLOTLY_AVAILABLE = RequirementCache("plotly>=5", "plotly")
 _UMAP_AVAILABLE = RequirementCache("umap-learn>=0.5.5", "umap")
+_OPENTSNE_AVAILABLE = RequirementCache("openTSNE>=1.0", "openTSNE")
 _TRANSFORMERS_AVAILABLE = RequirementCache("transformers>=4.40", "transformers")
 
 _EXTRA_FOR = {
@@ -23,6 +24,7 @@ _EXTRA_FOR = {
     "wandb": "wandb",
     "plotly": "wandb",
     "umap": "umap",
+    "openTSNE": "tsne",
     "transformers": "all",
 }
 _FLAG_FOR = {
@@ -30,6 +32,7 @@ _FLAG_FOR = {
     "wandb": _WANDB_AVAILABLE,
     "plotly": _PLOTLY_AVAILABLE,
     "umap": _UMAP_AVAILABLE,
+    "openTSNE": _OPENTSNE_AVAILABLE,
     "transformers": _TRANSFORMERS_AVAILABLE,
 }
 

@@ -161,7 +161,10 @@ class EmbeddingDriftCallback(Callback):
             self._worker = BackgroundWorker(enabled=self._background)
 
     def _due(self, trainer: pl.Trainer) -> bool:
-        return not trainer.sanity_checking and trainer.current_epoch % self.every_n_epochs == 0
+        if trainer.sanity_checking or trainer.current_epoch % self.every_n_epochs:
+            return False
+        # after a resume, an epoch already logged before the checkpoint is not logged twice
+        return not (trainer.state.fn == "fit" and trainer.current_epoch in self.logged_epochs)
 
     @override
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -264,14 +267,24 @@ class EmbeddingDriftCallback(Callback):
 
     @override
     def state_dict(self) -> dict[str, Any]:
+        if self._worker is not None:  # the frame reference must include every epoch already captured
+            self._report(self._worker.wait(progress=False))
         sinks = self._renderer.sinks if self._renderer is not None else []
-        return {"seed": self.seed, "logged_epochs": list(self.logged_epochs), "sinks": [s.state_dict() for s in sinks]}
+        return {
+            "seed": self.seed,
+            "max_tokens": self.max_tokens,
+            "logged_epochs": list(self.logged_epochs),
+            "sinks": [s.state_dict() for s in sinks],
+        }
 
     @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.seed = state_dict.get("seed", self.seed)
         self.logged_epochs = list(state_dict.get("logged_epochs", []))
         self._sink_states = list(state_dict.get("sinks", []))
+        if self._renderer is not None:  # Lightning restores callbacks after `setup`
+            for sink, state in zip(self._renderer.sinks, self._sink_states):
+                sink.load_state_dict(state)
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()

@@ -6,15 +6,27 @@ from typing import Any
 
 from lightning_ner_viz.reducers.base import NotFittedError, Reducer, check_n_components
 from lightning_ner_viz.reducers.pca import PCAReducer
+from lightning_ner_viz.reducers.tsne import TSNEReducer
 from lightning_ner_viz.reducers.umap import UMAPReducer
 
-REDUCERS = {"pca": PCAReducer, "umap": UMAPReducer}
+REDUCERS = {"pca": PCAReducer, "umap": UMAPReducer, "tsne": TSNEReducer}
 
-__all__ = ["REDUCERS", "NotFittedError", "PCAReducer", "Reducer", "UMAPReducer", "make_reducer"]
+__all__ = [
+    "REDUCERS",
+    "NotFittedError",
+    "PCAReducer",
+    "Reducer",
+    "TSNEReducer",
+    "UMAPReducer",
+    "check_n_components",
+    "make_reducer",
+]
 
 
 def make_reducer(reducer: str | Any, n_components: int, seed: int) -> Any:
-    """A fresh reducer from a name (``"pca"``, ``"umap"``) or an object with ``fit_transform``.
+    """A fresh reducer from a name (``"pca"``, ``"umap"``, ``"tsne"``) or an object with ``fit_transform``.
+
+    Objects are returned as they are (``n_components`` and ``seed`` are then theirs).
 
     Raises:
         ValueError: for an unknown name, listing the valid ones.
@@ -23,8 +35,8 @@ def make_reducer(reducer: str | Any, n_components: int, seed: int) -> Any:
     if isinstance(reducer, str):
         if reducer not in REDUCERS:
             raise ValueError(f"Unknown reducer {reducer!r}; choose one of {sorted(REDUCERS)} or pass an object with fit_transform.")
-        if reducer == "umap":
-            return UMAPReducer(n_components=n_components, random_state=seed)
+        if reducer in ("umap", "tsne"):
+            return REDUCERS[reducer](n_components=n_components, random_state=seed)
         return REDUCERS[reducer](n_components=n_components)
     if not isinstance(reducer, Reducer):
         raise TypeError(f"reducer must be one of {sorted(REDUCERS)} or have fit_transform(X); got {type(reducer).__name__}.")

@@ -38,3 +38,35 @@ def check_matrix(X: np.ndarray, n_components: int) -> np.ndarray:
     if not np.isfinite(X).all():
         raise ValueError("X contains NaN or Inf; filter those tokens before reducing.")
     return X
+
+
+def check_init(init: np.ndarray | None, n_tokens: int, n_components: int) -> np.ndarray | None:
+    """Validate a warm-start layout of shape (n_tokens, n_components) as finite float64, or pass ``None``."""
+    if init is None:
+        return None
+    init = np.asarray(init, dtype=np.float64)
+    if init.shape != (n_tokens, n_components):
+        raise ValueError(f"init must have shape (n_tokens, n_components) = {(n_tokens, n_components)}; got {init.shape}.")
+    if not np.isfinite(init).all():
+        raise ValueError("init contains NaN or Inf.")
+    return init
+
+
+class PCAPrereduction:
+    """Mixin: project to ``self.pca_dims`` principal axes before a slow reducer (``None`` skips).
+
+    Sets ``pca_mean_`` (n_features,) and ``pca_components_`` (pca_dims, n_features) when fitting.
+    """
+
+    pca_dims: int | None
+
+    def _prereduce(self, X: np.ndarray, fit: bool) -> np.ndarray:
+        if fit:
+            self.pca_mean_ = self.pca_components_ = None
+            if self.pca_dims is not None and X.shape[1] > self.pca_dims:
+                from lightning_ner_viz.reducers.pca import pca_basis
+
+                self.pca_mean_, self.pca_components_, _ = pca_basis(X, self.pca_dims)
+        if self.pca_components_ is None:
+            return X
+        return ((X - self.pca_mean_) @ self.pca_components_.T).astype(np.float32)

@@ -5,11 +5,16 @@ from __future__ import annotations
 import numpy as np
 
 from lightning_ner_viz._imports import require
-from lightning_ner_viz.reducers.base import NotFittedError, check_matrix, check_n_components
-from lightning_ner_viz.reducers.pca import pca_basis
+from lightning_ner_viz.reducers.base import (
+    NotFittedError,
+    PCAPrereduction,
+    check_init,
+    check_matrix,
+    check_n_components,
+)
 
 
-class UMAPReducer:
+class UMAPReducer(PCAPrereduction):
     """UMAP with a fixed random state, on a PCA pre-reduction for speed.
 
     Args:
@@ -19,6 +24,10 @@ class UMAPReducer:
         pca_dims: reduce to this many dimensions with PCA first (``None`` to skip).
         random_state: the seed; the same seed and data give the same layout.
         n_epochs: UMAP optimisation epochs (``None`` lets umap-learn choose).
+        init: optional array of shape (n_tokens, n_components) to start the
+            optimisation from (a warm start, e.g. the previous epoch's layout).
+            umap-learn rescales each axis to [0, 10] first, so only its shape
+            matters. ``None`` uses the spectral start.
 
     Attributes:
         embedding_: array of shape (n_tokens, n_components), the fitted layout.
@@ -33,6 +42,7 @@ class UMAPReducer:
         pca_dims: int | None = 50,
         random_state: int = 0,
         n_epochs: int | None = None,
+        init: np.ndarray | None = None,
     ) -> None:
         self.n_components = n_components
         self.n_neighbors = n_neighbors
@@ -40,19 +50,13 @@ class UMAPReducer:
         self.pca_dims = pca_dims
         self.random_state = random_state
         self.n_epochs = n_epochs
-
-    def _prereduce(self, X: np.ndarray, fit: bool) -> np.ndarray:
-        if self.pca_dims is None or X.shape[1] <= self.pca_dims:
-            return X
-        if fit:
-            self.pca_mean_, self.pca_components_, _ = pca_basis(X, self.pca_dims)
-        return ((X - self.pca_mean_) @ self.pca_components_.T).astype(np.float32)
+        self.init = init
 
     def fit(self, X: np.ndarray) -> UMAPReducer:
         """Fit on X of shape (n_tokens, n_features).
 
         Raises:
-            ValueError: when there are not more tokens than ``n_neighbors``.
+            ValueError: when there are not more tokens than ``n_neighbors``, or ``init`` has the wrong shape.
         """
         check_n_components(self.n_components)
         X = check_matrix(X, self.n_components)
@@ -61,6 +65,7 @@ class UMAPReducer:
                 f"UMAP needs more tokens than n_neighbors={self.n_neighbors}; got {X.shape[0]}. "
                 "Lower n_neighbors, raise max_tokens, or use reducer='pca'."
             )
+        init = check_init(self.init, X.shape[0], self.n_components)
         umap = require("umap")
         self.umap_ = umap.UMAP(
             n_components=self.n_components,
@@ -69,6 +74,7 @@ class UMAPReducer:
             random_state=self.random_state,
             n_epochs=self.n_epochs,
             transform_seed=self.random_state,
+            init="spectral" if init is None else init.astype(np.float32),
         )
         self.embedding_ = np.asarray(self.umap_.fit_transform(self._prereduce(X, fit=True)), dtype=np.float32)
         return self

@@ -68,12 +68,13 @@ class RerunSink(Sink):
         self.recording_id = recording_id
         self.root = root.strip("/")
         self.written_path: Path | None = None
-        self._resumed = False
+        self._continue_in_new_file = False
         self._rec: Any = None
         self._label_names: list[str] | None = None
 
     def setup(self, trainer: pl.Trainer | None) -> None:
-        """Resolve a relative ``path`` against ``<default_root_dir>/ner_viz``."""
+        """Fix the recording id and resolve a relative ``path`` against ``<default_root_dir>/ner_viz``."""
+        self.recording_id = self.recording_id or str(uuid.uuid4())
         if trainer is not None and self.path is not None and not self.path.is_absolute():
             self.path = Path(trainer.default_root_dir) / "ner_viz" / self.path
 
@@ -93,13 +94,14 @@ class RerunSink(Sink):
         return self._rec
 
     def _next_free_path(self) -> Path:
-        """The file to write: ``path``, or ``path-1.rrd``... when resuming into an existing one.
+        """The file to write: ``path``, or ``path-1.rrd``... when continuing a recording (resume, or a
+        second ``fit``/``validate`` after ``close``) whose file already exists.
 
         Rerun merges files that share a recording id when they are opened together.
         """
         assert self.path is not None
         candidate, n = self.path, 0
-        while candidate.exists() and self._resumed:
+        while candidate.exists() and self._continue_in_new_file:
             n += 1
             candidate = self.path.with_name(f"{self.path.stem}-{n}{self.path.suffix}")
         self.written_path = candidate
@@ -143,6 +145,10 @@ class RerunSink(Sink):
         for name, value in metrics.items():
             if np.isfinite(value):
                 rec.log(f"{self.root}/metrics/{name}", rr.Scalars(float(value)))
+        rec.flush(timeout_sec=self.flush_timeout)  # the epoch is on disk (or sent) before the next one
+
+    flush_timeout = 10.0
+    """Seconds to wait for a viewer to take an epoch before the sink reports it as failed."""
 
     def close(self) -> None:
         """Flush the recording and close the file or connection."""
@@ -150,6 +156,7 @@ class RerunSink(Sink):
             self._rec.flush()
             self._rec.disconnect()
             self._rec = None
+            self._continue_in_new_file = True
 
     def state_dict(self) -> dict[str, Any]:
         """The recording id, so a resumed fit continues the same recording."""
@@ -158,7 +165,7 @@ class RerunSink(Sink):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue the recording ``state['recording_id']`` in a new file beside the old one."""
         self.recording_id = state.get("recording_id") or self.recording_id
-        self._resumed = True
+        self._continue_in_new_file = True
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()

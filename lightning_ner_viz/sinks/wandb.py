@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -61,6 +62,10 @@ class WandbSink(Sink):
 
         loggers = trainer.loggers if trainer is not None else []
         self._logger = next((lg for lg in loggers if isinstance(lg, WandbLogger)), None)
+        if self._logger is not None:
+            self.run_id = self._logger.version
+        else:  # fixed now so a checkpoint taken before the first epoch is logged still names the run
+            self.run_id = self.run_id or uuid.uuid4().hex[:8]
 
     def _get_run(self) -> Any:
         if self._run is None:

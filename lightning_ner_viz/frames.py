@@ -1,0 +1,362 @@
+"""Frames: keep one view's per-epoch projections in one stable coordinate frame.
+
+Reducing each epoch on its own gives arbitrary rotations, reflections and sign
+flips, so clouds jump even when the model barely changed. A :class:`Frame` sees
+the epochs of one view in order and returns coordinates that move only when the
+features moved. Rows are sorted by token id before reducing, so row order never
+changes a picture, and an epoch whose (token ids, features) are bit-for-bit those
+of the previous epoch gets the previous coordinates back without refitting.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import numpy as np
+
+from lightning_ner_viz._imports import require
+from lightning_ner_viz._warnings import warn
+from lightning_ner_viz.reducers import REDUCERS, PCAReducer, check_n_components, make_reducer
+from lightning_ner_viz.reducers.pca import pca_basis
+from lightning_ner_viz.snapshot import Snapshot
+
+Similarity = tuple[np.ndarray, float, np.ndarray]
+
+
+def procrustes_fit(source: np.ndarray, target: np.ndarray) -> Similarity:
+    """The least-squares similarity taking ``source`` onto ``target`` (reflections allowed).
+
+    Args:
+        source, target: arrays of shape (n_points, k), rows paired.
+
+    Returns:
+        ``rotation`` (k, k) orthogonal, ``scale`` > 0 and ``translation`` (k,), such that
+        ``scale * source @ rotation + translation`` is closest to ``target``.
+    """
+    a, b = np.asarray(source, np.float64), np.asarray(target, np.float64)
+    if a.ndim != 2 or a.shape != b.shape or len(a) == 0:
+        raise ValueError(f"source and target must be paired (n_points, k) arrays; got {a.shape} and {b.shape}.")
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    a0, b0 = a - mu_a, b - mu_b
+    u, s, vt = np.linalg.svd(a0.T @ b0)
+    rotation = u @ vt
+    norm = float((a0**2).sum())
+    scale = float(s.sum()) / norm if norm > 0 else 1.0
+    return rotation, scale, mu_b - scale * mu_a @ rotation
+
+
+def procrustes_apply(X: np.ndarray, rotation: np.ndarray, scale: float, translation: np.ndarray) -> np.ndarray:
+    """Apply a similarity from :func:`procrustes_fit` to X of shape (n_points, k)."""
+    return scale * np.asarray(X, np.float64) @ rotation + translation
+
+
+def align_procrustes(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """``source`` (n_points, k) rotated, reflected, scaled and shifted onto ``target``."""
+    return procrustes_apply(source, *procrustes_fit(source, target))
+
+
+def extent(coords: np.ndarray) -> float:
+    """A cloud's size: the largest range over its axes (0.0 for an empty cloud)."""
+    return float(np.ptp(coords, axis=0).max()) if len(coords) else 0.0
+
+
+class Frame(ABC):
+    """Keeps ONE view's projections stable across epochs.
+
+    Call :meth:`project` once per epoch, in epoch order. Use one frame per view.
+
+    Args:
+        reducer: ``"pca"``, ``"umap"``, ``"tsne"`` or an object with ``fit_transform``
+            (as :func:`~lightning_ner_viz.reducers.make_reducer` accepts); objects are
+            copied before each fit, never changed.
+        n_components: 2 or 3.
+        seed: random state of every fit; the same seed and data give the same coordinates.
+
+    Attributes:
+        token_id_: sorted token ids of the last epoch, shape (n,), or ``None``.
+        coords_: their float64 coordinates in the frame, shape (n, n_components), or ``None``.
+    """
+
+    name: ClassVar[str]
+    reuse_unchanged: bool = True
+    """Return the previous coordinates when an epoch's ids and features are unchanged."""
+
+    def __init__(self, reducer: str | Any = "pca", n_components: int = 3, seed: int = 0) -> None:
+        check_n_components(n_components)
+        make_reducer(reducer, n_components, seed)  # fail at construction, not mid-training
+        self.reducer, self.n_components, self.seed = reducer, n_components, seed
+        self.token_id_: np.ndarray | None = None
+        self.coords_: np.ndarray | None = None
+        self.digest_: str | None = None
+
+    @abstractmethod
+    def project(self, token_id: np.ndarray, X: np.ndarray) -> np.ndarray:
+        """This epoch's coordinates in the frame.
+
+        Args:
+            token_id: int64 array of shape (n,), unique and stable across epochs.
+            X: features of shape (n, n_features), rows paired with ``token_id``.
+
+        Returns:
+            float32 array of shape (n, n_components), rows in the input order.
+        """
+
+    def _layout(self, token_id: np.ndarray, X: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _project(self, token_id: np.ndarray, X: np.ndarray) -> np.ndarray:
+        ids = np.asarray(token_id, dtype=np.int64)
+        X = np.asarray(X, dtype=np.float32)
+        if ids.ndim != 1 or X.ndim != 2 or len(ids) != len(X):
+            raise ValueError(f"token_id must be (n,) and X (n, n_features); got {ids.shape} and {X.shape}.")
+        if len(np.unique(ids)) != len(ids):
+            raise ValueError("token_id has duplicates; each token must appear once per epoch.")
+        order = np.argsort(ids, kind="stable")
+        ids, X = ids[order], np.ascontiguousarray(X[order])
+        digest = hashlib.sha256(ids.tobytes() + np.asarray(X.shape).tobytes() + X.tobytes()).hexdigest()
+        if not (self.reuse_unchanged and digest == self.digest_ and self.coords_ is not None):
+            coords = np.asarray(self._layout(ids, X), dtype=np.float64)
+            self.token_id_, self.coords_, self.digest_ = ids, coords, digest
+        out = np.empty(self.coords_.shape, dtype=np.float32)
+        out[order] = self.coords_
+        return out
+
+    def _make(self, n_tokens: int, init: np.ndarray | None = None) -> tuple[Any, bool]:
+        """A fresh reducer for ``n_tokens`` (warm-started from ``init`` if it takes one) and whether it is a fallback."""
+        if isinstance(self.reducer, str):
+            reducer = make_reducer(self.reducer, self.n_components, self.seed)
+        else:
+            reducer = copy.copy(self.reducer)
+        n_neighbors = getattr(reducer, "n_neighbors", None)
+        if isinstance(n_neighbors, int) and n_tokens <= n_neighbors:
+            warn(
+                f"Only {n_tokens} tokens, not more than the reducer's n_neighbors={n_neighbors}: "
+                "this epoch falls back to PCA. Sample more tokens or lower n_neighbors."
+            )
+            return PCAReducer(n_components=getattr(reducer, "n_components", self.n_components)), True
+        if init is not None and hasattr(reducer, "init"):
+            reducer.init = init
+        return reducer, False
+
+    def _fit(self, X: np.ndarray, init: np.ndarray | None = None) -> np.ndarray:
+        return np.asarray(self._make(len(X), init)[0].fit_transform(X), dtype=np.float64)
+
+    def _fit_to_previous(self, ids: np.ndarray, coords: np.ndarray) -> Similarity | None:
+        """The similarity aligning ``coords`` onto the last epoch over shared tokens (``None`` if impossible)."""
+        if self.token_id_ is None:
+            return None
+        _, new, old = np.intersect1d(ids, self.token_id_, assume_unique=True, return_indices=True)
+        if len(new) <= self.n_components:
+            warn(f"Only {len(new)} tokens are shared with the previous epoch: this epoch is not aligned to it.")
+            return None
+        return procrustes_fit(coords[new], self.coords_[old])
+
+    def _align(self, ids: np.ndarray, coords: np.ndarray) -> np.ndarray:
+        similarity = self._fit_to_previous(ids, coords)
+        return coords if similarity is None else procrustes_apply(coords, *similarity)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The frame's state as JSON-able plain values, so a resumed run continues the same frame."""
+        return {
+            "frame": self.name,
+            "reducer": self.reducer if isinstance(self.reducer, str) else type(self.reducer).__name__,
+            "n_components": self.n_components,
+            "seed": self.seed,
+            "token_id": None if self.token_id_ is None else self.token_id_.tolist(),
+            "coords": None if self.coords_ is None else self.coords_.tolist(),
+            "digest": self.digest_,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict` (also after a JSON round trip).
+
+        Raises:
+            ValueError: when the state is from another frame kind or ``n_components``.
+        """
+        if state.get("frame") != self.name or state.get("n_components") != self.n_components:
+            raise ValueError(
+                f"This state is for frame {state.get('frame')!r} with n_components={state.get('n_components')!r}; "
+                f"this frame is {self.name!r} with n_components={self.n_components}."
+            )
+        if state.get("token_id") is None:
+            self.token_id_ = self.coords_ = self.digest_ = None
+            return
+        self.token_id_ = np.asarray(state["token_id"], dtype=np.int64)
+        self.coords_ = np.asarray(state["coords"], dtype=np.float64).reshape(len(self.token_id_), self.n_components)
+        self.digest_ = state.get("digest")
+
+
+class IndependentFrame(Frame):
+    """A fresh fit each epoch, no alignment: the baseline whose clouds jump."""
+
+    name = "independent"
+
+    def project(self, token_id: np.ndarray, X: np.ndarray) -> np.ndarray:  # noqa: D102
+        return self._project(token_id, X)
+
+    def _layout(self, token_id: np.ndarray, X: np.ndarray) -> np.ndarray:
+        return self._fit(X)
+
+
+class ProcrustesFrame(Frame):
+    """Fit each epoch, then rotate / reflect / scale / shift it onto the previous epoch over shared tokens."""
+
+    name = "procrustes"
+
+    def project(self, token_id: np.ndarray, X: np.ndarray) -> np.ndarray:  # noqa: D102
+        return self._project(token_id, X)
+
+    def _layout(self, token_id: np.ndarray, X: np.ndarray) -> np.ndarray:
+        return self._align(token_id, self._fit(X))
+
+
+class WarmFrame(Frame):
+    """Start each epoch's fit (UMAP, t-SNE) from the previous layout, then Procrustes-align it.
+
+    Tokens new this epoch start at the previous cloud's mean plus a tiny
+    deterministic jitter. Reducers without an ``init`` (PCA) behave as ``procrustes``.
+    """
+
+    name = "warm"
+
+    def project(self, token_id: np.ndarray, X: np.ndarray) -> np.ndarray:  # noqa: D102
+        return self._project(token_id, X)
+
+    def _layout(self, token_id: np.ndarray, X: np.ndarray) -> np.ndarray:
+        return self._align(token_id, self._fit(X, init=self._warm_init(token_id)))
+
+    def _warm_init(self, ids: np.ndarray) -> np.ndarray | None:
+        if self.token_id_ is None:
+            return None
+        init = np.empty((len(ids), self.n_components))
+        known = np.isin(ids, self.token_id_, assume_unique=True)
+        init[known] = self.coords_[np.searchsorted(self.token_id_, ids[known])]
+        jitter = np.random.default_rng(self.seed).standard_normal(((~known).sum(), self.n_components))
+        init[~known] = self.coords_.mean(0) + jitter * 1e-4 * (extent(self.coords_) or 1.0)
+        return init
+
+
+class FixedFrame(Frame):
+    """Fit once on the first epoch, then ``transform`` later epochs into that layout.
+
+    PCA keeps its basis; UMAP and t-SNE place new epochs with their ``transform``.
+    An epoch that fell back to PCA (too few tokens) does not fix the frame: the
+    first full fit is aligned onto it and then fixed. A resumed run restores a PCA
+    basis exactly; other reducers refit once and are aligned onto the saved layout.
+
+    Raises:
+        TypeError: at the first :meth:`project` when the reducer object has no ``transform``.
+    """
+
+    name = "fixed"
+
+    def __init__(self, reducer: str | Any = "pca", n_components: int = 3, seed: int = 0) -> None:
+        super().__init__(reducer, n_components, seed)
+        self.fitted_: Any = None
+        self.similarity_: Similarity | None = None
+
+    def project(self, token_id: np.ndarray, X: np.ndarray) -> np.ndarray:  # noqa: D102
+        if not isinstance(self.reducer, str) and not callable(getattr(self.reducer, "transform", None)):
+            raise TypeError(f"The 'fixed' frame needs a reducer with transform(X); {type(self.reducer).__name__} has none.")
+        return self._project(token_id, X)
+
+    def _layout(self, token_id: np.ndarray, X: np.ndarray) -> np.ndarray:
+        if self.fitted_ is not None:
+            coords = np.asarray(self.fitted_.transform(X), dtype=np.float64)
+            return coords if self.similarity_ is None else procrustes_apply(coords, *self.similarity_)
+        reducer, fell_back = self._make(len(X))
+        coords = np.asarray(reducer.fit_transform(X), dtype=np.float64)
+        similarity = self._fit_to_previous(token_id, coords)
+        if not fell_back:
+            self.fitted_, self.similarity_ = reducer, similarity
+        return coords if similarity is None else procrustes_apply(coords, *similarity)
+
+    def state_dict(self) -> dict[str, Any]:  # noqa: D102
+        state = super().state_dict()
+        if self.similarity_ is not None:
+            rotation, scale, translation = self.similarity_
+            state["similarity"] = {"rotation": rotation.tolist(), "scale": scale, "translation": translation.tolist()}
+        if isinstance(self.fitted_, PCAReducer):
+            state["pca"] = {k: getattr(self.fitted_, k).tolist() for k in ("mean_", "components_", "explained_variance_ratio_")}
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:  # noqa: D102
+        super().load_state_dict(state)
+        self.fitted_ = self.similarity_ = None
+        if "pca" in state and state.get("reducer") == self.reducer:
+            self.fitted_ = PCAReducer(n_components=self.n_components)
+            for key, value in state["pca"].items():
+                setattr(self.fitted_, key, np.asarray(value, dtype=np.float32))
+            if "similarity" in state:
+                s = state["similarity"]
+                self.similarity_ = (np.asarray(s["rotation"]), float(s["scale"]), np.asarray(s["translation"]))
+
+
+FRAMES: dict[str, type[Frame]] = {
+    "independent": IndependentFrame,
+    "procrustes": ProcrustesFrame,
+    "fixed": FixedFrame,
+    "warm": WarmFrame,
+}
+
+
+def make_frame(name: str, reducer: str | Any = "pca", n_components: int = 3, seed: int = 0) -> Frame:
+    """A new frame by name (``independent``, ``procrustes``, ``fixed``, ``warm``).
+
+    Raises:
+        ValueError: for an unknown name, listing the valid ones.
+    """
+    if name not in FRAMES:
+        raise ValueError(f"Unknown frame {name!r}; choose one of {sorted(FRAMES)}.")
+    return FRAMES[name](reducer, n_components, seed)
+
+
+def aligned_umap(
+    snapshots: list[Snapshot], view: str, n_components: int = 3, seed: int = 0, pca_dims: int | None = 50, **umap_kwargs: Any
+) -> list[np.ndarray]:
+    """Offline aligned re-render of one view across epochs with ``umap.AlignedUMAP``.
+
+    Consecutive snapshots are tied by the token ids they share. Features are first
+    reduced to ``pca_dims`` principal axes per snapshot, as the reducers do.
+
+    Args:
+        snapshots: the epochs, in order.
+        view: the view name in every snapshot's ``views``.
+        umap_kwargs: passed to ``AlignedUMAP`` (``n_neighbors``, ``n_epochs``, ...).
+
+    Returns:
+        One float32 array of shape (n_tokens_i, n_components) per snapshot.
+    """
+    check_n_components(n_components)
+    if not snapshots:
+        return []
+    n_neighbors = umap_kwargs.get("n_neighbors", 15)
+    features = []
+    for snap in snapshots:
+        if view not in snap.views:
+            raise ValueError(f"Snapshot of epoch {snap.epoch} has no view {view!r}; it has {sorted(snap.views)}.")
+        if len(snap) <= n_neighbors:
+            raise ValueError(f"UMAP needs more tokens than n_neighbors={n_neighbors}; epoch {snap.epoch} has {len(snap)}.")
+        if len(np.unique(snap.token_id)) != len(snap):
+            raise ValueError(f"Snapshot of epoch {snap.epoch} has duplicate token ids.")
+        X = np.asarray(snap.views[view], dtype=np.float32)
+        if pca_dims is not None and X.shape[1] > pca_dims:
+            mean, components, _ = pca_basis(X, pca_dims)
+            X = ((X - mean) @ components.T).astype(np.float32)
+        features.append(X)
+    if len(snapshots) == 1:
+        kwargs = {k: v for k, v in umap_kwargs.items() if k in ("n_neighbors", "min_dist", "n_epochs")}
+        return [REDUCERS["umap"](n_components=n_components, random_state=seed, pca_dims=None, **kwargs).fit_transform(features[0])]
+    relations = []
+    for before, after in zip(snapshots, snapshots[1:]):
+        _, i, j = np.intersect1d(before.token_id, after.token_id, assume_unique=True, return_indices=True)
+        if len(i) == 0:
+            raise ValueError(f"Epochs {before.epoch} and {after.epoch} share no token ids; they cannot be aligned.")
+        relations.append(dict(zip(i.tolist(), j.tolist())))
+    umap = require("umap")
+    mapper = umap.AlignedUMAP(n_components=n_components, random_state=seed, **umap_kwargs)
+    mapper.fit(features, relations=relations)
+    return [np.asarray(e, dtype=np.float32) for e in mapper.embeddings_]

@@ -1,0 +1,100 @@
+"""t-SNE through openTSNE, imported only when used."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lightning_ner_viz._imports import require
+from lightning_ner_viz.reducers.base import (
+    NotFittedError,
+    PCAPrereduction,
+    check_init,
+    check_matrix,
+    check_n_components,
+)
+
+
+class TSNEReducer(PCAPrereduction):
+    """t-SNE (openTSNE) with a fixed random state, on a PCA pre-reduction for speed.
+
+    2-D uses openTSNE's automatic gradient method (FFT from 10,000 tokens); 3-D
+    always uses Barnes-Hut, the only method openTSNE has beyond two dimensions.
+
+    Args:
+        n_components: 2 or 3.
+        perplexity: t-SNE's effective neighbourhood size (openTSNE lowers it for tiny inputs).
+        pca_dims: reduce to this many dimensions with PCA first (``None`` to skip).
+        random_state: the seed; the same seed and data give the same layout.
+        n_iter: optimisation iterations after the 250 early-exaggeration ones.
+        init: optional array of shape (n_tokens, n_components) to start from (a
+            warm start). Only its shape matters: it is rescaled to a standard
+            deviation of 1e-4, as openTSNE recommends. ``None`` starts from PCA.
+        n_jobs: threads; 1 (the default) keeps results bit-for-bit reproducible.
+
+    Attributes:
+        embedding_: array of shape (n_tokens, n_components), the fitted layout.
+        tsne_: the fitted ``openTSNE.TSNEEmbedding``, used by :meth:`transform`.
+    """
+
+    def __init__(
+        self,
+        n_components: int = 3,
+        perplexity: float = 30,
+        pca_dims: int | None = 50,
+        random_state: int = 0,
+        n_iter: int = 500,
+        init: np.ndarray | None = None,
+        n_jobs: int = 1,
+    ) -> None:
+        self.n_components = n_components
+        self.perplexity = perplexity
+        self.pca_dims = pca_dims
+        self.random_state = random_state
+        self.n_iter = n_iter
+        self.init = init
+        self.n_jobs = n_jobs
+
+    def fit(self, X: np.ndarray) -> TSNEReducer:
+        """Fit on X of shape (n_tokens, n_features).
+
+        Raises:
+            ValueError: when there are fewer than 4 tokens, or ``init`` has the wrong shape.
+        """
+        check_n_components(self.n_components)
+        X = check_matrix(X, self.n_components)
+        if X.shape[0] < 4:
+            raise ValueError(f"t-SNE needs at least 4 tokens; got {X.shape[0]}. Use reducer='pca'.")
+        init = check_init(self.init, X.shape[0], self.n_components)
+        openTSNE = require("openTSNE")
+        if init is not None:
+            init = openTSNE.initialization.rescale(init - init.mean(0), target_std=1e-4)
+        tsne = openTSNE.TSNE(
+            n_components=self.n_components,
+            perplexity=min(self.perplexity, (X.shape[0] - 1) / 3),
+            n_iter=self.n_iter,
+            initialization="pca" if init is None else init,
+            negative_gradient_method="bh" if self.n_components > 2 else "auto",
+            random_state=self.random_state,
+            n_jobs=self.n_jobs,
+            verbose=False,
+        )
+        self.tsne_ = tsne.fit(self._prereduce(X, fit=True))
+        self.embedding_ = np.asarray(self.tsne_, dtype=np.float32)
+        return self
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        """Place new tokens X of shape (n_tokens, n_features) into the fitted layout.
+
+        The fitted layout stays fixed; only the new points are optimised
+        (openTSNE's ``TSNEEmbedding.transform``).
+        """
+        if not hasattr(self, "tsne_"):
+            raise NotFittedError("This TSNEReducer is not fitted yet; call fit(X) first.")
+        X = self._prereduce(np.asarray(X, np.float32), fit=False)
+        k = min(25, len(self.embedding_) - 1)
+        perplexity = min(5.0, (len(self.embedding_) - 1) / 3)
+        return np.asarray(self.tsne_.transform(X, perplexity=perplexity, k=k), dtype=np.float32)
+
+    def fit_transform(self, X: np.ndarray) -> np.ndarray:
+        """Fit on X and return the fitted layout."""
+        return self.fit(X).embedding_

@@ -1,0 +1,207 @@
+"""TensorBoardSink: each epoch's vectors in TensorBoard's Embedding Projector, plus scalars."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from lightning_utilities.core.imports import RequirementCache
+
+from lightning_ner_viz.sinks.base import Sink
+from lightning_ner_viz.snapshot import Snapshot
+
+if TYPE_CHECKING:
+    import lightning.pytorch as pl
+
+_TENSORBOARD_AVAILABLE = RequirementCache("tensorboard>=2.10", "tensorboard")
+
+DEFAULT_DIR = "tensorboard"
+METADATA_HEADER = ["token", "gold", "predicted", "correct"]
+PROJECTOR_CONFIG = "projector_config.pbtxt"
+
+
+def _require_tensorboard() -> None:
+    if not _TENSORBOARD_AVAILABLE:
+        raise ModuleNotFoundError(
+            f"{_TENSORBOARD_AVAILABLE!s}. Install it with `pip install 'lightning-ner-viz[tensorboard]'`."
+        )
+
+
+class TensorBoardSink(Sink):
+    """Logs each epoch's raw vectors to TensorBoard's Embedding Projector, and the metrics as scalars.
+
+    Per epoch and view it calls ``SummaryWriter.add_embedding`` with the view's raw
+    vectors (not the 2-D/3-D projection: the projector runs its own PCA, t-SNE and
+    UMAP), tag ``<tag_prefix>/<view>`` and ``global_step`` = the epoch, so the
+    projector lists one tensor per epoch, e.g. ``ner_viz/hidden:00003``. Each point
+    carries the metadata columns ``token``, ``gold``, ``predicted`` and ``correct``
+    (colour by ``gold``, search by ``token``). Every metric is logged with
+    ``add_scalar`` as ``<tag_prefix>/<name>`` against the epoch.
+
+    The writer is the Trainer's ``TensorBoardLogger`` writer (``logger.experiment``,
+    so everything lands in that logger's ``version_N`` directory) when the Trainer
+    has one and ``log_dir`` is not given; otherwise this sink opens its own
+    ``SummaryWriter`` on ``log_dir`` at the first epoch.
+
+    Open it with ``tensorboard --logdir <dir>`` and pick the "Projector" tab.
+
+    Args:
+        log_dir: write to this directory with an own writer. Relative paths are
+            resolved against the Trainer's ``default_root_dir``/``ner_viz``. ``None``:
+            the Trainer's ``TensorBoardLogger`` if any, else
+            ``<default_root_dir>/ner_viz/tensorboard``.
+        tag_prefix: the prefix of every tag.
+
+    Example::
+
+        trainer = Trainer(logger=TensorBoardLogger("runs"), callbacks=[EmbeddingDriftCallback(sinks=[TensorBoardSink()])])
+    """
+
+    def __init__(self, log_dir: str | os.PathLike[str] | None = None, *, tag_prefix: str = "ner_viz") -> None:
+        self.log_dir = Path(log_dir) if log_dir is not None else None
+        self.tag_prefix = tag_prefix.strip("/")
+        if not self.tag_prefix:
+            raise ValueError("tag_prefix must be a non-empty string, e.g. 'ner_viz'.")
+        self.resolved_log_dir: Path | None = self.log_dir
+        self._logger: Any = None
+        self._writer: Any = None
+        self._owns_writer = False
+        self._written_dir: str | None = None
+
+    def setup(self, trainer: pl.Trainer | None) -> None:
+        """Pick the Trainer's ``TensorBoardLogger`` (when ``log_dir`` is not given) or resolve ``log_dir``.
+
+        Raises:
+            ModuleNotFoundError: when this sink needs its own writer and tensorboard is missing.
+        """
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        loggers = trainer.loggers if trainer is not None else []
+        root = Path(trainer.default_root_dir) if trainer is not None else Path.cwd()
+        self._logger = None
+        if self.log_dir is None:
+            self._logger = next((lg for lg in loggers if isinstance(lg, TensorBoardLogger)), None)
+            self.resolved_log_dir = None if self._logger is not None else root / "ner_viz" / DEFAULT_DIR
+        elif trainer is not None and not self.log_dir.is_absolute():
+            self.resolved_log_dir = root / "ner_viz" / self.log_dir
+        else:
+            self.resolved_log_dir = self.log_dir
+        if self._logger is None:
+            _require_tensorboard()
+
+    @property
+    def writer_log_dir(self) -> str | None:
+        """The directory the events and projector config went to: the own ``log_dir`` or the
+        logger's ``version_N`` directory (``None`` before the first epoch)."""
+        return self._written_dir
+
+    def _get_writer(self) -> Any:
+        if self._writer is None:
+            if self._logger is not None:
+                self._writer = self._logger.experiment
+                self._owns_writer = False
+            else:
+                _require_tensorboard()
+                from torch.utils.tensorboard import SummaryWriter
+
+                log_dir = self.resolved_log_dir or Path.cwd() / "ner_viz" / DEFAULT_DIR
+                log_dir.mkdir(parents=True, exist_ok=True)
+                self._writer = SummaryWriter(log_dir=str(log_dir))
+                self._owns_writer = True
+            self._written_dir = str(self._writer.get_logdir())
+            _restore_projector_config(self._writer)
+        return self._writer
+
+    def log_epoch(self, snapshot: Snapshot, coords: dict[str, np.ndarray], metrics: dict[str, float]) -> None:
+        """Add one embedding per view (``global_step`` = epoch) and one scalar per metric."""
+        writer = self._get_writer()
+        gold, pred = snapshot.gold_names(), snapshot.pred_names()
+        metadata = [
+            [_cell(snapshot.token[i]), _cell(gold[i]), _cell(pred[i]), str(bool(snapshot.correct[i]))]
+            for i in range(len(snapshot))
+        ]
+        for view in snapshot.views:
+            vectors = np.asarray(snapshot.views[view], dtype=np.float32)
+            if len(vectors) == 0:
+                continue
+            tag = f"{self.tag_prefix}/{view}"
+            _forget_embedding(writer, f"{tag}:{snapshot.epoch:05d}")
+            writer.add_embedding(
+                mat=vectors, metadata=metadata, metadata_header=list(METADATA_HEADER), tag=tag,
+                global_step=snapshot.epoch,
+            )
+        for name, value in metrics.items():
+            if math.isfinite(value):
+                writer.add_scalar(f"{self.tag_prefix}/{name}", float(value), global_step=snapshot.epoch)
+        writer.flush()
+
+    def close(self) -> None:
+        """Flush; close the writer only if this sink opened it (a logger's writer is the logger's)."""
+        if self._writer is not None:
+            self._writer.flush()
+            if self._owns_writer:
+                self._writer.close()
+        self._writer = None
+        self._owns_writer = False
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.update(_writer=None, _owns_writer=False)
+        return state
+
+    def __repr__(self) -> str:
+        target = f"log_dir={str(self.log_dir)!r}" if self.log_dir is not None else "log_dir=None"
+        return f"TensorBoardSink({target}, tag_prefix={self.tag_prefix!r})"
+
+
+def _cell(text: str) -> str:
+    """A metadata cell: tabs and line breaks would split the TSV, so they become spaces."""
+    return " ".join(str(text).replace("\t", " ").splitlines()) if text else ""
+
+
+def _restore_projector_config(writer: Any) -> None:
+    """Seed a fresh writer with the projector config already in its directory.
+
+    ``add_embedding`` keeps the config in memory and rewrites the whole file, so a new
+    writer on an existing directory (a resumed fit) would otherwise drop the earlier
+    epochs from the projector.
+    """
+    if hasattr(writer, "_projector_config") or not hasattr(writer, "get_logdir"):
+        return
+    from lightning.fabric.utilities.cloud_io import get_filesystem
+
+    log_dir = str(writer.get_logdir())
+    fs = get_filesystem(log_dir)
+    path = fs.sep.join([log_dir.rstrip(fs.sep), PROJECTOR_CONFIG])
+    try:
+        if not fs.isfile(path):
+            return
+        from google.protobuf import text_format
+        from tensorboard.plugins.projector.projector_config_pb2 import ProjectorConfig
+
+        with fs.open(path, "r", encoding="utf-8") as f:
+            config = text_format.Parse(f.read(), ProjectorConfig())
+    except Exception:  # a damaged or foreign file: start a new config, as the writer would
+        return
+    writer._projector_config = config
+
+
+def _forget_embedding(writer: Any, tensor_name: str) -> None:
+    """Drop ``tensor_name`` from the writer's projector config before it is logged again.
+
+    ``add_embedding`` appends to the config, so re-logging an epoch (a resumed fit)
+    would otherwise list the same tensor twice.
+    """
+    config = getattr(writer, "_projector_config", None)
+    if config is None or all(e.tensor_name != tensor_name for e in config.embeddings):
+        return
+    kept = type(config)()
+    kept.CopyFrom(config)
+    del kept.embeddings[:]
+    for emb in config.embeddings:
+        if emb.tensor_name != tensor_name:
+            kept.embeddings.add().CopyFrom(emb)
+    config.CopyFrom(kept)

@@ -1,0 +1,48 @@
+"""Resume: stop after epoch 2, resume to epoch 4, read back epochs 0-3 once each, same tokens."""
+
+from __future__ import annotations
+
+import lightning.pytorch as pl
+import numpy as np
+from conftest import trainer_kwargs
+from lightning.pytorch.callbacks import ModelCheckpoint
+from outside_model import UserCrfTagger
+from rrd_reading import read_rrd
+from wandb_reading import history
+
+from lightning_ner_viz import EmbeddingDriftCallback, load_snapshots
+from lightning_ner_viz.demo.data import LABEL_NAMES
+from lightning_ner_viz.sinks import RerunSink, WandbSink
+
+
+def _fit(tmp_path, datamodule, bert_config, max_epochs: int, ckpt_path=None):
+    sinks = [RerunSink(path=tmp_path / "emb.rrd"), WandbSink(init_kwargs={"dir": str(tmp_path)})]
+    callback = EmbeddingDriftCallback(sinks=sinks, max_tokens=120, label_names=LABEL_NAMES)
+    checkpoint = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
+    trainer = pl.Trainer(**trainer_kwargs(tmp_path, max_epochs=max_epochs, enable_checkpointing=True,
+                                          limit_train_batches=3), callbacks=[callback, checkpoint])
+    trainer.fit(UserCrfTagger(bert_config, num_tags=len(LABEL_NAMES)), datamodule, ckpt_path=ckpt_path)
+    return callback
+
+
+def test_resume_continues_recording_run_and_token_set(tmp_path, datamodule, bert_config):
+    first = _fit(tmp_path, datamodule, bert_config, max_epochs=2)
+    second = _fit(tmp_path, datamodule, bert_config, max_epochs=4, ckpt_path=tmp_path / "ckpt" / "last.ckpt")
+    assert second.logged_epochs == [0, 1, 2, 3]
+
+    files = sorted(tmp_path.glob("emb*.rrd"))
+    assert [f.name for f in files] == ["emb-1.rrd", "emb.rrd"]  # a second file the viewer merges
+    clouds = [row for f in files for row in read_rrd(f)["/embeddings/hidden"]]
+    assert sorted(r["epoch"] for r in clouds) == [0, 1, 2, 3]  # no epoch twice
+    assert all(r["token_id"] == clouds[0]["token_id"] for r in clouds)
+    rerun_sink, wandb_sink = first._renderer.sinks
+    assert second._renderer.sinks[0].recording_id == rerun_sink.recording_id
+    assert second._renderer.sinks[1].run_id == wandb_sink.run_id
+    runs = sorted(tmp_path.rglob(f"offline-run-*-{wandb_sink.run_id}"))
+    assert len(runs) == 2  # the same W&B run id, continued
+    epochs = [r["ner_viz/epoch"] for run in runs for r in history(run) if "ner_viz/epoch" in r]
+    assert sorted(epochs) == [0, 1, 2, 3]
+
+    snapshots = load_snapshots(tmp_path / "ner_viz")
+    assert [s.epoch for s in snapshots] == [0, 1, 2, 3]
+    assert all(np.array_equal(s.token_id, snapshots[0].token_id) for s in snapshots)
