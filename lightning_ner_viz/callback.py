@@ -113,6 +113,7 @@ class EmbeddingDriftCallback(Callback):
         self.save_dir = save_dir
         self.strict = strict
         self.logged_epochs: list[int] = []
+        self.tracked_ids: list[int] | None = None
         self._background = background
         self._capture: ForwardCapture | None = None
         self._collector: EpochCollector | None = None
@@ -211,7 +212,13 @@ class EmbeddingDriftCallback(Callback):
             return
         self._capture.detach()
         collector, self._collector = self._collector, None
-        columns = collector.finish(trainer.strategy.root_device)  # collective: every rank calls it
+        device = trainer.strategy.root_device
+        tracked = torch.tensor(self.tracked_ids, dtype=torch.long) if self.tracked_ids is not None else None
+        columns = collector.finish(device, tracked)  # collective: every rank calls it
+        if self.tracked_ids is None:  # the first epoch fixes the tracked tokens, on every rank
+            chosen = columns["token_id"] if columns is not None else torch.zeros(0, dtype=torch.long)
+            ids = gather.broadcast_rows(chosen if trainer.is_global_zero else None, device)
+            self.tracked_ids = ids.tolist() or None
         if not trainer.is_global_zero or self._renderer is None:
             return
         if columns is None:
@@ -220,6 +227,17 @@ class EmbeddingDriftCallback(Callback):
                 "or the validation set is empty); nothing was logged."
             )
             return
+        if tracked is not None and len(columns["token_id"]) < len(tracked):
+            warn(
+                f"Epoch {trainer.current_epoch}: only {len(columns['token_id'])} of the {len(tracked)} tracked "
+                "tokens were seen (did `limit_val_batches` or the validation data change?). Logging the "
+                "tokens seen in both, so every point still has a history."
+            )
+        if collector.stats["nonfinite_filtered"]:
+            warn(
+                f"Epoch {trainer.current_epoch}: {collector.stats['nonfinite_filtered']} tokens had NaN or Inf "
+                "hidden states or emissions and were left out (counted as `nonfinite_filtered`)."
+            )
         snapshot = collector.to_snapshot(
             columns, epoch=trainer.current_epoch, step=trainer.global_step, label_names=self._label_names,
             texts=self._texts,
@@ -274,6 +292,7 @@ class EmbeddingDriftCallback(Callback):
             "seed": self.seed,
             "max_tokens": self.max_tokens,
             "logged_epochs": list(self.logged_epochs),
+            "tracked_ids": self.tracked_ids,
             "sinks": [s.state_dict() for s in sinks],
         }
 
@@ -281,6 +300,7 @@ class EmbeddingDriftCallback(Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.seed = state_dict.get("seed", self.seed)
         self.logged_epochs = list(state_dict.get("logged_epochs", []))
+        self.tracked_ids = state_dict.get("tracked_ids", self.tracked_ids)
         self._sink_states = list(state_dict.get("sinks", []))
         if self._renderer is not None:  # Lightning restores callbacks after `setup`
             for sink, state in zip(self._renderer.sinks, self._sink_states):

@@ -93,23 +93,35 @@ class EpochCollector:
                 fields = (batch.input_ids, word_ids, batch.labels, pred)
                 self.sentences[sid] = {k: t[row, :length].long().cpu().numpy() for k, t in zip(_SENTENCE_FIELDS, fields)}
 
-    def finish(self, device: torch.device) -> dict[str, torch.Tensor] | None:
+    def finish(self, device: torch.device, tracked: torch.Tensor | None = None) -> dict[str, torch.Tensor] | None:
         """Gather every rank's candidates and select the epoch's tokens (a collective call).
 
         Every rank must call this, even with no tokens. Returns the selected columns
         on rank zero (``None`` elsewhere, or when no rank saw a valid token).
+
+        Args:
+            device: where collectives run.
+            tracked: token ids chosen in an earlier epoch. When given, the epoch keeps
+                exactly those of them it saw (a token the sampler chose once stays among
+                the candidates as long as it is seen), so trajectories stay comparable.
         """
         counts = gather.all_reduce_sum(torch.as_tensor(self.sampler.label_counts), device).numpy()
         dims = torch.tensor([self._dims.get(v, 0) for v in self.views], dtype=torch.long)
         dims = gather.all_reduce_max(dims, device).tolist()
-        local = select_final(self.sampler.candidates(), counts, self.sampler.max_tokens)
+        local = self.sampler.candidates()
+        if tracked is not None and local:
+            local = {k: v[torch.isin(local["token_id"], tracked)] for k, v in local.items()}
+        else:
+            local = select_final(local, counts, self.sampler.max_tokens)
         columns = {k: local.get(k, torch.zeros(0, dtype=torch.long)) for k in _INT_COLUMNS}
         columns.update({v: local.get(v, torch.zeros(0, d)) for v, d in zip(self.views, dims)})
         gathered = gather.gather_columns(columns, device)
         sentence_rows = gather.gather_columns(self._sentence_table(set(local.get("token_id", torch.zeros(0)).tolist()), device), device)
-        if gather.rank() != 0 or counts.sum() == 0:
+        if gather.rank() != 0 or counts.sum() == 0 or len(gathered["token_id"]) == 0:
             return None
         self._merge_sentences(sentence_rows["table"])
+        if tracked is not None:
+            return {k: v[torch.argsort(gathered["token_id"])] for k, v in gathered.items()}
         return select_final(gathered, counts, self.sampler.max_tokens)
 
     def _sentence_table(self, token_ids: set[int], device: torch.device) -> dict[str, torch.Tensor]:

@@ -74,3 +74,17 @@ def gather_columns(columns: dict[str, torch.Tensor], device: torch.device) -> di
     All ranks must pass the same keys, dtypes and trailing shapes, even with zero rows.
     """
     return {k: torch.cat(gather_rows(v, device)) for k, v in sorted(columns.items())}
+
+
+def broadcast_rows(tensor: torch.Tensor | None, device: torch.device) -> torch.Tensor:
+    """Rank zero's 1-D int64 tensor on every rank (other ranks pass ``None``)."""
+    if not _distributed():
+        assert tensor is not None
+        return tensor.cpu()
+    size = torch.tensor([0 if tensor is None else tensor.numel()], dtype=torch.long, device=device)
+    dist.broadcast(size, src=0)
+    buffer = torch.zeros(int(size.item()), dtype=torch.long, device=device)
+    if dist.get_rank() == 0 and tensor is not None:
+        buffer.copy_(tensor.to(device))
+    dist.broadcast(buffer, src=0)
+    return buffer.cpu()

@@ -1,8 +1,8 @@
 """Per-epoch metrics of a :class:`~lightning_ner_viz.snapshot.Snapshot`, in numpy and torch only.
 
-Drift metrics (CKA, cosine displacement, centroid shift) compare views in their
-original feature space; only :func:`trustworthiness` looks at the projection.
-Metrics that need more tokens or labels than they are given return NaN instead of raising.
+Drift metrics (CKA, cosine displacement, centroid shift) compare views in their original
+feature space; only :func:`trustworthiness` looks at the projection. Metrics given too few
+tokens or labels return NaN instead of raising.
 """
 
 from __future__ import annotations
@@ -15,26 +15,27 @@ import torch
 from lightning_ner_viz.snapshot import Snapshot
 
 _NAN = float("nan")
-_CHUNK_BYTES = 64 * 2**20
-"""Memory budget of one chunk of the distance matrix in :func:`knn_purity`."""
 _MAX_POINTS = 2000
+_CHUNK_BYTES = 64 * 2**20
+"""Memory budget of one block of distances in :func:`knn_purity`."""
 
 
-def _f64(X: np.ndarray | torch.Tensor) -> torch.Tensor:
-    return torch.as_tensor(np.asarray(X, dtype=np.float64))
+def _matrix(X: np.ndarray, name: str, n_rows: int | None = None, dtype: type = np.float64) -> np.ndarray:
+    X = np.asarray(X, dtype=dtype)
+    if X.ndim != 2 or (n_rows is not None and len(X) != n_rows):
+        want = f"({n_rows if n_rows is not None else 'n_tokens'}, n_features)"
+        raise ValueError(f"{name} must have shape {want}; got shape {X.shape}.")
+    return X
 
 
-def _rows(X: torch.Tensor, name: str) -> int:
-    if X.ndim != 2:
-        raise ValueError(f"{name} must have shape (n_tokens, n_features); got shape {tuple(X.shape)}.")
-    return X.shape[0]
-
-
-def _sq_dists(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
-    """Squared Euclidean distances, of shape (len(A), len(B)), clipped at 0."""
-    d = A @ B.T
-    d.mul_(-2.0).add_((A * A).sum(1, keepdim=True)).add_((B * B).sum(1))
-    return d.clamp_min_(0.0)
+def _sq_dists(x: np.ndarray) -> torch.Tensor:
+    """Squared Euclidean distances of shape (n, n) between the rows of x (n, d), as scikit-learn computes them."""
+    d = x @ x.T  # numpy spots the transpose and runs half the multiplications (syrk)
+    sq = np.einsum("ij,ij->i", x, x)
+    d *= -2.0
+    d += sq[:, None]
+    d += sq[None, :]
+    return torch.from_numpy(np.maximum(d, 0.0, out=d))
 
 
 def _subsample(n: int, max_points: int, seed: int) -> np.ndarray:
@@ -45,38 +46,33 @@ def _subsample(n: int, max_points: int, seed: int) -> np.ndarray:
 
 
 def linear_cka(X: np.ndarray, Y: np.ndarray) -> float:
-    """Linear centered kernel alignment (Kornblith et al., 2019) of two row-aligned matrices.
+    """Linear centered kernel alignment (Kornblith et al., 2019) of two row-aligned matrices, in float64.
 
     Args:
         X: array of shape (n_tokens, n_features_x).
         Y: array of shape (n_tokens, n_features_y).
 
     Returns:
-        A similarity in [0, 1], invariant to rotations and isotropic scaling; NaN with
-        fewer than 2 rows or when either matrix is constant.
+        A similarity in [0, 1], invariant to rotation and isotropic scaling; NaN with fewer
+        than 2 rows or when either matrix is constant.
     """
-    x, y = _f64(X), _f64(Y)
-    n = _rows(x, "X")
-    if _rows(y, "Y") != n:
-        raise ValueError(f"X and Y must have the same number of rows; got {n} and {y.shape[0]}.")
-    if n < 2:
+    x = _matrix(X, "X")
+    y = _matrix(Y, "Y", len(x))
+    if len(x) < 2:
         return _NAN
     x, y = x - x.mean(0), y - y.mean(0)
-    dx, dy = x.shape[1], y.shape[1]
-    if n * (dx + dy) < dx * dx + dy * dy + dx * dy:  # Gram matrices are cheaper than feature covariances
+    n, dx, dy = len(x), x.shape[1], y.shape[1]
+    if n * (dx + dy) < dx * dx + dy * dy + dx * dy:  # the (n, n) Gram matrices are the cheaper route
         kx, ky = x @ x.T, y @ y.T
-        hsic, norm_x, norm_y = (kx * ky).sum(), kx.norm(), ky.norm()
+        hsic, norm_x, norm_y = float(np.vdot(kx, ky)), np.linalg.norm(kx), np.linalg.norm(ky)
     else:
-        hsic, norm_x, norm_y = (y.T @ x).square().sum(), (x.T @ x).norm(), (y.T @ y).norm()
-    if norm_x == 0 or norm_y == 0:
-        return _NAN
-    return float(hsic / (norm_x * norm_y))
+        hsic = float(np.square(y.T @ x).sum())
+        norm_x, norm_y = np.linalg.norm(x.T @ x), np.linalg.norm(y.T @ y)
+    return hsic / float(norm_x * norm_y) if norm_x > 0 and norm_y > 0 else _NAN
 
 
 def cosine_displacement(prev: np.ndarray, cur: np.ndarray) -> np.ndarray:
-    """Per-row cosine distance ``1 - cos(prev_i, cur_i)``, in [0, 2].
-
-    A row that is zero in both matrices has distance 0; zero in only one, distance 1.
+    """Per-row cosine distance ``1 - cos(prev_i, cur_i)`` in [0, 2]; rows zero in both give 0, in one give 1.
 
     Args:
         prev: array of shape (n_tokens, n_features).
@@ -85,15 +81,15 @@ def cosine_displacement(prev: np.ndarray, cur: np.ndarray) -> np.ndarray:
     Returns:
         Array of shape (n_tokens,).
     """
-    a, b = _f64(prev), _f64(cur)
-    _rows(a, "prev")
-    _rows(b, "cur")
+    a = _matrix(prev, "prev")
+    b = _matrix(cur, "cur", len(a))
     if a.shape != b.shape:
-        raise ValueError(f"prev and cur must have the same shape; got {tuple(a.shape)} and {tuple(b.shape)}.")
-    norms = a.norm(dim=1) * b.norm(dim=1)
-    both_zero = (a.norm(dim=1) == 0) & (b.norm(dim=1) == 0)
-    cos = torch.where(norms > 0, (a * b).sum(1) / norms.clamp_min(1e-300), both_zero.double())
-    return (1.0 - cos).clamp_(0.0, 2.0).numpy()
+        raise ValueError(f"prev and cur must have the same shape; got {a.shape} and {b.shape}.")
+    norm_a, norm_b = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
+    norms = norm_a * norm_b
+    both_zero = ((norm_a == 0) & (norm_b == 0)).astype(np.float64)
+    cos = np.where(norms > 0, np.einsum("ij,ij->i", a, b) / np.where(norms > 0, norms, 1.0), both_zero)
+    return np.clip(1.0 - cos, 0.0, 2.0)
 
 
 def match_tokens(prev: Snapshot, cur: Snapshot) -> tuple[np.ndarray, np.ndarray]:
@@ -104,10 +100,6 @@ def match_tokens(prev: Snapshot, cur: Snapshot) -> tuple[np.ndarray, np.ndarray]
     """
     _, i_prev, i_cur = np.intersect1d(prev.token_id, cur.token_id, return_indices=True)
     return i_prev.astype(np.int64), i_cur.astype(np.int64)
-
-
-def _label_name(label: int, label_names: Sequence[str]) -> str:
-    return label_names[label] if 0 <= label < len(label_names) else str(label)
 
 
 def centroid_shift(
@@ -122,35 +114,33 @@ def centroid_shift(
         label_names: label id to name.
 
     Returns:
-        Label name to ``||mean(prev[label]) - mean(cur[label])|| / rms_spread(cur)``, where the
-        RMS spread is the root mean squared distance of ``cur``'s rows to their mean. Labels
-        without tokens are skipped; the value is NaN when ``cur`` has no spread.
+        Label name to ``||mean(prev[label]) - mean(cur[label])|| / spread``, where ``spread`` is
+        the root mean squared distance of ``cur``'s rows to their mean (NaN when it is 0).
+        Labels without tokens are skipped.
     """
-    a, b = _f64(prev), _f64(cur)
-    labels = np.asarray(labels, dtype=np.int64)
-    if a.shape != b.shape or _rows(b, "cur") != len(labels):
-        raise ValueError(f"prev {tuple(a.shape)}, cur {tuple(b.shape)} and labels ({len(labels)},) must align.")
+    a, b, labels = _matrix(prev, "prev"), _matrix(cur, "cur"), np.asarray(labels, dtype=np.int64)
+    if a.shape != b.shape or len(b) != len(labels):
+        raise ValueError(f"prev {a.shape}, cur {b.shape} and labels {labels.shape} must be row-aligned.")
     if len(labels) == 0:
         return {}
-    spread = float((b - b.mean(0)).square().sum(1).mean().sqrt())
+    spread = float(np.sqrt(np.square(b - b.mean(0)).sum(1).mean()))
     out: dict[str, float] = {}
     for label in np.unique(labels):
-        mask = torch.from_numpy(labels == label)
-        shift = float((a[mask].mean(0) - b[mask].mean(0)).norm())
-        out[_label_name(int(label), label_names)] = shift / spread if spread > 0 else _NAN
+        mask = labels == label
+        shift = float(np.linalg.norm(a[mask].mean(0) - b[mask].mean(0)))
+        name = label_names[label] if 0 <= label < len(label_names) else str(label)
+        out[name] = shift / spread if spread > 0 else _NAN
     return out
 
 
 def _silhouette(sq_dist: torch.Tensor, labels: np.ndarray) -> float:
-    """Mean silhouette from squared distances of shape (n, n) and labels of shape (n,)."""
     _, inverse = np.unique(labels, return_inverse=True)
     n, n_labels = len(labels), int(inverse.max(initial=-1)) + 1
-    if not 2 <= n_labels <= n - 1:
+    if not 2 <= n_labels <= n - 1:  # scikit-learn raises there
         return _NAN
-    dist = sq_dist.sqrt().fill_diagonal_(0.0)
     own = torch.from_numpy(inverse.reshape(-1)).long()
     onehot = torch.nn.functional.one_hot(own, n_labels).double()
-    sums, counts = dist @ onehot, onehot.sum(0)
+    sums, counts = sq_dist.sqrt().fill_diagonal_(0.0) @ onehot, onehot.sum(0)
     intra = sums.gather(1, own[:, None]).squeeze(1) / (counts[own] - 1)
     inter = (sums / counts).scatter_(1, own[:, None], torch.inf).min(1).values
     scores = torch.nan_to_num((inter - intra) / torch.maximum(intra, inter)) * (counts[own] > 1)
@@ -158,43 +148,40 @@ def _silhouette(sq_dist: torch.Tensor, labels: np.ndarray) -> float:
 
 
 def silhouette_by_label(X: np.ndarray, labels: np.ndarray, max_points: int = _MAX_POINTS, seed: int = 0) -> float:
-    """Mean Euclidean silhouette coefficient of the gold-label clusters (as scikit-learn's).
+    """Mean Euclidean silhouette coefficient of the gold-label clusters, as scikit-learn's.
 
     Args:
         X: array of shape (n_tokens, n_features).
         labels: array of shape (n_tokens,), gold label ids.
-        max_points: above this many tokens, score the rows
-            ``np.sort(np.random.default_rng(seed).choice(n_tokens, max_points, replace=False))``.
+        max_points: above this many tokens, only the rows
+            ``np.sort(np.random.default_rng(seed).choice(n_tokens, max_points, replace=False))`` are scored.
         seed: seed of that subsample.
 
     Returns:
-        A score in [-1, 1]; NaN unless 2 <= number of labels <= (scored tokens - 1).
+        A score in [-1, 1]; NaN unless 2 <= number of labels < number of scored tokens.
     """
-    x, labels = _f64(X), np.asarray(labels)
-    if _rows(x, "X") != len(labels):
-        raise ValueError(f"X has {x.shape[0]} rows but labels has {len(labels)}.")
+    labels = np.asarray(labels)
     idx = _subsample(len(labels), max_points, seed)
-    x = x[torch.from_numpy(idx)]
-    return _silhouette(_sq_dists(x, x), labels[idx])
+    return _silhouette(_sq_dists(_matrix(X, "X", len(labels))[idx]), labels[idx])
 
 
-def _knn_purity(x: torch.Tensor, labels: np.ndarray, k: int, sq_dist: torch.Tensor | None = None) -> float:
-    """kNN purity of rows ``x`` (n, n_features), or of precomputed squared distances (n, n)."""
-    n, lab = len(labels), torch.as_tensor(np.asarray(labels, dtype=np.int64))
+def _knn_purity(x: np.ndarray, labels: np.ndarray, k: int, sq_dist: torch.Tensor | None = None) -> float:
+    """kNN purity of the rows of x (n, d), from ``sq_dist`` (n, n) when given, else by blocks of rows."""
+    n, lab = len(labels), torch.from_numpy(np.asarray(labels, dtype=np.int64))
     k = min(k, n - 1)
     if k < 1:
         return _NAN
-    if sq_dist is None:
-        x = x - x.mean(0)  # distances are unchanged; float cancellation is smaller
-        sq = (x * x).sum(1)
-    step = n if sq_dist is not None else max(1, _CHUNK_BYTES // (x.element_size() * n))
+    x = x - x.mean(0)  # distances are unchanged, and float rounding shrinks
+    sq = np.einsum("ij,ij->i", x, x)
+    step = n if sq_dist is not None else max(1, _CHUNK_BYTES // (x.itemsize * n))
     hits = 0
     for start in range(0, n, step):
         stop = min(start + step, n)
         if sq_dist is not None:
-            d = sq_dist[start:stop].clone()
+            d = sq_dist.clone()
         else:
-            d = (x[start:stop] @ x.T).mul_(-2.0).add_(sq).add_(sq[start:stop, None])
+            # ||x_i||^2 is constant along row i, so it is left out: the ranking is the same.
+            d = torch.from_numpy(x[start:stop] @ x.T).mul_(-2.0).add_(torch.from_numpy(sq))
         d[torch.arange(stop - start), torch.arange(start, stop)] = torch.inf
         neighbours = d.topk(k, dim=1, largest=False).indices
         hits += int((lab[neighbours] == lab[start:stop, None]).sum())
@@ -204,7 +191,7 @@ def _knn_purity(x: torch.Tensor, labels: np.ndarray, k: int, sq_dist: torch.Tens
 def knn_purity(X: np.ndarray, labels: np.ndarray, k: int = 10) -> float:
     """Mean fraction of each token's ``k`` nearest neighbours (Euclidean, itself excluded) sharing its gold label.
 
-    Distances are computed in float32, a chunk of rows at a time (about 64 MB each).
+    Distances are computed in float32, in blocks of rows of about 64 MB.
 
     Args:
         X: array of shape (n_tokens, n_features).
@@ -214,17 +201,15 @@ def knn_purity(X: np.ndarray, labels: np.ndarray, k: int = 10) -> float:
     Returns:
         A fraction in [0, 1]; NaN with fewer than 2 tokens.
     """
-    x = torch.as_tensor(np.asarray(X, dtype=np.float32))
-    if _rows(x, "X") != len(labels):
-        raise ValueError(f"X has {x.shape[0]} rows but labels has {len(labels)}.")
-    return _knn_purity(x, np.asarray(labels), k)
+    labels = np.asarray(labels)
+    return _knn_purity(_matrix(X, "X", len(labels), np.float32), labels, k)
 
 
 def prediction_change_rate(prev_pred: np.ndarray, cur_pred: np.ndarray) -> float:
-    """Fraction of tokens whose predicted label changed, over tokens predicted (id >= 0) in both.
+    """Fraction of tokens whose predicted label changed, among tokens predicted (id >= 0) in both.
 
     Args:
-        prev_pred: array of shape (n_tokens,), predicted label ids; -1 if unknown.
+        prev_pred: array of shape (n_tokens,), predicted label ids, -1 if unknown.
         cur_pred: array of shape (n_tokens,), rows aligned with ``prev_pred``.
 
     Returns:
@@ -237,31 +222,23 @@ def prediction_change_rate(prev_pred: np.ndarray, cur_pred: np.ndarray) -> float
     return float((a[known] != b[known]).mean()) if known.any() else _NAN
 
 
-def _chunk_ends(prev_tag: str, tag: str, prev_type: str, type_: str) -> bool:
-    return (
-        prev_tag in ("E", "S")
-        or (prev_tag in ("B", "I") and tag in ("B", "S", "O"))
-        or (prev_tag not in ("O", ".") and prev_type != type_)
-    )
-
-
-def _chunk_starts(prev_tag: str, tag: str, prev_type: str, type_: str) -> bool:
-    return (
-        tag in ("B", "S")
-        or (prev_tag in ("E", "S", "O") and tag in ("E", "I"))
-        or (tag not in ("O", ".") and prev_type != type_)
-    )
-
-
-def _entities(tags: list[str]) -> set[tuple[str, int, int]]:
-    """Chunks ``(type, first, last)`` of a tag sequence, as ``seqeval.metrics.sequence_labeling.get_entities``."""
+def _entities(names: list[str]) -> set[tuple[str, int, int]]:
+    """Chunks ``(type, first, last)`` of a tag sequence, exactly as seqeval's ``get_entities``."""
     chunks: set[tuple[str, int, int]] = set()
     prev_tag, prev_type, begin = "O", "", 0
-    for i, name in enumerate([*tags, "O"]):
+    for i, name in enumerate([*names, "O"]):
         tag, type_ = name[:1], name[1:].split("-", 1)[-1] or "_"
-        if _chunk_ends(prev_tag, tag, prev_type, type_):
+        if (
+            prev_tag in ("E", "S")
+            or (prev_tag in ("B", "I") and tag in ("B", "S", "O"))
+            or (prev_tag not in ("O", ".") and prev_type != type_)
+        ):
             chunks.add((prev_type, begin, i - 1))
-        if _chunk_starts(prev_tag, tag, prev_type, type_):
+        if (
+            tag in ("B", "S")
+            or (prev_tag in ("E", "S", "O") and tag in ("E", "I"))
+            or (tag not in ("O", ".") and prev_type != type_)
+        ):
             begin = i
         prev_tag, prev_type = tag, type_
     return chunks
@@ -275,90 +252,76 @@ def entity_f1(sentence_tags: Mapping[int, tuple[np.ndarray, np.ndarray]], label_
         label_names: label id to BIO name (``B-BRAND``, ``I-BRAND``, ``O``).
 
     Returns:
-        F1 in [0, 1] (0 when there is no entity at all, as seqeval); NaN when there is no
-        sentence or any prediction is unknown (id outside ``label_names``, e.g. -1).
+        F1 in [0, 1], 0 when there is no entity at all (as seqeval); NaN when there is no
+        sentence or a prediction is unknown (an id outside ``label_names``, such as -1).
     """
     names = list(label_names)
-    gold_tags: list[str] = []
-    pred_tags: list[str] = []
+    tags: tuple[list[str], list[str]] = ([], [])
     for sid, (gold, pred) in sentence_tags.items():
         gold, pred = np.asarray(gold, dtype=np.int64), np.asarray(pred, dtype=np.int64)
         if gold.shape != pred.shape or ((gold < 0) | (gold >= len(names))).any():
-            raise ValueError(f"Sentence {sid}: gold and pred must be aligned ids of label_names.")
+            raise ValueError(f"Sentence {sid}: gold and pred must be aligned ids into label_names.")
         if ((pred < 0) | (pred >= len(names))).any():
             return _NAN
-        gold_tags += [names[i] for i in gold] + ["O"]  # the separator seqeval puts between sentences
-        pred_tags += [names[i] for i in pred] + ["O"]
+        for seq, ids in zip(tags, (gold, pred)):
+            seq += [names[i] for i in ids] + ["O"]  # seqeval's separator between sentences
     if not sentence_tags:
         return _NAN
-    true, found = _entities(gold_tags), _entities(pred_tags)
+    true, found = _entities(tags[0]), _entities(tags[1])
     total = len(true) + len(found)
     return 2.0 * len(true & found) / total if total else 0.0
 
 
-def _trustworthiness(sq_dist: torch.Tensor, coords: torch.Tensor, k: int) -> float:
-    """Trustworthiness from squared distances (n, n) in the original space and coords (n, n_components)."""
+def _trustworthiness(sq_dist: torch.Tensor, coords: np.ndarray, k: int) -> float:
     n = len(coords)
-    if not 1 <= k < n / 2:
+    if not 1 <= k < n / 2:  # scikit-learn raises there
         return _NAN
     dist_x = sq_dist.clone().fill_diagonal_(torch.inf)
-    dist_e = torch.cdist(coords, coords, compute_mode="donot_use_mm_for_euclid_dist")  # exact, as a k-d tree
+    e = torch.from_numpy(coords)
+    dist_e = torch.cdist(e, e, compute_mode="donot_use_mm_for_euclid_dist")  # exact, as a k-d tree
     neighbours = dist_e.fill_diagonal_(torch.inf).topk(k, dim=1, largest=False).indices
-    # The rank in X of each projected neighbour is 1 + the number of points closer in X. Bucket
-    # every distance among the row's k sorted neighbour distances, then count per bucket.
+    # A projected neighbour's rank in X is 1 + the points closer in X: bucket each row's
+    # distances between its k sorted neighbour distances, then count cumulatively.
     reach = dist_x.gather(1, neighbours).sort(1).values
     bucket = torch.searchsorted(reach, dist_x, right=True)
     closer = torch.zeros(n, k + 1, dtype=torch.int64).scatter_add_(1, bucket, torch.ones_like(bucket))
-    ranks = closer.cumsum(1)[:, :k] + 1
-    penalty = int((ranks - k).clamp_min_(0).sum())
+    penalty = int((closer.cumsum(1)[:, :k] + 1 - k).clamp_min_(0).sum())
     return 1.0 - penalty * 2.0 / (n * k * (2.0 * n - 3.0 * k - 1.0))
 
 
-def trustworthiness(X: np.ndarray, coords: np.ndarray, k: int = 10, max_points: int = _MAX_POINTS, seed: int = 0) -> float:
-    """How well the projection's neighbourhoods hold true neighbours (as ``sklearn.manifold.trustworthiness``).
+def trustworthiness(
+    X: np.ndarray, coords: np.ndarray, k: int = 10, max_points: int = _MAX_POINTS, seed: int = 0
+) -> float:
+    """How far the projection's neighbourhoods hold true neighbours, as ``sklearn.manifold.trustworthiness``.
 
     Args:
         X: array of shape (n_tokens, n_features), the original space.
         coords: array of shape (n_tokens, n_components), the projection.
         k: neighbours per token.
-        max_points: above this many tokens, score the rows
-            ``np.sort(np.random.default_rng(seed).choice(n_tokens, max_points, replace=False))``.
+        max_points: above this many tokens, only the rows
+            ``np.sort(np.random.default_rng(seed).choice(n_tokens, max_points, replace=False))`` are scored.
         seed: seed of that subsample.
 
     Returns:
-        A score in [0, 1]; NaN unless ``1 <= k < scored tokens / 2`` (scikit-learn raises there).
+        A score in [0, 1]; NaN unless ``1 <= k < scored tokens / 2``.
     """
-    x, e = _f64(X), _f64(coords)
-    if _rows(x, "X") != _rows(e, "coords"):
-        raise ValueError(f"X has {x.shape[0]} rows but coords has {e.shape[0]}.")
-    idx = torch.from_numpy(_subsample(x.shape[0], max_points, seed))
-    x = x[idx]
-    return _trustworthiness(_sq_dists(x, x), e[idx], k)
-
-
-def _accuracy(gold: np.ndarray, pred: np.ndarray) -> float:
-    known = pred >= 0
-    return float((gold[known] == pred[known]).mean()) if known.any() else _NAN
+    x = _matrix(X, "X")
+    idx = _subsample(len(x), max_points, seed)
+    return _trustworthiness(_sq_dists(x[idx]), _matrix(coords, "coords", len(x))[idx], k)
 
 
 def _quality(view: str, X: np.ndarray, labels: np.ndarray, coords: np.ndarray | None) -> dict[str, float]:
-    """Silhouette, kNN purity and trustworthiness of one view, sharing one distance matrix."""
-    x = _f64(X)
-    if _rows(x, view) != len(labels):
-        raise ValueError(f"View {view!r} has {x.shape[0]} rows but there are {len(labels)} labels.")
-    idx = _subsample(len(labels), _MAX_POINTS, seed=0)  # the defaults of the public functions
-    sub = x[torch.from_numpy(idx)]
-    sq_dist = _sq_dists(sub, sub)
-    whole = len(idx) == len(labels)
+    """Silhouette, kNN purity and trustworthiness of one view, from one shared distance matrix."""
+    x = _matrix(X, f"views[{view!r}]", len(labels))
+    idx = _subsample(len(x), _MAX_POINTS, seed=0)  # the public functions' defaults
+    sq_dist = _sq_dists(x[idx])
     out = {
         f"{view}/silhouette": _silhouette(sq_dist, labels[idx]),
-        f"{view}/knn_purity": _knn_purity(x, labels, 10, sq_dist) if whole else knn_purity(X, labels),
+        f"{view}/knn_purity": _knn_purity(x, labels, 10, sq_dist if len(idx) == len(x) else None),
     }
     if coords is not None:
-        e = _f64(coords)
-        if _rows(e, f"coords[{view!r}]") != len(labels):
-            raise ValueError(f"coords[{view!r}] has {e.shape[0]} rows but view {view!r} has {len(labels)}.")
-        out[f"{view}/trustworthiness"] = _trustworthiness(sq_dist, e[torch.from_numpy(idx)], 10)
+        e = _matrix(coords, f"coords[{view!r}]", len(x))[idx]
+        out[f"{view}/trustworthiness"] = _trustworthiness(sq_dist, e, 10)
     return out
 
 
@@ -370,28 +333,27 @@ def epoch_metrics(
 ) -> dict[str, float]:
     """Every metric of one epoch's snapshot, as a flat dict of Python floats.
 
-    Keys: ``n_tokens``, ``sample_accuracy``, ``entity_f1``, ``prediction_change`` (vs ``previous``)
-    and, per view ``v``: ``v/cka_prev``, ``v/displacement_mean``, ``v/displacement_median``,
-    ``v/centroid_shift/<label>`` (vs ``previous``, over shared tokens), ``v/cka_first`` (vs
-    ``first``), ``v/silhouette``, ``v/knn_purity`` and ``v/trustworthiness`` (if ``v`` is in
-    ``coords``). Keys needing ``previous`` or ``first`` are omitted when it is None or lacks the view.
+    Keys: ``n_tokens``, ``sample_accuracy``, ``entity_f1``, ``prediction_change`` and, per view
+    ``v``: ``v/cka_prev``, ``v/displacement_mean``, ``v/displacement_median``,
+    ``v/centroid_shift/<label>`` (all vs ``previous``, over shared tokens), ``v/cka_first``,
+    ``v/silhouette``, ``v/knn_purity`` and ``v/trustworthiness`` (when ``v`` is in ``coords``).
+    Keys needing ``previous`` or ``first`` are left out when it is None or lacks the view.
 
     Args:
         snapshot: this epoch's tokens.
-        coords: view name to projected coordinates, of shape (n_tokens, 2 or 3).
+        coords: view name to projected coordinates, arrays of shape (n_tokens, 2 or 3).
         previous: the previous epoch's snapshot.
         first: the first epoch's snapshot.
     """
+    known = snapshot.pred >= 0
     out = {
         "n_tokens": float(len(snapshot)),
-        "sample_accuracy": _accuracy(snapshot.gold, snapshot.pred),
+        "sample_accuracy": float(snapshot.correct[known].mean()) if known.any() else _NAN,
         "entity_f1": entity_f1(snapshot.sentence_tags, snapshot.label_names),
     }
+    i_prev, i_cur = match_tokens(previous, snapshot) if previous is not None else (None, None)
     if previous is not None:
-        i_prev, i_cur = match_tokens(previous, snapshot)
         out["prediction_change"] = prediction_change_rate(previous.pred[i_prev], snapshot.pred[i_cur])
-    if first is not None:
-        i_first, i_cur_first = match_tokens(first, snapshot)
     for view, X in snapshot.views.items():
         if previous is not None and view in previous.views:
             a, b = np.asarray(previous.views[view])[i_prev], np.asarray(X)[i_cur]
@@ -401,8 +363,9 @@ def epoch_metrics(
                 out[f"{view}/displacement_mean"] = float(moved.mean()) if len(moved) else _NAN
                 out[f"{view}/displacement_median"] = float(np.median(moved)) if len(moved) else _NAN
                 shifts = centroid_shift(a, b, snapshot.gold[i_cur], snapshot.label_names)
-                out.update({f"{view}/centroid_shift/{name}": v for name, v in shifts.items()})
+                out.update({f"{view}/centroid_shift/{name}": shift for name, shift in shifts.items()})
         if first is not None and view in first.views:
-            out[f"{view}/cka_first"] = linear_cka(np.asarray(first.views[view])[i_first], np.asarray(X)[i_cur_first])
+            i_first, i_now = match_tokens(first, snapshot)
+            out[f"{view}/cka_first"] = linear_cka(np.asarray(first.views[view])[i_first], np.asarray(X)[i_now])
         out.update(_quality(view, X, snapshot.gold, coords.get(view)))
     return {key: float(value) for key, value in out.items()}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from lightning_ner_viz._imports import require
@@ -25,10 +27,13 @@ class TSNEReducer(PCAPrereduction):
         perplexity: t-SNE's effective neighbourhood size (openTSNE lowers it for tiny inputs).
         pca_dims: reduce to this many dimensions with PCA first (``None`` to skip).
         random_state: the seed; the same seed and data give the same layout.
-        n_iter: optimisation iterations after the 250 early-exaggeration ones.
+        n_iter: optimisation iterations after the early-exaggeration ones.
         init: optional array of shape (n_tokens, n_components) to start from (a
-            warm start). Only its shape matters: it is rescaled to a standard
-            deviation of 1e-4, as openTSNE recommends. ``None`` starts from PCA.
+            warm start, e.g. the previous epoch's layout). It is centred but kept
+            at its scale, since t-SNE distances are absolute. ``None`` starts from PCA.
+        early_exaggeration_iter: early-exaggeration iterations; ``None`` means 250
+            from PCA and 0 from ``init`` (a converged layout needs none, and
+            skipping them keeps it in place).
         n_jobs: threads; 1 (the default) keeps results bit-for-bit reproducible.
 
     Attributes:
@@ -44,6 +49,7 @@ class TSNEReducer(PCAPrereduction):
         random_state: int = 0,
         n_iter: int = 500,
         init: np.ndarray | None = None,
+        early_exaggeration_iter: int | None = None,
         n_jobs: int = 1,
     ) -> None:
         self.n_components = n_components
@@ -52,6 +58,7 @@ class TSNEReducer(PCAPrereduction):
         self.random_state = random_state
         self.n_iter = n_iter
         self.init = init
+        self.early_exaggeration_iter = early_exaggeration_iter
         self.n_jobs = n_jobs
 
     def fit(self, X: np.ndarray) -> TSNEReducer:
@@ -66,19 +73,22 @@ class TSNEReducer(PCAPrereduction):
             raise ValueError(f"t-SNE needs at least 4 tokens; got {X.shape[0]}. Use reducer='pca'.")
         init = check_init(self.init, X.shape[0], self.n_components)
         openTSNE = require("openTSNE")
-        if init is not None:
-            init = openTSNE.initialization.rescale(init - init.mean(0), target_std=1e-4)
+        exaggeration_iter = self.early_exaggeration_iter
+        if exaggeration_iter is None:
+            exaggeration_iter = 250 if init is None else 0
         tsne = openTSNE.TSNE(
             n_components=self.n_components,
             perplexity=min(self.perplexity, (X.shape[0] - 1) / 3),
             n_iter=self.n_iter,
-            initialization="pca" if init is None else init,
+            early_exaggeration_iter=exaggeration_iter,
+            initialization="pca" if init is None else init - init.mean(0),
             negative_gradient_method="bh" if self.n_components > 2 else "auto",
             random_state=self.random_state,
             n_jobs=self.n_jobs,
             verbose=False,
         )
-        self.tsne_ = tsne.fit(self._prereduce(X, fit=True))
+        with _quiet_scale_warning():
+            self.tsne_ = tsne.fit(self._prereduce(X, fit=True))
         self.embedding_ = np.asarray(self.tsne_, dtype=np.float32)
         return self
 
@@ -98,3 +108,15 @@ class TSNEReducer(PCAPrereduction):
     def fit_transform(self, X: np.ndarray) -> np.ndarray:
         """Fit on X and return the fitted layout."""
         return self.fit(X).embedding_
+
+
+class _quiet_scale_warning:  # noqa: N801
+    """Silence openTSNE's log warning that a warm start is wider than std 1e-4 (it is, on purpose)."""
+
+    def __enter__(self) -> None:
+        self.logger = logging.getLogger("openTSNE.tsne")
+        self.filter = lambda record: "Standard deviation of embedding" not in record.getMessage()
+        self.logger.addFilter(self.filter)
+
+    def __exit__(self, *exc: object) -> None:
+        self.logger.removeFilter(self.filter)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from lightning_ner_viz._imports import require
@@ -76,7 +78,10 @@ class UMAPReducer(PCAPrereduction):
             transform_seed=self.random_state,
             init="spectral" if init is None else init.astype(np.float32),
         )
-        self.embedding_ = np.asarray(self.umap_.fit_transform(self._prereduce(X, fit=True)), dtype=np.float32)
+        with warnings.catch_warnings():
+            # umap-learn warns on every seeded fit that it runs single-threaded; that is the point of the seed.
+            warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
+            self.embedding_ = np.asarray(self.umap_.fit_transform(self._prereduce(X, fit=True)), dtype=np.float32)
         return self
 
     def transform(self, X: np.ndarray) -> np.ndarray:

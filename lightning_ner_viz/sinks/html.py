@@ -140,7 +140,7 @@ class HtmlSink(Sink):
         """Drop epochs beyond ``max_epochs_inline``, keeping the first, the latest and an even spread."""
         n = self.max_epochs_inline
         while n is not None and len(self._epochs) > n:
-            if n < 3:
+            if n < 2:
                 del self._epochs[0]
                 continue
             ep = [r["epoch"] for r in self._epochs]
@@ -281,7 +281,7 @@ def _charts(keys: list[str], views: list[str], label_color: dict[str, str]) -> l
     """Group metric keys into small charts: one per family, views as colours, variants as dashes."""
     dashes = ["solid", "dash", "dot", "dashdot"]
     top = [k for k in keys if "/" not in k and k != "n_tokens"]
-    charts = [{"title": "predictions on the sample", "lines": [
+    charts = [{"title": "predictions on the sample" if len(top) > 1 else top[0].replace("_", " "), "lines": [
         {"key": k, "name": k.replace("_", " "), "color": _VIEW_COLORS[i % 5], "dash": "solid"} for i, k in enumerate(top)
     ]}] if top else []
     families: dict[str, list[tuple[str, str, str]]] = {}
