@@ -14,10 +14,11 @@ if TYPE_CHECKING:
 
 
 def auto_sinks(trainer: pl.Trainer | None) -> list[Sink]:
-    """A Rerun file always (when rerun is installed), and a W&B sink for a ``WandbLogger``."""
-    from lightning.pytorch.loggers import WandbLogger
+    """A Rerun file always (when rerun is installed), a W&B sink for a ``WandbLogger`` and a
+    TensorBoard sink for a ``TensorBoardLogger``."""
+    from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 
-    from lightning_ner_viz.sinks import RerunSink, WandbSink
+    from lightning_ner_viz.sinks import RerunSink, TensorBoardSink, WandbSink
 
     sinks: list[Sink] = []
     if _RERUN_AVAILABLE:
@@ -27,6 +28,8 @@ def auto_sinks(trainer: pl.Trainer | None) -> list[Sink]:
     loggers = trainer.loggers if trainer is not None else []
     if any(isinstance(lg, WandbLogger) for lg in loggers) and _WANDB_AVAILABLE:
         sinks.append(WandbSink())
+    if any(isinstance(lg, TensorBoardLogger) for lg in loggers):
+        sinks.append(TensorBoardSink())
     return sinks
 
 

@@ -2,6 +2,7 @@
 
 from lightning_ner_viz.sinks.base import Sink
 from lightning_ner_viz.sinks.rerun import RerunSink
+from lightning_ner_viz.sinks.tensorboard import TensorBoardSink
 from lightning_ner_viz.sinks.wandb import WandbSink
 
-__all__ = ["RerunSink", "Sink", "WandbSink"]
+__all__ = ["RerunSink", "Sink", "TensorBoardSink", "WandbSink"]

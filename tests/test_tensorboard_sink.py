@@ -1,0 +1,226 @@
+"""TensorBoardSink: the projector config, tensors/metadata TSVs and scalars, read back from disk."""
+
+from __future__ import annotations
+
+import pickle
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorboard")
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # `examples` is importable (conftest.py does this too)
+    sys.path.insert(0, str(ROOT))
+
+import lightning.pytorch as pl  # noqa: E402
+from lightning.pytorch.loggers import TensorBoardLogger  # noqa: E402
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
+
+from lightning_ner_viz import EmbeddingDriftCallback, Snapshot, load_snapshots  # noqa: E402
+from lightning_ner_viz.sinks import tensorboard as tb_module  # noqa: E402
+from lightning_ner_viz.sinks.tensorboard import METADATA_HEADER, TensorBoardSink  # noqa: E402
+
+VIEWS = ("hidden", "emissions")
+
+
+def _projector(log_dir: Path):
+    from google.protobuf import text_format
+    from tensorboard.plugins.projector.projector_config_pb2 import ProjectorConfig
+
+    return text_format.Parse((log_dir / "projector_config.pbtxt").read_text(), ProjectorConfig())
+
+
+def _read_tsv(path: Path) -> list[list[str]]:
+    return [line.split("\t") for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def _scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    acc = EventAccumulator(str(log_dir))
+    acc.Reload()
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+def _check_projector(log_dir: Path, snapshots: list[Snapshot], prefix: str = "ner_viz") -> None:
+    """One embedding per epoch and view, whose files hold the snapshot's vectors and labels."""
+    config = _projector(log_dir)
+    names = [e.tensor_name for e in config.embeddings]
+    expected = [f"{prefix}/{view}:{s.epoch:05d}" for s in snapshots for view in VIEWS]
+    assert sorted(names) == sorted(expected)
+    for snap in snapshots:
+        for view in VIEWS:
+            (emb,) = [e for e in config.embeddings if e.tensor_name == f"{prefix}/{view}:{snap.epoch:05d}"]
+            tensors = _read_tsv(log_dir / emb.tensor_path)
+            assert len(tensors) == len(snap)
+            assert {len(row) for row in tensors} == {snap.views[view].shape[1]}
+            np.testing.assert_allclose(np.asarray(tensors, dtype=np.float32), snap.views[view], rtol=1e-5, atol=1e-6)
+            metadata = _read_tsv(log_dir / emb.metadata_path)
+            assert metadata[0] == METADATA_HEADER
+            rows = metadata[1:]
+            assert len(rows) == len(snap)
+            assert [r[1] for r in rows] == snap.gold_names()
+            assert [r[2] for r in rows] == snap.pred_names()
+            assert [r[3] == "True" for r in rows] == snap.correct.tolist()
+            assert [r[0] for r in rows] == [t.replace("\t", " ") for t in snap.token]
+
+
+def _fit(tmp_path: Path, sink: TensorBoardSink, logger=False) -> EmbeddingDriftCallback:
+    from examples.hf_token_classifier import build
+
+    pl.seed_everything(0, verbose=False)
+    module, data = build(n_examples=100, batch_size=16)
+    callback = EmbeddingDriftCallback(sinks=[sink], max_tokens=200, strict=True)
+    trainer = pl.Trainer(
+        default_root_dir=str(tmp_path), max_epochs=2, logger=logger, callbacks=[callback],
+        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        accelerator="cpu", devices=1, num_sanity_val_steps=0, log_every_n_steps=1,
+    )
+    trainer.fit(module, data)
+    assert callback.logged_epochs == [0, 1]
+    return callback
+
+
+def test_own_writer_under_default_root_dir(tmp_path):
+    sink = TensorBoardSink()
+    _fit(tmp_path, sink)
+    log_dir = tmp_path / "ner_viz" / "tensorboard"
+    assert sink.writer_log_dir == str(log_dir)
+    assert sink._writer is None  # closed by the callback at the end of fit
+
+    snapshots = load_snapshots(tmp_path / "ner_viz")
+    assert [s.epoch for s in snapshots] == [0, 1]
+    assert all(0 < len(s) <= 200 for s in snapshots)
+    _check_projector(log_dir, snapshots)
+
+    scalars = _scalars(log_dir)
+    assert [step for step, _ in scalars["ner_viz/n_tokens"]] == [0, 1]
+    assert [v for _, v in scalars["ner_viz/n_tokens"]] == [float(len(s)) for s in snapshots]
+    accuracy = dict(scalars["ner_viz/sample_accuracy"])
+    for snap in snapshots:
+        assert accuracy[snap.epoch] == pytest.approx(float(snap.correct.mean()), abs=1e-6)
+
+
+def test_reuses_the_trainers_tensorboard_logger(tmp_path):
+    logger = TensorBoardLogger(str(tmp_path), name="tb", version=0)
+    sink = TensorBoardSink(tag_prefix="emb")
+    _fit(tmp_path, sink, logger=logger)
+    log_dir = Path(logger.log_dir)
+    assert sink.writer_log_dir == str(log_dir)
+    assert not (tmp_path / "ner_viz" / "tensorboard").exists()  # no second writer
+
+    _check_projector(log_dir, load_snapshots(tmp_path / "ner_viz"), prefix="emb")
+    scalars = _scalars(log_dir)  # the logger's own metrics and the sink's, in one event stream
+    assert [step for step, _ in scalars["emb/n_tokens"]] == [0, 1]
+    assert "val_loss" in scalars and "train_loss" in scalars
+    assert len(list(log_dir.glob("events.out.tfevents.*"))) == 1
+
+
+# ---- unit tests on synthetic snapshots (no Trainer) ----------------------------------------
+
+
+def _snapshot(epoch: int, n: int = 12, tokens: list[str] | None = None) -> Snapshot:
+    rng = np.random.default_rng(epoch)
+    gold = rng.integers(0, 3, n)
+    pred = np.where(rng.random(n) < 0.5, gold, (gold + 1) % 3)
+    return Snapshot(
+        epoch=epoch, step=10 * epoch, token_id=np.arange(n), sentence_id=np.zeros(n, dtype=np.int64),
+        position=np.arange(n), token=tokens or [f"tok{i}" for i in range(n)], word=[f"w{i}" for i in range(n)],
+        gold=gold, pred=pred,
+        views={"hidden": rng.normal(size=(n, 8)).astype(np.float32), "emissions": rng.normal(size=(n, 3)).astype(np.float32)},
+        label_names=["O", "B-X", "I-X"],
+    )
+
+
+def _log(sink: TensorBoardSink, snap: Snapshot, metrics: dict[str, float] | None = None) -> None:
+    coords = {v: np.zeros((len(snap), 2), dtype=np.float32) for v in snap.views}
+    sink.log_epoch(snap, coords, metrics if metrics is not None else {"n_tokens": float(len(snap))})
+
+
+def _trainer(tmp_path: Path, loggers=()) -> SimpleNamespace:
+    return SimpleNamespace(default_root_dir=str(tmp_path), loggers=list(loggers))
+
+
+def test_relative_log_dir_resolves_under_ner_viz_and_wins_over_a_logger(tmp_path):
+    logger = TensorBoardLogger(str(tmp_path), name="tb")
+    sink = TensorBoardSink("mine")
+    sink.setup(_trainer(tmp_path, [logger]))
+    assert sink.resolved_log_dir == tmp_path / "ner_viz" / "mine"
+    _log(sink, _snapshot(0))
+    sink.close()
+    assert sink.writer_log_dir == str(tmp_path / "ner_viz" / "mine")
+    assert logger._experiment is None  # the logger's writer was never opened
+    _check_projector(tmp_path / "ner_viz" / "mine", [_snapshot(0)])
+
+
+def test_close_leaves_the_loggers_writer_open(tmp_path):
+    logger = TensorBoardLogger(str(tmp_path), name="tb")
+    sink = TensorBoardSink()
+    sink.setup(_trainer(tmp_path, [logger]))
+    _log(sink, _snapshot(0))
+    sink.close()
+    assert logger.experiment.file_writer is not None  # still open: the logger closes it
+    logger.experiment.add_scalar("after", 1.0, 0)
+    logger.finalize("success")
+    assert "after" in _scalars(Path(logger.log_dir))
+
+
+def test_picklable_before_and_after_first_use(tmp_path):
+    sink = TensorBoardSink(tag_prefix="p")
+    sink.setup(_trainer(tmp_path))
+    clone = pickle.loads(pickle.dumps(sink))
+    assert clone.resolved_log_dir == sink.resolved_log_dir and clone._writer is None
+    _log(sink, _snapshot(0))
+    assert sink._writer is not None
+    clone = pickle.loads(pickle.dumps(sink))  # an open writer is not pickled
+    assert clone._writer is None and not clone._owns_writer
+    sink.close()
+    assert sink._writer is None
+    sink.close()  # idempotent
+
+
+def test_a_new_writer_on_the_same_dir_keeps_earlier_epochs(tmp_path):
+    """A resumed fit opens a new writer: the projector still lists every epoch, each once."""
+    first = TensorBoardSink(str(tmp_path / "tb"))
+    first.setup(None)
+    _log(first, _snapshot(0))
+    _log(first, _snapshot(1))
+    first.close()
+    second = TensorBoardSink(str(tmp_path / "tb"))
+    second.setup(None)
+    _log(second, _snapshot(1))  # the resumed epoch is logged again
+    _log(second, _snapshot(2))
+    second.close()
+    _check_projector(tmp_path / "tb", [_snapshot(0), _snapshot(1), _snapshot(2)])
+
+
+def test_metadata_cells_stay_one_row_and_non_finite_metrics_are_skipped(tmp_path):
+    tokens = ["a\tb", "line\nbreak", "", "##x"] + [f"t{i}" for i in range(4)]
+    sink = TensorBoardSink(str(tmp_path))
+    sink.setup(None)
+    _log(sink, _snapshot(0, n=8, tokens=tokens), {"ok": 0.5, "bad": float("nan")})
+    sink.close()
+    emb = _projector(tmp_path).embeddings[0]
+    rows = _read_tsv(tmp_path / emb.metadata_path)[1:]
+    assert [r[0] for r in rows] == ["a b", "line break", "", "##x", "t0", "t1", "t2", "t3"]
+    scalars = _scalars(tmp_path)
+    assert scalars["ner_viz/ok"] == [(0, 0.5)]
+    assert "ner_viz/bad" not in scalars
+
+
+def test_missing_tensorboard_names_the_extra(tmp_path, monkeypatch):
+    from lightning_utilities.core.imports import RequirementCache
+
+    monkeypatch.setattr(tb_module, "_TENSORBOARD_AVAILABLE", RequirementCache("tensorboard>=999"))
+    sink = TensorBoardSink()
+    with pytest.raises(ModuleNotFoundError, match=r"pip install 'lightning-ner-viz\[tensorboard\]'"):
+        sink.setup(_trainer(tmp_path))
+    # with a TensorBoardLogger the sink writes through the logger, so no error at setup
+    TensorBoardSink().setup(_trainer(tmp_path, [TensorBoardLogger(str(tmp_path))]))
+
+
+def test_empty_tag_prefix_is_rejected():
+    with pytest.raises(ValueError, match="tag_prefix"):
+        TensorBoardSink(tag_prefix="/")
