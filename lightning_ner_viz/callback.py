@@ -121,6 +121,7 @@ class EmbeddingDriftCallback(Callback):
         self._worker: Any = None
         self._sink_states: list[dict[str, Any]] = []
         self._examples_seen = 0
+        self._epochs_started = 0
 
     @property
     @override
@@ -172,6 +173,7 @@ class EmbeddingDriftCallback(Callback):
         if not self._due(trainer) or self._capture is None:
             return
         self._capture.attach()
+        self._epochs_started += 1
         self._collector = EpochCollector(self.VIEWS, self._num_labels, self.max_tokens, self.seed, self._crf)
         self._examples_seen = 0
         self._dataset_size = validation_set_size(trainer)
@@ -268,6 +270,11 @@ class EmbeddingDriftCallback(Callback):
 
     @override
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.is_global_zero and not self.logged_epochs and not self._epochs_started:
+            warn(
+                "No validation epoch was captured: is the validation set empty, `limit_val_batches=0`, or "
+                f"`every_n_epochs={self.every_n_epochs}` larger than the number of epochs?"
+            )
         self._finish()
 
     @override

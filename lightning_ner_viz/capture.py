@@ -82,16 +82,19 @@ def detect_emissions_module(root: nn.Module, num_labels: int | None) -> str:
     classifier = getattr(model, "classifier", None) if model is not None else None
     if isinstance(classifier, nn.Module):
         return _name_of(root, classifier)
-    if num_labels is None:
-        crf = find_crf(root)
-        num_labels = getattr(crf, "num_tags", None)
-    if num_labels is None and model is not None:
-        num_labels = getattr(getattr(model, "config", None), "num_labels", None)
-    linears = [n for n, m in root.named_modules() if isinstance(m, nn.Linear) and m.out_features == num_labels]
+    crf = find_crf(root)
+    config = getattr(model, "config", None) if model is not None else None
+    # the model's own count first (CRF tags, HF config), then what the user said
+    counts = [getattr(crf, "num_tags", None), getattr(config, "num_labels", None), num_labels]
+    linears: list[str] = []
+    for count in (c for c in counts if c is not None):
+        linears = [n for n, m in root.named_modules() if isinstance(m, nn.Linear) and m.out_features == count]
+        if linears:
+            break
     if not linears:
         raise ValueError(
-            f"Found no classifier and no nn.Linear with out_features={num_labels} in "
-            f"{type(root).__name__}. Pass `emissions_module=` with the dotted name of the layer "
+            f"Found no classifier and no nn.Linear with one output per label (tried {[c for c in counts if c]}) "
+            f"in {type(root).__name__}. Pass `emissions_module=` with the dotted name of the layer "
             "that outputs the per-label logits."
         )
     return linears[-1]

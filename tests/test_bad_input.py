@@ -1,0 +1,139 @@
+"""Bad input: each case raises or warns saying what was wrong and what to do."""
+
+from __future__ import annotations
+
+import lightning.pytorch as pl
+import numpy as np
+import pytest
+import torch
+from conftest import trainer_kwargs
+from outside_model import UserCrfTagger
+from torch.utils.data import DataLoader
+
+from lightning_ner_viz import EmbeddingDriftCallback, load_snapshots
+from lightning_ner_viz._warnings import NerVizWarning
+from lightning_ner_viz.demo.data import LABEL_NAMES
+from lightning_ner_viz.demo.datamodule import collate
+
+
+def _fit(tmp_path, model, data, epochs: int = 1, **kwargs):
+    kwargs = {"sinks": [], "max_tokens": 60, "label_names": LABEL_NAMES, **kwargs}
+    callback = EmbeddingDriftCallback(**kwargs)
+    trainer = pl.Trainer(**trainer_kwargs(tmp_path, max_epochs=epochs, limit_train_batches=2), callbacks=[callback])
+    trainer.fit(model, data)
+    return callback
+
+
+@pytest.fixture()
+def model(bert_config):
+    return UserCrfTagger(bert_config, num_tags=len(LABEL_NAMES))
+
+
+class Rows(pl.LightningDataModule):
+    def __init__(self, train_rows, val_rows, transform=None) -> None:
+        super().__init__()
+        self.train_rows, self.val_rows, self.transform = train_rows, val_rows, transform
+
+    def train_dataloader(self):
+        return DataLoader(self.train_rows, batch_size=8, collate_fn=collate)
+
+    def val_dataloader(self):
+        rows = self.transform(self.trainer, self.val_rows) if self.transform else self.val_rows
+        return DataLoader(rows, batch_size=8, collate_fn=collate)
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"n_components": 4}, "n_components must be 2 or 3"),
+    ({"max_tokens": 0}, "max_tokens must be a positive int"),
+    ({"reducer": "umapp"}, r"not one of \['pca', 'tsne', 'umap'\]"),
+    ({"every_n_epochs": 0}, "every_n_epochs"),
+])
+def test_bad_arguments_fail_at_construction(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        EmbeddingDriftCallback(**kwargs)
+
+
+def test_unknown_module_suggests_the_closest(tmp_path, model, datamodule):
+    with pytest.raises(ValueError, match=r"hidden_module='backbone.encodr'.*Did you mean.*'backbone.encoder'"):
+        _fit(tmp_path, model, datamodule, hidden_module="backbone.encodr")
+
+
+def test_module_without_per_token_output_says_which(tmp_path, model, datamodule):
+    model.backbone.pool = torch.nn.Identity()
+    original = model.forward
+
+    def forward(input_ids, attention_mask):
+        model.backbone.pool(torch.zeros(input_ids.shape[0], 4))  # (batch, dim): no token axis
+        return original(input_ids, attention_mask)
+
+    model.forward = forward
+    with pytest.raises(ValueError, match=r"'backbone.pool' has no per-token tensor"):
+        _fit(tmp_path, model, datamodule, hidden_module="backbone.pool")
+
+
+def test_batches_without_labels_explain_batch_adapter(tmp_path, model, datamodule):
+    class NoLabels(Rows):
+        def val_dataloader(self):
+            return DataLoader(self.val_rows, batch_size=8,
+                              collate_fn=lambda b: {k: v for k, v in collate(b).items() if k != "labels"})
+
+    class Tagger(type(model)):
+        def validation_step(self, batch, batch_idx):
+            self(batch["input_ids"], batch["attention_mask"])
+
+    tagger = Tagger(model.backbone.config, num_tags=len(LABEL_NAMES))
+    with pytest.raises(ValueError, match="batch_adapter"):
+        _fit(tmp_path, tagger, NoLabels(datamodule.train_rows, datamodule.val_rows))
+
+
+def test_label_names_that_do_not_match_emissions(tmp_path, model, datamodule):
+    with pytest.raises(ValueError, match=r"label_names has 3 names but 'head.1' outputs 11 columns"):
+        _fit(tmp_path, model, datamodule, label_names=["O", "B-X", "I-X"])
+
+
+def test_all_tokens_ignored_warns_and_logs_nothing(tmp_path, model, datamodule):
+    ignored = [dict(r, labels=[-100] * len(r["labels"])) for r in datamodule.val_rows]
+    with pytest.warns(NerVizWarning, match="no valid validation token"):
+        callback = _fit(tmp_path, model, Rows(datamodule.train_rows, ignored))
+    assert callback.logged_epochs == []
+    assert not (tmp_path / "ner_viz").exists()
+
+
+def test_empty_validation_set_warns(tmp_path, model, datamodule):
+    with pytest.warns(NerVizWarning, match="No validation epoch was captured"):
+        _fit(tmp_path, model, Rows(datamodule.train_rows, []))
+
+
+def test_nan_hidden_states_are_filtered_counted_and_reported(tmp_path, model, datamodule):
+    def poison(module, _inputs, output):
+        if not module.training:  # validation only: NaN in training would poison the weights
+            output.last_hidden_state[0, 1:3] = float("nan")  # two tokens of each batch's first row
+        return output
+
+    model.backbone.register_forward_hook(poison)
+    with pytest.warns(NerVizWarning, match="NaN or Inf"):
+        _fit(tmp_path, model, datamodule, max_tokens=2000)
+    snap = load_snapshots(tmp_path / "ner_viz")[0]
+    assert snap.stats["nonfinite_filtered"] > 0
+    assert np.isfinite(snap.views["hidden"]).all()
+
+
+def test_too_few_tokens_for_umap_fall_back_to_pca(tmp_path, model, datamodule):
+    with pytest.warns(NerVizWarning, match="too few for UMAP"):
+        callback = _fit(tmp_path, model, datamodule, reducer="umap", max_tokens=8, background=False)
+    assert callback.logged_epochs == [0]
+
+
+def test_validation_set_that_shrinks_keeps_the_intersection(tmp_path, model, datamodule):
+    def shrink(trainer, rows):
+        return rows if trainer.current_epoch == 0 else rows[: len(rows) // 2]
+
+    data = Rows(datamodule.train_rows, datamodule.val_rows, transform=shrink)
+    callback = EmbeddingDriftCallback(sinks=[], max_tokens=200, label_names=LABEL_NAMES)
+    trainer = pl.Trainer(**trainer_kwargs(tmp_path, max_epochs=2, limit_train_batches=2,
+                                          reload_dataloaders_every_n_epochs=1), callbacks=[callback])
+    with pytest.warns(NerVizWarning, match=r"only \d+ of the 200 tracked tokens were seen"):
+        trainer.fit(model, data)
+    first, second = load_snapshots(tmp_path / "ner_viz")
+    assert 0 < len(second) < len(first)
+    assert set(second.token_id.tolist()) <= set(first.token_id.tolist())
