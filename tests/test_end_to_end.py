@@ -39,6 +39,12 @@ def test_rerun_recording_has_one_cloud_per_epoch_and_view(tmp_path, datamodule, 
             assert len(set(cloud["Points3D:class_ids"])) == len(LABEL_NAMES)  # stratified: every label shown
             assert cloud["token"][0] and cloud["gold"][0] in LABEL_NAMES
         assert clouds[0]["token_id"] == clouds[2]["token_id"]  # the same tokens every epoch
+        paths = rows[f"/embeddings/{view}/trajectories"]  # one path per followed token, growing
+        assert [(r["epoch"], len(r["LineStrips3D:strips"][0])) for r in paths] == [(1, 2), (2, 3)]
+        assert len(paths[-1]["LineStrips3D:strips"]) == 200
+        errors = rows[f"/embeddings/{view}/errors"]
+        assert [r["epoch"] for r in errors] == [0, 1, 2]
+        assert all(g != p for r in errors for g, p in zip(r["gold"], r["predicted"]))
     context = rows["/"][0]["AnnotationContext:context"][0]
     names = {c["class_id"]: c["class_description"]["info"]["label"] for c in context}
     assert [names[i] for i in range(len(LABEL_NAMES))] == LABEL_NAMES

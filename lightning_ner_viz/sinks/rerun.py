@@ -13,6 +13,7 @@ from lightning_ner_viz._imports import require
 from lightning_ner_viz.sinks.base import Sink
 from lightning_ner_viz.sinks.colors import label_colors
 from lightning_ner_viz.snapshot import Snapshot
+from lightning_ner_viz.trajectories import TrajectoryHistory
 
 if TYPE_CHECKING:
     import lightning.pytorch as pl
@@ -27,6 +28,9 @@ class RerunSink(Sink):
 
     - ``embeddings/<view>``: ``Points3D``/``Points2D`` per view, ``class_ids`` = gold
       label, with hover values token, word, gold, predicted, correct, token_id, sentence;
+    - ``embeddings/<view>/errors``: the misclassified tokens again, larger and coloured by
+      their *predicted* label, with gold vs predicted on hover;
+    - ``embeddings/<view>/trajectories``: each followed token's path up to this epoch;
     - ``embeddings/summary``: a markdown ``TextDocument`` with the epoch's counts;
     - ``embeddings/metrics/<name>``: ``Scalars`` for every metric;
     - ``/``: a static ``AnnotationContext`` naming and colouring the labels.
@@ -42,6 +46,8 @@ class RerunSink(Sink):
         application_id: the recording's application id.
         recording_id: continue this recording (restored automatically on resume).
         root: the entity path prefix.
+        trajectories: how many tracked tokens get a path over epochs
+            (``LineStrips3D`` at ``<root>/<view>/trajectories``); 0 turns paths off.
 
     Example::
 
@@ -57,6 +63,7 @@ class RerunSink(Sink):
         application_id: str = "lightning_ner_viz",
         recording_id: str | None = None,
         root: str = "embeddings",
+        trajectories: int = 200,
     ) -> None:
         targets = sum([path is not None, spawn, connect is not None])
         if targets > 1:
@@ -67,6 +74,8 @@ class RerunSink(Sink):
         self.application_id = application_id
         self.recording_id = recording_id
         self.root = root.strip("/")
+        self.trajectories = trajectories
+        self._history = TrajectoryHistory(max(trajectories, 1))
         self.written_path: Path | None = None
         self._continue_in_new_file = False
         self._rec: Any = None
@@ -134,13 +143,24 @@ class RerunSink(Sink):
             token_id=snapshot.token_id.tolist(),
             sentence=[snapshot.sentences.get(int(s), "") for s in snapshot.sentence_id],
         )
+        wrong = np.flatnonzero(~snapshot.correct)
+        gold_of = {int(t): int(g) for t, g in zip(snapshot.token_id, snapshot.gold)}
+        self._history.add(snapshot, coords)
         for view, xyz in coords.items():
             points = rr.Points3D if xyz.shape[1] == 3 else rr.Points2D
+            rec.log(f"{self.root}/{view}", points(xyz, class_ids=snapshot.gold, radii=rr.Radius.ui_points(3.0)), hover)
             rec.log(
-                f"{self.root}/{view}",
-                points(xyz, class_ids=snapshot.gold, radii=rr.Radius.ui_points(3.0)),
-                hover,
+                f"{self.root}/{view}/errors",
+                points(xyz[wrong], class_ids=snapshot.pred[wrong].clip(min=0), radii=rr.Radius.ui_points(6.0)),
+                rr.AnyValues(token=[snapshot.token[i] for i in wrong], gold=[gold[i] for i in wrong],
+                             predicted=[pred[i] for i in wrong]),
             )
+            strips, ids = self._history.strips(view) if self.trajectories else ([], [])
+            if strips:
+                lines = rr.LineStrips3D if xyz.shape[1] == 3 else rr.LineStrips2D
+                rec.log(f"{self.root}/{view}/trajectories",
+                        lines(strips, class_ids=[gold_of.get(t, 0) for t in ids], radii=rr.Radius.ui_points(1.0)),
+                        rr.AnyValues(token_id=ids))
         rec.log(f"{self.root}/summary", rr.TextDocument(epoch_markdown(snapshot, metrics), media_type=rr.MediaType.MARKDOWN))
         for name, value in metrics.items():
             if np.isfinite(value):
