@@ -18,6 +18,7 @@ from lightning_ner_viz.capture import (
     ForwardCapture, detect_emissions_module, detect_hidden_module, find_crf, get_module,
 )
 from lightning_ner_viz.collector import EpochCollector
+from lightning_ner_viz.frames import FRAMES
 from lightning_ner_viz.model_inspection import find_label_names, find_num_labels, find_tokenizer, validation_set_size
 from lightning_ner_viz.reducers import REDUCERS, Reducer, check_n_components
 from lightning_ner_viz.renderer import Renderer
@@ -48,7 +49,12 @@ class EmbeddingDriftCallback(Callback):
         emissions_module: dotted name of the layer producing per-label logits.
             ``None``: the HF model's ``classifier``, else the last ``nn.Linear`` with
             one output per label.
-        reducer: ``"pca"``, ``"umap"`` or an object with ``fit_transform``.
+        reducer: ``"pca"``, ``"umap"``, ``"tsne"`` or an object with ``fit_transform``.
+        frame: how epochs share one frame, so a point moves only when the model changed:
+            ``"procrustes"`` (fit each epoch, then rotate/reflect/scale onto the previous
+            epoch over shared tokens), ``"fixed"`` (fit the first epoch, ``transform`` the
+            rest), ``"warm"`` (initialise UMAP/t-SNE from the previous layout) or
+            ``"independent"`` (no alignment).
         n_components: 2 or 3.
         max_tokens: tokens kept per epoch (the memory bound).
         every_n_epochs: capture every n-th validation epoch.
@@ -77,6 +83,7 @@ class EmbeddingDriftCallback(Callback):
         hidden_module: str | None = None,
         emissions_module: str | None = None,
         reducer: str | Reducer = "pca",
+        frame: str = "procrustes",
         n_components: int = 3,
         max_tokens: int = 2000,
         every_n_epochs: int = 1,
@@ -94,6 +101,8 @@ class EmbeddingDriftCallback(Callback):
             raise ValueError(f"reducer={reducer!r} is not one of {sorted(REDUCERS)} (or pass an object with fit_transform).")
         if not isinstance(reducer, (str, Reducer)):
             raise TypeError(f"reducer must be one of {sorted(REDUCERS)} or have fit_transform(X); got {type(reducer).__name__}.")
+        if frame not in FRAMES:
+            raise ValueError(f"frame={frame!r} is not one of {sorted(FRAMES)}.")
         if not isinstance(max_tokens, int) or max_tokens <= 0:
             raise ValueError(f"max_tokens must be a positive int; got {max_tokens!r}.")
         if not isinstance(every_n_epochs, int) or every_n_epochs < 1:
@@ -102,6 +111,7 @@ class EmbeddingDriftCallback(Callback):
         self.hidden_module = hidden_module
         self.emissions_module = emissions_module
         self.reducer = reducer
+        self.frame = frame
         self.n_components = n_components
         self.max_tokens = max_tokens
         self.every_n_epochs = every_n_epochs
@@ -120,6 +130,7 @@ class EmbeddingDriftCallback(Callback):
         self._renderer: Renderer | None = None
         self._worker: Any = None
         self._sink_states: list[dict[str, Any]] = []
+        self._renderer_state: dict[str, Any] = {}
         self._examples_seen = 0
         self._epochs_started = 0
 
@@ -159,7 +170,10 @@ class EmbeddingDriftCallback(Callback):
                 sink.load_state_dict(state)
             for sink in sinks:
                 sink.setup(trainer)
-            self._renderer = Renderer(self.reducer, self.n_components, self.seed, sinks, self.strict)
+            self._renderer = Renderer(
+                self.reducer, self.n_components, self.seed, sinks, self.strict, self.frame, self._snapshot_root
+            )
+            self._renderer.load_state_dict(self._renderer_state)
             self._worker = BackgroundWorker(enabled=self._background)
 
     def _due(self, trainer: pl.Trainer) -> bool:
@@ -301,6 +315,7 @@ class EmbeddingDriftCallback(Callback):
             "logged_epochs": list(self.logged_epochs),
             "tracked_ids": self.tracked_ids,
             "sinks": [s.state_dict() for s in sinks],
+            "renderer": self._renderer.state_dict() if self._renderer is not None else self._renderer_state,
         }
 
     @override
@@ -309,9 +324,11 @@ class EmbeddingDriftCallback(Callback):
         self.logged_epochs = list(state_dict.get("logged_epochs", []))
         self.tracked_ids = state_dict.get("tracked_ids", self.tracked_ids)
         self._sink_states = list(state_dict.get("sinks", []))
+        self._renderer_state = dict(state_dict.get("renderer", {}))
         if self._renderer is not None:  # Lightning restores callbacks after `setup`
             for sink, state in zip(self._renderer.sinks, self._sink_states):
                 sink.load_state_dict(state)
+            self._renderer.load_state_dict(self._renderer_state)
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()

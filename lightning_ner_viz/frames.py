@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import warnings
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
@@ -242,7 +243,8 @@ class WarmFrame(Frame):
 class FixedFrame(Frame):
     """Fit once on the first epoch, then ``transform`` later epochs into that layout.
 
-    PCA keeps its basis; UMAP and t-SNE place new epochs with their ``transform``.
+    PCA keeps its basis; UMAP and t-SNE place new epochs with their ``transform``
+    (the first epoch too, so every epoch comes from the same map).
     An epoch that fell back to PCA (too few tokens) does not fix the frame: the
     first full fit is aligned onto it and then fixed. A resumed run restores a PCA
     basis exactly; other reducers refit once and are aligned onto the saved layout.
@@ -269,6 +271,8 @@ class FixedFrame(Frame):
             return coords if self.similarity_ is None else procrustes_apply(coords, *self.similarity_)
         reducer, fell_back = self._make(len(X))
         coords = np.asarray(reducer.fit_transform(X), dtype=np.float64)
+        if not fell_back:  # every epoch from the same map: t-SNE's transform places points unlike its fit
+            coords = np.asarray(reducer.transform(X), dtype=np.float64)
         similarity = self._fit_to_previous(token_id, coords)
         if not fell_back:
             self.fitted_, self.similarity_ = reducer, similarity
@@ -358,5 +362,7 @@ def aligned_umap(
         relations.append(dict(zip(i.tolist(), j.tolist())))
     umap = require("umap")
     mapper = umap.AlignedUMAP(n_components=n_components, random_state=seed, **umap_kwargs)
-    mapper.fit(features, relations=relations)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)  # seeded: single thread
+        mapper.fit(features, relations=relations)
     return [np.asarray(e, dtype=np.float32) for e in mapper.embeddings_]

@@ -2,7 +2,8 @@
 
 Drift metrics (CKA, cosine displacement, centroid shift) compare views in their original
 feature space; only :func:`trustworthiness` looks at the projection. Metrics given too few
-tokens or labels return NaN instead of raising.
+tokens or labels return NaN instead of raising. Functions taking ``max_points`` score, above that
+many tokens, the rows ``np.sort(np.random.default_rng(seed).choice(n_tokens, max_points, replace=False))``.
 """
 
 from __future__ import annotations
@@ -22,20 +23,20 @@ _CHUNK_BYTES = 64 * 2**20
 
 def _matrix(X: np.ndarray, name: str, n_rows: int | None = None, dtype: type = np.float64) -> np.ndarray:
     X = np.asarray(X, dtype=dtype)
-    if X.ndim != 2 or (n_rows is not None and len(X) != n_rows):
-        want = f"({n_rows if n_rows is not None else 'n_tokens'}, n_features)"
-        raise ValueError(f"{name} must have shape {want}; got shape {X.shape}.")
+    if X.ndim != 2 or n_rows not in (None, len(X)):
+        raise ValueError(f"{name} must have shape ({n_rows or 'n_tokens'}, n_features); got shape {X.shape}.")
     return X
 
 
 def _sq_dists(x: np.ndarray) -> torch.Tensor:
-    """Squared Euclidean distances of shape (n, n) between the rows of x (n, d), as scikit-learn computes them."""
+    """Squared Euclidean distances (n, n) between the rows of x (n, d), as scikit-learn's, with +inf diagonal."""
     d = x @ x.T  # numpy spots the transpose and runs half the multiplications (syrk)
     sq = np.einsum("ij,ij->i", x, x)
     d *= -2.0
     d += sq[:, None]
     d += sq[None, :]
-    return torch.from_numpy(np.maximum(d, 0.0, out=d))
+    np.fill_diagonal(np.maximum(d, 0.0, out=d), np.inf)  # a token is not its own neighbour
+    return torch.from_numpy(d)
 
 
 def _subsample(n: int, max_points: int, seed: int) -> np.ndarray:
@@ -46,18 +47,16 @@ def _subsample(n: int, max_points: int, seed: int) -> np.ndarray:
 
 
 def linear_cka(X: np.ndarray, Y: np.ndarray) -> float:
-    """Linear centered kernel alignment (Kornblith et al., 2019) of two row-aligned matrices, in float64.
+    """Linear centered kernel alignment (Kornblith et al., 2019), in float64.
 
     Args:
         X: array of shape (n_tokens, n_features_x).
-        Y: array of shape (n_tokens, n_features_y).
+        Y: array of shape (n_tokens, n_features_y), rows aligned with ``X``.
 
     Returns:
-        A similarity in [0, 1], invariant to rotation and isotropic scaling; NaN with fewer
-        than 2 rows or when either matrix is constant.
+        Similarity in [0, 1], invariant to rotation and isotropic scaling; NaN with < 2 rows or a constant matrix.
     """
-    x = _matrix(X, "X")
-    y = _matrix(Y, "Y", len(x))
+    x, y = _matrix(X, "X"), _matrix(Y, "Y", len(X))
     if len(x) < 2:
         return _NAN
     x, y = x - x.mean(0), y - y.mean(0)
@@ -72,32 +71,25 @@ def linear_cka(X: np.ndarray, Y: np.ndarray) -> float:
 
 
 def cosine_displacement(prev: np.ndarray, cur: np.ndarray) -> np.ndarray:
-    """Per-row cosine distance ``1 - cos(prev_i, cur_i)`` in [0, 2]; rows zero in both give 0, in one give 1.
+    """Per-row cosine distance ``1 - cos(prev_i, cur_i)``, array of shape (n_tokens,) in [0, 2].
+
+    A row that is zero in both matrices is at distance 0; zero in one only, at distance 1.
 
     Args:
         prev: array of shape (n_tokens, n_features).
         cur: array of shape (n_tokens, n_features).
-
-    Returns:
-        Array of shape (n_tokens,).
     """
-    a = _matrix(prev, "prev")
-    b = _matrix(cur, "cur", len(a))
+    a, b = _matrix(prev, "prev"), _matrix(cur, "cur")
     if a.shape != b.shape:
         raise ValueError(f"prev and cur must have the same shape; got {a.shape} and {b.shape}.")
-    norm_a, norm_b = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
-    norms = norm_a * norm_b
-    both_zero = ((norm_a == 0) & (norm_b == 0)).astype(np.float64)
+    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    both_zero = ~(a.any(1) | b.any(1))
     cos = np.where(norms > 0, np.einsum("ij,ij->i", a, b) / np.where(norms > 0, norms, 1.0), both_zero)
     return np.clip(1.0 - cos, 0.0, 2.0)
 
 
 def match_tokens(prev: Snapshot, cur: Snapshot) -> tuple[np.ndarray, np.ndarray]:
-    """Row indices into ``prev`` and ``cur`` of the token ids both hold, in ascending token-id order.
-
-    Returns:
-        ``(prev_index, cur_index)``, two int64 arrays of shape (n_shared,).
-    """
+    """Indices ``(into_prev, into_cur)``, int64 arrays of shape (n_shared,), of the token ids both hold, ascending."""
     _, i_prev, i_cur = np.intersect1d(prev.token_id, cur.token_id, return_indices=True)
     return i_prev.astype(np.int64), i_cur.astype(np.int64)
 
@@ -114,9 +106,8 @@ def centroid_shift(
         label_names: label id to name.
 
     Returns:
-        Label name to ``||mean(prev[label]) - mean(cur[label])|| / spread``, where ``spread`` is
-        the root mean squared distance of ``cur``'s rows to their mean (NaN when it is 0).
-        Labels without tokens are skipped.
+        Label name to ``||mean(prev[label]) - mean(cur[label])||`` over the RMS distance of ``cur``'s rows
+        to their mean (NaN if that is 0), for the labels present.
     """
     a, b, labels = _matrix(prev, "prev"), _matrix(cur, "cur"), np.asarray(labels, dtype=np.int64)
     if a.shape != b.shape or len(b) != len(labels):
@@ -153,12 +144,10 @@ def silhouette_by_label(X: np.ndarray, labels: np.ndarray, max_points: int = _MA
     Args:
         X: array of shape (n_tokens, n_features).
         labels: array of shape (n_tokens,), gold label ids.
-        max_points: above this many tokens, only the rows
-            ``np.sort(np.random.default_rng(seed).choice(n_tokens, max_points, replace=False))`` are scored.
-        seed: seed of that subsample.
+        max_points, seed: the deterministic subsample (see the module's docstring).
 
     Returns:
-        A score in [-1, 1]; NaN unless 2 <= number of labels < number of scored tokens.
+        Score in [-1, 1]; NaN unless 2 <= number of labels < number of scored tokens.
     """
     labels = np.asarray(labels)
     idx = _subsample(len(labels), max_points, seed)
@@ -166,54 +155,47 @@ def silhouette_by_label(X: np.ndarray, labels: np.ndarray, max_points: int = _MA
 
 
 def _knn_purity(x: np.ndarray, labels: np.ndarray, k: int, sq_dist: torch.Tensor | None = None) -> float:
-    """kNN purity of the rows of x (n, d), from ``sq_dist`` (n, n) when given, else by blocks of rows."""
+    """kNN purity of the rows of x (n, d), from ``sq_dist`` (n, n) of :func:`_sq_dists` if given, else by blocks."""
     n, lab = len(labels), torch.from_numpy(np.asarray(labels, dtype=np.int64))
-    k = min(k, n - 1)
+    k, hits = min(k, n - 1), 0
     if k < 1:
         return _NAN
-    x = x - x.mean(0)  # distances are unchanged, and float rounding shrinks
-    sq = np.einsum("ij,ij->i", x, x)
+    if sq_dist is None:
+        x = x - x.mean(0)  # distances are unchanged, and float rounding shrinks
+        sq = torch.from_numpy(np.einsum("ij,ij->i", x, x))
     step = n if sq_dist is not None else max(1, _CHUNK_BYTES // (x.itemsize * n))
-    hits = 0
     for start in range(0, n, step):
         stop = min(start + step, n)
         if sq_dist is not None:
-            d = sq_dist.clone()
-        else:
-            # ||x_i||^2 is constant along row i, so it is left out: the ranking is the same.
-            d = torch.from_numpy(x[start:stop] @ x.T).mul_(-2.0).add_(torch.from_numpy(sq))
-        d[torch.arange(stop - start), torch.arange(start, stop)] = torch.inf
+            d = sq_dist
+        else:  # ||x_i||^2 is constant along row i, so it is left out: the ranking is the same
+            d = torch.from_numpy(x[start:stop] @ x.T).mul_(-2.0).add_(sq)
+            d[torch.arange(stop - start), torch.arange(start, stop)] = torch.inf
         neighbours = d.topk(k, dim=1, largest=False).indices
         hits += int((lab[neighbours] == lab[start:stop, None]).sum())
     return hits / (n * k)
 
 
 def knn_purity(X: np.ndarray, labels: np.ndarray, k: int = 10) -> float:
-    """Mean fraction of each token's ``k`` nearest neighbours (Euclidean, itself excluded) sharing its gold label.
+    """Mean fraction of each token's ``k`` nearest neighbours (Euclidean, not itself) sharing its gold label.
 
     Distances are computed in float32, in blocks of rows of about 64 MB.
 
     Args:
         X: array of shape (n_tokens, n_features).
         labels: array of shape (n_tokens,), gold label ids.
-        k: neighbours per token; ``min(k, n_tokens - 1)`` are used.
-
-    Returns:
-        A fraction in [0, 1]; NaN with fewer than 2 tokens.
+        k: neighbours per token; ``min(k, n_tokens - 1)`` are used (NaN with fewer than 2 tokens).
     """
     labels = np.asarray(labels)
     return _knn_purity(_matrix(X, "X", len(labels), np.float32), labels, k)
 
 
 def prediction_change_rate(prev_pred: np.ndarray, cur_pred: np.ndarray) -> float:
-    """Fraction of tokens whose predicted label changed, among tokens predicted (id >= 0) in both.
+    """Fraction of tokens whose predicted label changed, among those predicted (id >= 0) in both; NaN if none.
 
     Args:
         prev_pred: array of shape (n_tokens,), predicted label ids, -1 if unknown.
         cur_pred: array of shape (n_tokens,), rows aligned with ``prev_pred``.
-
-    Returns:
-        A fraction in [0, 1]; NaN when no token is predicted in both.
     """
     a, b = np.asarray(prev_pred, dtype=np.int64), np.asarray(cur_pred, dtype=np.int64)
     if a.shape != b.shape:
@@ -227,18 +209,11 @@ def _entities(names: list[str]) -> set[tuple[str, int, int]]:
     chunks: set[tuple[str, int, int]] = set()
     prev_tag, prev_type, begin = "O", "", 0
     for i, name in enumerate([*names, "O"]):
-        tag, type_ = name[:1], name[1:].split("-", 1)[-1] or "_"
-        if (
-            prev_tag in ("E", "S")
-            or (prev_tag in ("B", "I") and tag in ("B", "S", "O"))
-            or (prev_tag not in ("O", ".") and prev_type != type_)
-        ):
+        tag, type_ = name[:1] or "O", name[1:].split("-", 1)[-1] or "_"
+        type_changed = prev_type != type_
+        if prev_tag in "ES" or (prev_tag in "BI" and tag in "BSO") or (prev_tag not in "O." and type_changed):
             chunks.add((prev_type, begin, i - 1))
-        if (
-            tag in ("B", "S")
-            or (prev_tag in ("E", "S", "O") and tag in ("E", "I"))
-            or (tag not in ("O", ".") and prev_type != type_)
-        ):
+        if tag in "BS" or (prev_tag in "ESO" and tag in "EI") or (tag not in "O." and type_changed):
             begin = i
         prev_tag, prev_type = tag, type_
     return chunks
@@ -252,8 +227,11 @@ def entity_f1(sentence_tags: Mapping[int, tuple[np.ndarray, np.ndarray]], label_
         label_names: label id to BIO name (``B-BRAND``, ``I-BRAND``, ``O``).
 
     Returns:
-        F1 in [0, 1], 0 when there is no entity at all (as seqeval); NaN when there is no
-        sentence or a prediction is unknown (an id outside ``label_names``, such as -1).
+        F1 in [0, 1], 0 when there is no entity at all (as seqeval); NaN without sentences or
+        when a prediction is unknown (an id outside ``label_names``, such as -1).
+
+    Raises:
+        ValueError: when a sentence's gold and pred differ in length or gold is not a label id.
     """
     names = list(label_names)
     tags: tuple[list[str], list[str]] = ([], [])
@@ -276,34 +254,28 @@ def _trustworthiness(sq_dist: torch.Tensor, coords: np.ndarray, k: int) -> float
     n = len(coords)
     if not 1 <= k < n / 2:  # scikit-learn raises there
         return _NAN
-    dist_x = sq_dist.clone().fill_diagonal_(torch.inf)
     e = torch.from_numpy(coords)
     dist_e = torch.cdist(e, e, compute_mode="donot_use_mm_for_euclid_dist")  # exact, as a k-d tree
     neighbours = dist_e.fill_diagonal_(torch.inf).topk(k, dim=1, largest=False).indices
-    # A projected neighbour's rank in X is 1 + the points closer in X: bucket each row's
-    # distances between its k sorted neighbour distances, then count cumulatively.
-    reach = dist_x.gather(1, neighbours).sort(1).values
-    bucket = torch.searchsorted(reach, dist_x, right=True)
-    closer = torch.zeros(n, k + 1, dtype=torch.int64).scatter_add_(1, bucket, torch.ones_like(bucket))
-    penalty = int((closer.cumsum(1)[:, :k] + 1 - k).clamp_min_(0).sum())
+    reach = sq_dist.gather(1, neighbours)  # a projected neighbour's rank in X is 1 + the points closer in X
+    ranks = torch.stack([(sq_dist < reach[:, m, None]).sum(1) + 1 for m in range(k)], 1)
+    penalty = int((ranks - k).clamp_min_(0).sum())
     return 1.0 - penalty * 2.0 / (n * k * (2.0 * n - 3.0 * k - 1.0))
 
 
 def trustworthiness(
     X: np.ndarray, coords: np.ndarray, k: int = 10, max_points: int = _MAX_POINTS, seed: int = 0
 ) -> float:
-    """How far the projection's neighbourhoods hold true neighbours, as ``sklearn.manifold.trustworthiness``.
+    """How well the projection keeps true neighbours, as ``sklearn.manifold.trustworthiness``.
 
     Args:
         X: array of shape (n_tokens, n_features), the original space.
         coords: array of shape (n_tokens, n_components), the projection.
         k: neighbours per token.
-        max_points: above this many tokens, only the rows
-            ``np.sort(np.random.default_rng(seed).choice(n_tokens, max_points, replace=False))`` are scored.
-        seed: seed of that subsample.
+        max_points, seed: the deterministic subsample (see the module's docstring).
 
     Returns:
-        A score in [0, 1]; NaN unless ``1 <= k < scored tokens / 2``.
+        Score in [0, 1]; NaN unless ``1 <= k < scored tokens / 2``.
     """
     x = _matrix(X, "X")
     idx = _subsample(len(x), max_points, seed)
@@ -317,7 +289,7 @@ def _quality(view: str, X: np.ndarray, labels: np.ndarray, coords: np.ndarray | 
     sq_dist = _sq_dists(x[idx])
     out = {
         f"{view}/silhouette": _silhouette(sq_dist, labels[idx]),
-        f"{view}/knn_purity": _knn_purity(x, labels, 10, sq_dist if len(idx) == len(x) else None),
+        f"{view}/knn_purity": _knn_purity(x, labels, 10, sq_dist) if len(idx) == len(x) else knn_purity(x, labels),
     }
     if coords is not None:
         e = _matrix(coords, f"coords[{view!r}]", len(x))[idx]
@@ -351,8 +323,8 @@ def epoch_metrics(
         "sample_accuracy": float(snapshot.correct[known].mean()) if known.any() else _NAN,
         "entity_f1": entity_f1(snapshot.sentence_tags, snapshot.label_names),
     }
-    i_prev, i_cur = match_tokens(previous, snapshot) if previous is not None else (None, None)
     if previous is not None:
+        i_prev, i_cur = match_tokens(previous, snapshot)
         out["prediction_change"] = prediction_change_rate(previous.pred[i_prev], snapshot.pred[i_cur])
     for view, X in snapshot.views.items():
         if previous is not None and view in previous.views:

@@ -119,7 +119,7 @@ def test_nan_hidden_states_are_filtered_counted_and_reported(tmp_path, model, da
 
 
 def test_too_few_tokens_for_umap_fall_back_to_pca(tmp_path, model, datamodule):
-    with pytest.warns(NerVizWarning, match="too few for UMAP"):
+    with pytest.warns(NerVizWarning, match="falls back to PCA"):
         callback = _fit(tmp_path, model, datamodule, reducer="umap", max_tokens=8, background=False)
     assert callback.logged_epochs == [0]
 

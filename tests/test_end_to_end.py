@@ -48,6 +48,13 @@ def test_rerun_recording_has_one_cloud_per_epoch_and_view(tmp_path, datamodule, 
     context = rows["/"][0]["AnnotationContext:context"][0]
     names = {c["class_id"]: c["class_description"]["info"]["label"] for c in context}
     assert [names[i] for i in range(len(LABEL_NAMES))] == LABEL_NAMES
+    for metric in ("hidden/cka_prev", "hidden/displacement_mean", "emissions/cka_first", "prediction_change"):
+        values = rows[f"/embeddings/metrics/{metric}"]
+        assert [r["epoch"] for r in values] == [1, 2]  # drift needs a previous epoch
+    for metric in ("hidden/knn_purity", "hidden/silhouette", "hidden/trustworthiness", "entity_f1"):
+        assert [r["epoch"] for r in rows[f"/embeddings/metrics/{metric}"]] == [0, 1, 2]
+    cka = rows["/embeddings/metrics/hidden/cka_prev"][0]["Scalars:scalars"][0]
+    assert 0.0 < cka <= 1.0 + 1e-6
     summaries = rows["/embeddings/summary"]
     assert len(summaries) == 3 and "sampled tokens" in summaries[0]["TextDocument:text"][0]
 
@@ -82,6 +89,8 @@ def test_wandb_offline_run_has_tables_and_plots_per_epoch(tmp_path, datamodule, 
             names = {trace["name"] for trace in plot["data"]}
             assert names == set(LABEL_NAMES)
         assert 0.0 <= row["ner_viz/sample_accuracy"] <= 1.0
+        assert 0.0 <= row["ner_viz/hidden/knn_purity"] <= 1.0
+    assert [("ner_viz/hidden/cka_prev" in r, "ner_viz/entity_f1" in r) for r in rows] == [(False, True), (True, True), (True, True)]
 
 
 def test_callback_and_sinks_pickle_before_fit(tmp_path):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -110,13 +112,16 @@ class TSNEReducer(PCAPrereduction):
         return self.fit(X).embedding_
 
 
-class _quiet_scale_warning:  # noqa: N801
+@contextlib.contextmanager
+def _quiet_scale_warning() -> Iterator[None]:
     """Silence openTSNE's log warning that a warm start is wider than std 1e-4 (it is, on purpose)."""
+    logger = logging.getLogger("openTSNE.tsne")
 
-    def __enter__(self) -> None:
-        self.logger = logging.getLogger("openTSNE.tsne")
-        self.filter = lambda record: "Standard deviation of embedding" not in record.getMessage()
-        self.logger.addFilter(self.filter)
+    def keep(record: logging.LogRecord) -> bool:
+        return "Standard deviation of embedding" not in record.getMessage()
 
-    def __exit__(self, *exc: object) -> None:
-        self.logger.removeFilter(self.filter)
+    logger.addFilter(keep)
+    try:
+        yield
+    finally:
+        logger.removeFilter(keep)
