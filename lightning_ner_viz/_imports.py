@@ -22,7 +22,7 @@ _TRANSFORMERS_AVAILABLE = RequirementCache("transformers>=4.40", "transformers")
 _EXTRA_FOR = {
     "rerun": "rerun",
     "wandb": "wandb",
-    "plotly": "wandb",
+    "plotly": "html",
     "umap": "umap",
     "openTSNE": "tsne",
     "transformers": "all",

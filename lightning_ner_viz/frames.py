@@ -159,11 +159,14 @@ class Frame(ABC):
         similarity = self._fit_to_previous(ids, coords)
         return coords if similarity is None else procrustes_apply(coords, *similarity)
 
+    def _reducer_name(self) -> str:
+        return self.reducer if isinstance(self.reducer, str) else type(self.reducer).__name__
+
     def state_dict(self) -> dict[str, Any]:
         """The frame's state as JSON-able plain values, so a resumed run continues the same frame."""
         return {
             "frame": self.name,
-            "reducer": self.reducer if isinstance(self.reducer, str) else type(self.reducer).__name__,
+            "reducer": self._reducer_name(),
             "n_components": self.n_components,
             "seed": self.seed,
             "token_id": None if self.token_id_ is None else self.token_id_.tolist(),
@@ -290,7 +293,7 @@ class FixedFrame(Frame):
     def load_state_dict(self, state: dict[str, Any]) -> None:  # noqa: D102
         super().load_state_dict(state)
         self.fitted_ = self.similarity_ = None
-        if "pca" in state and state.get("reducer") == self.reducer:
+        if "pca" in state and state.get("reducer") == self._reducer_name():
             self.fitted_ = PCAReducer(n_components=self.n_components)
             for key, value in state["pca"].items():
                 setattr(self.fitted_, key, np.asarray(value, dtype=np.float32))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from lightning_ner_viz._imports import _RERUN_AVAILABLE, _WANDB_AVAILABLE
+from lightning_ner_viz._imports import _PLOTLY_AVAILABLE, _RERUN_AVAILABLE, _WANDB_AVAILABLE
 from lightning_ner_viz._warnings import warn
 from lightning_ner_viz.sinks.base import Sink
 
@@ -14,17 +14,21 @@ if TYPE_CHECKING:
 
 
 def auto_sinks(trainer: pl.Trainer | None) -> list[Sink]:
-    """A Rerun file always (when rerun is installed), a W&B sink for a ``WandbLogger`` and a
-    TensorBoard sink for a ``TensorBoardLogger``."""
+    """A Rerun file and an HTML report always (when rerun / plotly are installed), a W&B sink for
+    a ``WandbLogger`` and a TensorBoard sink for a ``TensorBoardLogger``."""
     from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 
-    from lightning_ner_viz.sinks import RerunSink, TensorBoardSink, WandbSink
+    from lightning_ner_viz.sinks import HtmlSink, RerunSink, TensorBoardSink, WandbSink
 
     sinks: list[Sink] = []
     if _RERUN_AVAILABLE:
         sinks.append(RerunSink())
     else:
         warn("rerun-sdk is not installed, so no .rrd recording is written: `pip install 'lightning-ner-viz[rerun]'`.")
+    if _PLOTLY_AVAILABLE:
+        sinks.append(HtmlSink())
+    else:
+        warn("plotly is not installed, so no HTML report is written: `pip install 'lightning-ner-viz[html]'`.")
     loggers = trainer.loggers if trainer is not None else []
     if any(isinstance(lg, WandbLogger) for lg in loggers) and _WANDB_AVAILABLE:
         sinks.append(WandbSink())

@@ -21,7 +21,9 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
         help="'tiny' (a small BERT built from a config, default), 'minilm' (the pretrained all-MiniLM-L6-v2 "
         "from the 'demo' extra), or a local Hugging Face model directory / hub name",
     )
-    parser.add_argument("--reducer", default="pca", choices=["pca", "umap"], help="projection (default: %(default)s)")
+    parser.add_argument("--reducer", default="pca", choices=["pca", "umap", "tsne"], help="projection (default: %(default)s)")
+    parser.add_argument("--frame", default="procrustes", choices=["procrustes", "fixed", "warm", "independent"],
+                        help="how epochs share one frame (default: %(default)s)")
     parser.add_argument("--max-tokens", type=int, default=2000, help="tokens per epoch (default: %(default)s)")
     parser.add_argument("--examples", type=int, default=2500, help="bundled examples to generate (default: %(default)s)")
     parser.add_argument("--no-wandb", action="store_true", help="skip the offline W&B run")
@@ -66,7 +68,7 @@ def run_demo(args: argparse.Namespace) -> int:
     from lightning_ner_viz import EmbeddingDriftCallback
     from lightning_ner_viz.demo.datamodule import NerDataModule
     from lightning_ner_viz.demo.model import HFTokenClassifier
-    from lightning_ner_viz.sinks import RerunSink, WandbSink
+    from lightning_ner_viz.sinks import HtmlSink, RerunSink, WandbSink
 
     if args.epochs < 1:
         raise ValueError(f"--epochs must be at least 1; got {args.epochs}.")
@@ -78,34 +80,41 @@ def run_demo(args: argparse.Namespace) -> int:
     split = max(1, int(len(examples) * 0.8))
     data = NerDataModule(examples[:split], examples[split:], tokenizer, label_names, batch_size=32)
     pl.seed_everything(0, verbose=False)
-    rrd = out / "embeddings.rrd"
-    sinks: list[Any] = [RerunSink(path=rrd)]
+    rrd, html = out / "embeddings.rrd", out / "embeddings.html"
+    sinks: list[Any] = [RerunSink(path=rrd), HtmlSink(path=html, title="lightning-ner-viz demo: product-title NER")]
     logger: Any = False
     if not args.no_wandb:
         from lightning.pytorch.loggers import WandbLogger
 
         os.environ.setdefault("WANDB_MODE", "offline")
+        os.environ.setdefault("WANDB_SILENT", "true")
         for var in ("WANDB_CACHE_DIR", "WANDB_DATA_DIR", "WANDB_CONFIG_DIR"):
             os.environ.setdefault(var, str(out / ".wandb-home"))
         logger = WandbLogger(project="lightning-ner-viz-demo", save_dir=str(out), offline=True)
         sinks.append(WandbSink())
-    callback = EmbeddingDriftCallback(sinks=sinks, reducer=args.reducer, max_tokens=args.max_tokens, seed=0)
+    callback = EmbeddingDriftCallback(sinks=sinks, reducer=args.reducer, frame=args.frame, max_tokens=args.max_tokens, seed=0)
     trainer = pl.Trainer(
         max_epochs=args.epochs, default_root_dir=str(out), logger=logger, callbacks=[callback],
         enable_checkpointing=False, accelerator="cpu", devices=1, log_every_n_steps=10,
     )
     trainer.fit(HFTokenClassifier(hf_model, lr=1e-3 if args.model == "tiny" else 5e-5), data)
-    _print_outputs(out, rrd, logger, time.perf_counter() - start)
+    _print_outputs(out, rrd, html, logger, time.perf_counter() - start)
     return 0
 
 
-def _print_outputs(out: Path, rrd: Path, logger: Any, seconds: float) -> None:
-    print(f"\nlightning-ner-viz demo finished in {seconds:.0f} s. It wrote:")
-    print(f"  Rerun recording   {rrd}")
-    print(f"      open it:      rerun {rrd}")
-    print(f"  snapshots         {out / 'ner_viz'}  (one epoch=NNNN directory per epoch)")
+def _print_outputs(out: Path, rrd: Path, html: Path, logger: Any, seconds: float) -> None:
+    run_dir = None
     if logger:
         run_dir = Path(logger.experiment.dir).parent
         logger.experiment.finish()
+    print(f"\nlightning-ner-viz demo finished in {seconds:.0f} s. It wrote:")
+    print(f"  Rerun recording   {rrd}")
+    print(f"      open it:      rerun {rrd}")
+    print(f"      or in a browser: lightning-ner-viz replay {rrd} --web")
+    print(f"  HTML report       {html}")
+    print(f"      open it:      any browser, offline (file://{html})")
+    print(f"  snapshots         {out / 'ner_viz'}  (one epoch=NNNN directory per epoch)")
+    print(f"      re-render:    lightning-ner-viz render {out / 'ner_viz'} --reducer umap --sink html")
+    if run_dir is not None:
         print(f"  W&B offline run   {run_dir}")
         print(f"      upload it:    wandb sync {run_dir}")

@@ -112,6 +112,7 @@ class HtmlSink(Sink):
         self._epochs = sorted([r for r in self._epochs if r["epoch"] != record["epoch"]] + [record],
                               key=lambda r: r["epoch"])
         self._metrics[int(snapshot.epoch)] = {k: float(v) for k, v in metrics.items()}
+        self._final = False
         self._thin()
         self._write()
 
@@ -163,7 +164,8 @@ class HtmlSink(Sink):
         ranges = {}
         for v in views:
             stack = np.concatenate([r["coords"][v] for r in self._epochs if v in r["coords"]])
-            lo, hi = stack.min(axis=0), stack.max(axis=0)
+            k = stack.shape[1]
+            lo, hi = (stack.min(axis=0), stack.max(axis=0)) if len(stack) else (-np.ones(k), np.ones(k))
             pad = np.maximum((hi - lo) * 0.04, 1e-6)
             ranges[v] = _round(np.stack([lo - pad, hi + pad], axis=1)).tolist()
         metric_epochs = sorted(self._metrics)
@@ -262,7 +264,7 @@ def _mark(sentence: str, word: str, position: int, width: int = 90) -> str:
 
 
 def _fix_columns(c: np.ndarray) -> np.ndarray:
-    c = np.nan_to_num(c.reshape(len(c), -1), nan=0.0, posinf=0.0, neginf=0.0)
+    c = np.nan_to_num(c if c.ndim == 2 else c.reshape(len(c), -1), nan=0.0, posinf=0.0, neginf=0.0)
     return c[:, :3] if c.shape[1] >= 2 else np.pad(c, ((0, 0), (0, 2 - c.shape[1])))
 
 
@@ -281,9 +283,12 @@ def _charts(keys: list[str], views: list[str], label_color: dict[str, str]) -> l
     """Group metric keys into small charts: one per family, views as colours, variants as dashes."""
     dashes = ["solid", "dash", "dot", "dashdot"]
     top = [k for k in keys if "/" not in k and k != "n_tokens"]
-    charts = [{"title": "predictions on the sample" if len(top) > 1 else top[0].replace("_", " "), "lines": [
-        {"key": k, "name": k.replace("_", " "), "color": _VIEW_COLORS[i % 5], "dash": "solid"} for i, k in enumerate(top)
-    ]}] if top else []
+    quality = [k for k in top if re.search(r"acc|f1|precision|recall", k)]
+    groups = ([("accuracy and F1 on the sample", quality)] if len(quality) > 1 else [(k, [k]) for k in quality]) + [
+        (k, [k]) for k in top if k not in quality]
+    charts = [{"title": title.replace("_", " "), "lines": [
+        {"key": k, "name": k.replace("_", " "), "color": _VIEW_COLORS[i % 5], "dash": "solid"} for i, k in enumerate(ks)
+    ]} for title, ks in groups]
     families: dict[str, list[tuple[str, str, str]]] = {}
     details: dict[str, list[str]] = {}
     for k in keys:
@@ -292,7 +297,8 @@ def _charts(keys: list[str], views: list[str], label_color: dict[str, str]) -> l
             families.setdefault(parts[1].split("_")[0], []).append((k, parts[0], parts[1]))
         elif len(parts) > 2:
             details.setdefault(f"{parts[0]}/{parts[1]}", []).append(k)
-    for family, members in families.items():
+    order = ["cka", "displacement", "knn", "silhouette", "trustworthiness"]
+    for family, members in sorted(families.items(), key=lambda f: order.index(f[0]) if f[0] in order else 99):
         variants = list(dict.fromkeys(m for _, _, m in members))
         lines = []
         for key, view, metric in members:
@@ -305,7 +311,7 @@ def _charts(keys: list[str], views: list[str], label_color: dict[str, str]) -> l
         if len(members) > 12 or len(charts) >= 14:
             continue
         view, metric = group.split("/")
-        charts.append({"title": f"{metric.replace('_', ' ')} by label ({view})", "lines": [
+        charts.append({"title": f"{metric.replace('_', ' ')} per label · {view}", "lines": [
             {"key": k, "name": k[len(group) + 1:], "color": label_color.get(k[len(group) + 1:], "#777"),
              "dash": "solid"} for k in members]})
     return charts

@@ -1,0 +1,119 @@
+"""`replay` and `render` on a run's snapshots, without retraining."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import lightning.pytorch as pl
+import pytest
+from conftest import trainer_kwargs
+from outside_model import UserCrfTagger
+from rrd_reading import read_rrd
+
+from lightning_ner_viz import EmbeddingDriftCallback
+from lightning_ner_viz.demo.data import LABEL_NAMES
+
+SCRIPT = Path(sys.executable).with_name("lightning-ner-viz")
+
+
+@pytest.fixture()
+def run_dir(tmp_path, datamodule, bert_config):
+    callback = EmbeddingDriftCallback(sinks=[], max_tokens=150, label_names=LABEL_NAMES)
+    model = UserCrfTagger(bert_config, num_tags=len(LABEL_NAMES))
+    pl.Trainer(**trainer_kwargs(tmp_path / "run", max_epochs=3, limit_train_batches=3), callbacks=[callback]).fit(
+        model, datamodule)
+    return tmp_path / "run"
+
+
+def _cli(*args: str, timeout: int = 240) -> subprocess.CompletedProcess:
+    return subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout, env=dict(os.environ))
+
+
+def test_replay_save_builds_a_recording_from_snapshots(run_dir, tmp_path):
+    out = tmp_path / "replayed.rrd"
+    done = _cli("replay", str(run_dir / "ner_viz"), "--save", str(out))
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = read_rrd(out)
+    assert [r["epoch"] for r in rows["/embeddings/hidden"]] == [0, 1, 2]
+    assert [r["epoch"] for r in rows["/embeddings/metrics/hidden/cka_prev"]] == [1, 2]
+
+
+@pytest.mark.parametrize("sink", ["rerun", "tensorboard", "wandb"])
+def test_render_with_another_sink(run_dir, tmp_path, sink):
+    out = tmp_path / ("out.rrd" if sink == "rerun" else "outdir")
+    done = _cli("render", str(run_dir), "--reducer", "pca", "--frame", "fixed", "--sink", sink, "--out", str(out))
+    assert done.returncode == 0, done.stderr[-2000:]
+    if sink == "rerun":
+        assert [r["epoch"] for r in read_rrd(out)["/embeddings/emissions"]] == [0, 1, 2]
+    elif sink == "tensorboard":
+        config = (out / "projector_config.pbtxt").read_text()
+        assert config.count("embeddings {") == 6  # 3 epochs x 2 views
+    else:
+        run = next(out.rglob("offline-run-*"))
+        assert len(list((run / "files" / "media" / "table").rglob("*.table.json"))) == 6
+
+
+def test_render_html(run_dir, tmp_path):
+    out = tmp_path / "report.html"
+    done = _cli("render", str(run_dir / "ner_viz"), "--sink", "html", "--out", str(out))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert out.stat().st_size > 100_000 and "<html" in out.read_text()[:2000].lower()
+
+
+def test_render_aligned_umap(run_dir, tmp_path):
+    out = tmp_path / "aligned.rrd"
+    done = _cli("render", str(run_dir), "--reducer", "umap", "--frame", "aligned", "--out", str(out), timeout=400)
+    assert done.returncode == 0, done.stderr[-2000:]
+    clouds = read_rrd(out)["/embeddings/hidden"]
+    assert [len(c["Points3D:positions"]) for c in clouds] == [150, 150, 150]
+
+
+def test_snapshot_links_out_of_the_root_are_refused(run_dir, tmp_path):
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (run_dir / "ner_viz" / "epoch=0009").symlink_to(outside)
+    done = _cli("render", str(run_dir / "ner_viz"), "--out", str(tmp_path / "x.rrd"))
+    assert done.returncode == 2 and "outside" in done.stderr
+
+
+def test_missing_snapshot_dir_is_a_clear_error(tmp_path):
+    done = _cli("replay", str(tmp_path / "nope"))
+    assert done.returncode == 2 and "not a directory of snapshots" in done.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_replay_web_serves_the_viewer_on_loopback(run_dir, tmp_path):
+    rrd = tmp_path / "r.rrd"
+    assert _cli("replay", str(run_dir), "--save", str(rrd)).returncode == 0
+    grpc, web = _free_port(), _free_port()
+    proc = subprocess.Popen([str(SCRIPT), "replay", str(rrd), "--web", "--port", str(grpc), "--web-port", str(web)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ))
+    try:
+        deadline, status = time.time() + 60, None
+        while time.time() < deadline and status != 200:
+            try:
+                status = urllib.request.urlopen(f"http://127.0.0.1:{web}/", timeout=2).status
+            except OSError:
+                time.sleep(0.5)
+        assert status == 200
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=30)
+    assert f"http://127.0.0.1:{web}/?url=" in out
+
+
+def test_subcommands_have_help():
+    for command in ("demo", "replay", "render"):
+        done = _cli(command, "--help", timeout=120)
+        assert done.returncode == 0 and "usage:" in done.stdout

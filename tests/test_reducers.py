@@ -1,0 +1,123 @@
+"""Reducers: scikit-learn conventions, determinism, warm starts (real umap-learn and openTSNE)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lightning_ner_viz._imports import _OPENTSNE_AVAILABLE, require
+from lightning_ner_viz.reducers import REDUCERS, NotFittedError, PCAReducer, TSNEReducer, UMAPReducer, make_reducer
+
+
+def blobs(n: int = 300, d: int = 32, k: int = 5, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian blobs of shape (n, d) and their labels (n,)."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, k, n)
+    centers = rng.normal(size=(k, d)) * 4
+    return (centers[labels] + rng.normal(size=(n, d))).astype(np.float32), labels
+
+
+def test_pca_fit_transform_is_deterministic() -> None:
+    X, _ = blobs()
+    a = PCAReducer(n_components=3).fit_transform(X)
+    b = PCAReducer(n_components=3).fit_transform(X.copy())
+    assert a.shape == (300, 3) and a.dtype == np.float32
+    np.testing.assert_array_equal(a, b)
+
+
+def test_pca_transform_before_fit_raises() -> None:
+    with pytest.raises(NotFittedError, match="not fitted"):
+        PCAReducer().transform(np.zeros((4, 5)))
+
+
+@pytest.mark.parametrize("n_components", [1, 4])
+def test_n_components_must_be_2_or_3(n_components: int) -> None:
+    X, _ = blobs(50)
+    for cls in (PCAReducer, UMAPReducer, TSNEReducer):
+        with pytest.raises(ValueError, match="2 or 3"):
+            cls(n_components=n_components).fit(X)
+
+
+def test_make_reducer_unknown_name_lists_choices() -> None:
+    with pytest.raises(ValueError) as err:
+        make_reducer("isomap", 3, 0)
+    for name in ("pca", "umap", "tsne"):
+        assert name in str(err.value)
+
+
+def test_make_reducer_builds_seeded_reducers() -> None:
+    assert set(REDUCERS) == {"pca", "umap", "tsne"}
+    tsne = make_reducer("tsne", 2, 7)
+    assert isinstance(tsne, TSNEReducer) and (tsne.n_components, tsne.random_state) == (2, 7)
+    umap = make_reducer("umap", 3, 5)
+    assert isinstance(umap, UMAPReducer) and umap.random_state == 5
+    with pytest.raises(TypeError):
+        make_reducer(object(), 3, 0)
+
+
+def test_constructor_only_stores_arguments() -> None:
+    bad = TSNEReducer(n_components=9, init=np.zeros((1, 1)))  # nothing validated yet
+    assert bad.n_components == 9 and not hasattr(bad, "embedding_")
+
+
+def test_transform_before_fit_raises_for_umap_and_tsne() -> None:
+    for reducer in (UMAPReducer(), TSNEReducer()):
+        with pytest.raises(NotFittedError):
+            reducer.transform(np.zeros((4, 5)))
+
+
+def test_umap_needs_more_tokens_than_neighbours() -> None:
+    X, _ = blobs(15)
+    with pytest.raises(ValueError, match="more tokens than n_neighbors=15"):
+        UMAPReducer(n_neighbors=15).fit(X)
+
+
+@pytest.mark.parametrize("cls", [UMAPReducer, TSNEReducer])
+def test_init_must_match_shape(cls: type) -> None:
+    X, _ = blobs(60)
+    with pytest.raises(ValueError, match="init must have shape"):
+        cls(n_components=3, init=np.zeros((60, 2))).fit(X)
+
+
+def test_opentsne_flag_and_require() -> None:
+    assert _OPENTSNE_AVAILABLE
+    assert require("openTSNE").__name__ == "openTSNE"
+
+
+@pytest.mark.parametrize("n_components", [2, 3])
+def test_tsne_fit_transform_and_transform(n_components: int) -> None:
+    X, _ = blobs(200, d=64)  # more features than pca_dims: the pre-reduction runs
+    a = TSNEReducer(n_components=n_components, n_iter=50).fit(X)
+    b = TSNEReducer(n_components=n_components, n_iter=50).fit_transform(X)
+    assert a.embedding_.shape == (200, n_components) and a.embedding_.dtype == np.float32
+    assert a.pca_components_.shape == (50, 64)
+    np.testing.assert_array_equal(a.embedding_, b)
+    new = a.transform(X[:20] + 0.01)
+    assert new.shape == (20, n_components) and np.isfinite(new).all()
+
+
+def test_tsne_warm_start_stays_near_init() -> None:
+    X, _ = blobs(200)
+    cold = TSNEReducer(n_iter=100).fit_transform(X)
+    warm = TSNEReducer(n_iter=100, init=cold).fit_transform(X)
+    rewarm = TSNEReducer(n_iter=100, init=cold).fit_transform(X)
+    np.testing.assert_array_equal(warm, rewarm)
+    # no early exaggeration from a layout: it keeps its arrangement (no rotation or reflection,
+    # only t-SNE's slow expansion), so a least-squares scale alone brings it back
+    centred = cold - cold.mean(0)
+    scale = float((warm * centred).sum() / (warm**2).sum())
+    assert np.linalg.norm(scale * warm - centred, axis=1).mean() < 0.05 * np.ptp(cold, axis=0).max()
+
+
+def test_umap_fit_transform_warm_start_and_transform() -> None:
+    X, labels = blobs(200)
+    a = UMAPReducer(n_epochs=30).fit_transform(X)
+    b = UMAPReducer(n_epochs=30).fit_transform(X)
+    np.testing.assert_array_equal(a, b)
+    flipped = a * np.array([-1.0, 1.0, 1.0])  # a mirror image as the start
+    warm = UMAPReducer(n_epochs=30, init=flipped).fit(X)
+    assert warm.embedding_.shape == (200, 3)
+    # the warm start keeps its handedness: closer to the mirrored start than to the cold layout
+    dist = lambda p, q: np.linalg.norm((p - p.mean(0)) / p.std() - (q - q.mean(0)) / q.std(), axis=1).mean()  # noqa: E731
+    assert dist(warm.embedding_, flipped) < dist(warm.embedding_, a)
+    assert warm.transform(X[:10]).shape == (10, 3)
