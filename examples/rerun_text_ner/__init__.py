@@ -1,0 +1,1 @@
+"""Rerun's ``llm_embedding_ner`` example, ported to run offline on a local model."""
