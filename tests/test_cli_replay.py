@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import socket
 import subprocess
@@ -17,6 +19,7 @@ from outside_model import UserCrfTagger
 from rrd_reading import read_rrd
 
 from lightning_ner_viz import EmbeddingDriftCallback
+from lightning_ner_viz.cli import main
 from lightning_ner_viz.demo.data import LABEL_NAMES
 
 SCRIPT = Path(sys.executable).with_name("lightning-ner-viz")
@@ -32,7 +35,14 @@ def run_dir(tmp_path, datamodule, bert_config):
 
 
 def _cli(*args: str, timeout: int = 240) -> subprocess.CompletedProcess:
-    return subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout, env=dict(os.environ))
+    """Run the CLI in this process (the console script itself is tested in test_cli_demo.py)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(list(args))
+        except SystemExit as exit_:  # argparse's --help and usage errors
+            code = int(exit_.code or 0)
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
 def test_replay_save_builds_a_recording_from_snapshots(run_dir, tmp_path):

@@ -153,12 +153,6 @@ def test_init_args_parse_from_config(init_args, check):
     assert check(_callback_from(init_args))
 
 
-@pytest.mark.xfail(
-    reason="jsonargparse checks protocol signatures exactly: Reducer.fit_transform(X: np.ndarray) -> np.ndarray "
-    "is not matched by sklearn's unannotated fit_transform(X, y=None). Annotating the protocol with Any "
-    "(`def fit_transform(self, X: Any) -> Any`) in reducers/base.py fixes it.",
-    raises=Exception, strict=False,
-)
 def test_third_party_reducer_from_class_path():
     pytest.importorskip("sklearn")
     callback = _callback_from({"reducer": {"class_path": "sklearn.decomposition.PCA", "init_args": {"n_components": 2}},

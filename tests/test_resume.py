@@ -39,9 +39,9 @@ def test_resume_continues_recording_run_and_token_set(tmp_path, datamodule, bert
     assert second._renderer.sinks[0].recording_id == rerun_sink.recording_id
     assert second._renderer.sinks[1].run_id == wandb_sink.run_id
     runs = sorted(tmp_path.rglob(f"offline-run-*-{wandb_sink.run_id}"))
-    assert len(runs) == 2  # the same W&B run id, continued
+    assert len(runs) == 2, sorted(tmp_path.rglob("offline-run-*"))  # the same W&B run id, continued
     epochs = [r["ner_viz/epoch"] for run in runs for r in history(run) if "ner_viz/epoch" in r]
-    assert sorted(epochs) == [0, 1, 2, 3]
+    assert sorted(epochs) == [0, 1, 2, 3], [(run, [sorted(r) for r in history(run)]) for run in runs]
 
     snapshots = load_snapshots(tmp_path / "ner_viz")
     assert [s.epoch for s in snapshots] == [0, 1, 2, 3]

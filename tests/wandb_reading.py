@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from pathlib import Path
 from typing import Any
 
@@ -44,17 +45,32 @@ def run_dir(root: str | Path) -> Path:
     return runs[0]
 
 
-def history(run: Path) -> list[dict[str, Any]]:
-    """Every history row of the run: key -> decoded JSON value."""
+def _parsed_records(run: Path, timeout: float = 60.0) -> list[Any]:
+    """The run's records, once the file is complete.
+
+    wandb-core writes the file asynchronously, and ``run.finish()`` can return before
+    the last records are on disk, so this waits for the final ``exit`` record.
+    """
     from wandb.proto import wandb_internal_pb2
 
-    wandb_file = next(run.glob("run-*.wandb"))
-    data = wandb_file.read_bytes()
-    assert data.startswith(b":W&B"), "not a .wandb file"
+    deadline = time.monotonic() + timeout
+    while True:
+        data = next(run.glob("run-*.wandb")).read_bytes()
+        assert data.startswith(b":W&B"), "not a .wandb file"
+        records = []
+        for raw in _records(data):
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(raw)
+            records.append(record)
+        if any(r.WhichOneof("record_type") == "exit" for r in records) or time.monotonic() > deadline:
+            return records
+        time.sleep(0.2)
+
+
+def history(run: Path) -> list[dict[str, Any]]:
+    """Every history row of the run: key -> decoded JSON value."""
     rows = []
-    for raw in _records(data):
-        record = wandb_internal_pb2.Record()
-        record.ParseFromString(raw)
+    for record in _parsed_records(run):
         if record.WhichOneof("record_type") == "history":
             row: dict[str, Any] = {}
             for item in record.history.item:

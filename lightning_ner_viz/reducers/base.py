@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -15,7 +15,7 @@ class Reducer(Protocol):
     array of shape (n_tokens, n_components).
     """
 
-    def fit_transform(self, X: np.ndarray) -> np.ndarray: ...
+    def fit_transform(self, X: Any) -> Any: ...  # Any, so jsonargparse accepts sklearn/umap estimators
 
 
 class NotFittedError(RuntimeError):
