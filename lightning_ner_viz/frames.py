@@ -21,6 +21,7 @@ import numpy as np
 from lightning_ner_viz._imports import require
 from lightning_ner_viz._warnings import warn
 from lightning_ner_viz.reducers import REDUCERS, PCAReducer, check_n_components, make_reducer
+from lightning_ner_viz.reducers.extension import KernelExtension
 from lightning_ner_viz.reducers.pca import pca_basis
 from lightning_ner_viz.snapshot import Snapshot
 
@@ -244,10 +245,12 @@ class WarmFrame(Frame):
 
 
 class FixedFrame(Frame):
-    """Fit once on the first epoch, then ``transform`` later epochs into that layout.
+    """Fit once on the first epoch, then map later epochs into that layout.
 
-    PCA keeps its basis; UMAP and t-SNE place new epochs with their ``transform``
-    (the first epoch too, so every epoch comes from the same map).
+    PCA keeps its basis. For UMAP, t-SNE and other reducers the first epoch's layout is
+    extended to new inputs by :class:`~lightning_ner_viz.reducers.extension.KernelExtension`
+    (Gaussian kernel regression), a smooth map, so a point moves only as much as its
+    features moved; the first epoch is drawn through the same map.
     An epoch that fell back to PCA (too few tokens) does not fix the frame: the
     first full fit is aligned onto it and then fixed. A resumed run restores a PCA
     basis exactly; other reducers refit once and are aligned onto the saved layout.
@@ -274,7 +277,11 @@ class FixedFrame(Frame):
             return coords if self.similarity_ is None else procrustes_apply(coords, *self.similarity_)
         reducer, fell_back = self._make(len(X))
         coords = np.asarray(reducer.fit_transform(X), dtype=np.float64)
-        if not fell_back:  # every epoch from the same map: t-SNE's transform places points unlike its fit
+        if not fell_back and not isinstance(reducer, PCAReducer):
+            # UMAP's/t-SNE's transform is not a smooth function of the input (a tiny change can move a
+            # point by several % of the cloud); a kernel regression on the fitted layout is.
+            reducer = KernelExtension(n_neighbors=getattr(reducer, "n_neighbors", 15)).fit(X, coords)
+        if not fell_back:  # every epoch from the same map, the first one too
             coords = np.asarray(reducer.transform(X), dtype=np.float64)
         similarity = self._fit_to_previous(token_id, coords)
         if not fell_back:

@@ -65,6 +65,7 @@ def test_continuity_tiny_learning_rate_moves_the_aligned_cloud_little(tmp_path, 
     recorder = _train(tmp_path, datamodule, bert_config, lr=1e-6, reducer=reducer, frame=frame)
     for view in ("hidden", "emissions"):
         for moved in _displacements(recorder, view):
+            print(f"{reducer}-{frame} {view}: mean displacement {moved.mean():.2e} of the extent")
             assert 0 < moved.mean() < 0.05  # the model did change, a little; the picture follows it
 
 
