@@ -18,6 +18,7 @@ from lightning_ner_viz.capture import (
     ForwardCapture, detect_emissions_module, detect_hidden_module, find_crf, get_module,
 )
 from lightning_ner_viz.collector import EpochCollector
+from lightning_ner_viz.entities import EntityTypes
 from lightning_ner_viz.frames import FRAMES
 from lightning_ner_viz.model_inspection import find_label_names, find_num_labels, find_tokenizer, validation_set_size
 from lightning_ner_viz.reducers import REDUCERS, Reducer, check_n_components
@@ -67,6 +68,8 @@ class EmbeddingDriftCallback(Callback):
         seed: sampling and reducer seed; the same seed picks the same tokens.
         crf_module: dotted name of a ``torchcrf.CRF`` for predictions; ``None`` finds one.
         save_dir: where snapshots go; ``None``: ``<default_root_dir>/ner_viz``.
+        entity_view: also show the ``entities`` view: one point per gold entity span, the
+            mean hidden vector of its subwords, coloured by entity type.
         background: render in a background thread (``False``: in the training thread).
         strict: re-raise sink errors instead of warning.
 
@@ -93,6 +96,7 @@ class EmbeddingDriftCallback(Callback):
         seed: int = 0,
         crf_module: str | None = None,
         save_dir: str | None = None,
+        entity_view: bool = True,
         background: bool = True,
         strict: bool = False,
     ) -> None:
@@ -121,6 +125,7 @@ class EmbeddingDriftCallback(Callback):
         self.seed = seed
         self.crf_module = crf_module
         self.save_dir = save_dir
+        self.entity_view = entity_view
         self.strict = strict
         self.logged_epochs: list[int] = []
         self.tracked_ids: list[int] | None = None
@@ -159,6 +164,7 @@ class EmbeddingDriftCallback(Callback):
                 "columns; pass one name per emission column, in label-id order."
             )
         self._label_names = names
+        self._entity_types = EntityTypes.from_label_names(names) if self.entity_view else None
         self._capture = ForwardCapture({"hidden": (hidden_name, hidden), "emissions": (emissions_name, emissions)})
         self._texts = TokenTexts(self.tokenizer or find_tokenizer(pl_module, datamodule))
         self._snapshot_root = Path(self.save_dir or Path(trainer.default_root_dir) / "ner_viz")
@@ -188,7 +194,8 @@ class EmbeddingDriftCallback(Callback):
             return
         self._capture.attach()
         self._epochs_started += 1
-        self._collector = EpochCollector(self.VIEWS, self._num_labels, self.max_tokens, self.seed, self._crf)
+        self._collector = EpochCollector(self.VIEWS, self._num_labels, self.max_tokens, self.seed, self._crf,
+                                         self._entity_types)
         self._examples_seen = 0
         self._dataset_size = validation_set_size(trainer)
 

@@ -8,11 +8,13 @@ from torch import nn
 
 from lightning_ner_viz import gather
 from lightning_ner_viz.batch import TokenBatch
+from lightning_ner_viz.entities import EntityTypes, entity_snapshot, entity_spans, mean_vectors
 from lightning_ner_viz.sampling import TokenSampler, select_final
 from lightning_ner_viz.snapshot import POSITION_BITS, Snapshot
 from lightning_ner_viz.text import TokenTexts
 
 _INT_COLUMNS = ("token_id", "label", "priority", "pred", "input_id")
+_ENTITY_INT_COLUMNS = ("token_id", "label", "priority", "pred", "end")
 _SENTENCE_FIELDS = ("input_ids", "word_ids", "labels", "pred")
 _PAD = -999
 
@@ -26,9 +28,11 @@ class EpochCollector:
         max_tokens: tokens per epoch in the snapshot.
         seed: sampling seed.
         crf: a ``torchcrf.CRF`` whose ``decode`` gives predictions, or ``None`` for argmax.
+        entity_types: when given, also sample gold entity spans for the ``entities`` view.
     """
 
-    def __init__(self, views: tuple[str, ...], num_labels: int, max_tokens: int, seed: int, crf: nn.Module | None) -> None:
+    def __init__(self, views: tuple[str, ...], num_labels: int, max_tokens: int, seed: int, crf: nn.Module | None,
+                 entity_types: EntityTypes | None = None) -> None:
         self.views = views
         self.num_labels = num_labels
         self.sampler = TokenSampler(max_tokens, num_labels, seed)
@@ -37,6 +41,9 @@ class EpochCollector:
         """Sentence id to its unpadded rows: ``input_ids``, ``word_ids`` (-2 = unknown), ``labels``, ``pred``."""
         self.stats = {"tokens_seen": 0, "nonfinite_filtered": 0, "batches": 0}
         self._dims: dict[str, int] = {}
+        self.entity_types = entity_types
+        self.entity_sampler = TokenSampler(max_tokens, len(entity_types.names), seed) if entity_types else None
+        self.entity_columns: dict[str, torch.Tensor] | None = None
 
     def predictions(self, emissions: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Predicted label ids of shape (batch, seq_len): CRF Viterbi decode, else argmax."""
@@ -83,10 +90,33 @@ class EpochCollector:
         columns = {"pred": pred[rows, pos].long(), "input_id": batch.input_ids[rows, pos].long()}
         columns.update({v: t[rows, pos].float() for v, t in outputs.items()})
         kept = self.sampler.update(token_id, labels, columns)
-        if kept is None:
+        if kept is not None:
+            self._remember_sentences(rows[kept], batch, example_ids, pred)
+        if self.entity_sampler is not None and "hidden" in outputs:
+            self._add_entities(batch, outputs["hidden"], pred, example_ids, valid)
+
+    def _add_entities(self, batch: TokenBatch, hidden: torch.Tensor, pred: torch.Tensor, example_ids: torch.Tensor,
+                      valid: torch.Tensor) -> None:
+        assert self.entity_types is not None and self.entity_sampler is not None
+        spans = entity_spans(batch.labels, valid, self.entity_types)
+        if len(spans["row"]) == 0:
             return
+        type_of = self.entity_types.type_of.to(pred.device)
+        columns = {
+            "entities": mean_vectors(hidden, spans["span_of"], len(spans["row"])),
+            "pred": type_of[pred[spans["row"], spans["start"]].clamp(min=0)],
+            "end": spans["end"],
+        }
+        ids = (example_ids[spans["row"]].long() << POSITION_BITS) | spans["start"]
+        kept = self.entity_sampler.update(ids, spans["type"], columns)
+        if kept is not None:
+            self._remember_sentences(spans["row"][kept], batch, example_ids, pred)
+
+    def _remember_sentences(self, rows: torch.Tensor, batch: TokenBatch, example_ids: torch.Tensor,
+                            pred: torch.Tensor) -> None:
+        """Keep the ids, word ids, gold and predicted labels of these batch rows' sentences (CPU)."""
         word_ids = batch.word_ids if batch.word_ids is not None else torch.full_like(batch.input_ids, -2)
-        for row in torch.unique(rows[kept]).tolist():
+        for row in torch.unique(rows).tolist():
             sid = int(example_ids[row])
             if sid not in self.sentences:
                 length = int(batch.attention_mask[row].sum())
@@ -116,13 +146,28 @@ class EpochCollector:
         columns = {k: local.get(k, torch.zeros(0, dtype=torch.long)) for k in _INT_COLUMNS}
         columns.update({v: local.get(v, torch.zeros(0, d)) for v, d in zip(self.views, dims)})
         gathered = gather.gather_columns(columns, device)
-        sentence_rows = gather.gather_columns(self._sentence_table(set(local.get("token_id", torch.zeros(0)).tolist()), device), device)
+        wanted = set(local.get("token_id", torch.zeros(0)).tolist())
+        if self.entity_sampler is not None:
+            wanted |= self._finish_entities(device, dims[self.views.index("hidden")] if "hidden" in self.views else 0)
+        sentence_rows = gather.gather_columns(self._sentence_table(wanted, device), device)
         if gather.rank() != 0 or counts.sum() == 0 or len(gathered["token_id"]) == 0:
             return None
         self._merge_sentences(sentence_rows["table"])
         if tracked is not None:
             return {k: v[torch.argsort(gathered["token_id"])] for k, v in gathered.items()}
         return select_final(gathered, counts, self.sampler.max_tokens)
+
+    def _finish_entities(self, device: torch.device, dim: int) -> set[int]:
+        """Gather and select the entity spans (collective); returns this rank's local choice."""
+        assert self.entity_sampler is not None
+        counts = gather.all_reduce_sum(torch.as_tensor(self.entity_sampler.label_counts), device).numpy()
+        local = select_final(self.entity_sampler.candidates(), counts, self.entity_sampler.max_tokens)
+        columns = {k: local.get(k, torch.zeros(0, dtype=torch.long)) for k in _ENTITY_INT_COLUMNS}
+        columns["entities"] = local.get("entities", torch.zeros(0, dim))
+        gathered = gather.gather_columns(columns, device)
+        if gather.rank() == 0 and len(gathered["token_id"]):
+            self.entity_columns = select_final(gathered, counts, self.entity_sampler.max_tokens)
+        return set(columns["token_id"].tolist())
 
     def _sentence_table(self, token_ids: set[int], device: torch.device) -> dict[str, torch.Tensor]:
         """The sentences of this rank's selected tokens as one padded int table (for the gather).
@@ -159,6 +204,14 @@ class EpochCollector:
             sentence_id, position,
         )
         tags = {sid: (rec["labels"][rec["labels"] >= 0], rec["pred"][rec["labels"] >= 0]) for sid, rec in used.items()}
+        entities = None
+        if self.entity_columns is not None and self.entity_types is not None:
+            sids = np.unique(self.entity_columns["token_id"].numpy() >> POSITION_BITS)
+            tokens_of = {int(s): texts.tokens_and_words(self.sentences[int(s)]) for s in sids if int(s) in self.sentences}
+            sentence_text = {**texts.sentence_texts(
+                {int(s): (self.sentences[int(s)]["input_ids"], None) for s in sids if int(s) in self.sentences}),
+                **sentence_text}
+            entities = entity_snapshot(self.entity_columns, tokens_of, self.entity_types, sentence_text, epoch, step)
         return Snapshot(
             epoch=epoch,
             step=step,
@@ -173,5 +226,6 @@ class EpochCollector:
             label_names=label_names,
             sentences=sentence_text,
             sentence_tags=tags,
+            entities=entities,
             stats=dict(self.stats),
         )

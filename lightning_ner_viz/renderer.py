@@ -59,7 +59,7 @@ class Renderer:
         self._frame_states: dict[str, dict[str, Any]] = {}
 
     def project(self, snapshot: Snapshot) -> dict[str, np.ndarray]:
-        """View name to coordinates of shape (n_tokens, n_components), in each view's frame."""
+        """View name to coordinates of shape (n_rows, n_components), in each view's frame."""
         coords = {}
         for view, vectors in snapshot.views.items():
             if view not in self.frames:
@@ -82,16 +82,25 @@ class Renderer:
         self._earlier_snapshots(snapshot.epoch)
         coords = self.project(snapshot)
         metrics = epoch_metrics(snapshot, coords, previous=self.previous, first=self.first)
-        self.log(snapshot, coords, metrics)
+        entity_coords = None
+        if snapshot.entities is not None and len(snapshot.entities) > 1:
+            entity_coords = self.project(snapshot.entities)["entities"]
+            before = [s.entities if s is not None else None for s in (self.previous, self.first)]
+            found = epoch_metrics(snapshot.entities, {"entities": entity_coords}, *before)
+            metrics.update({k: v for k, v in found.items() if k.startswith("entities/")})
+        self.log(snapshot, coords, metrics, entity_coords)
         self.first = self.first or snapshot
         self.previous = snapshot
         return coords
 
-    def log(self, snapshot: Snapshot, coords: dict[str, np.ndarray], metrics: dict[str, float]) -> None:
+    def log(self, snapshot: Snapshot, coords: dict[str, np.ndarray], metrics: dict[str, float],
+            entity_coords: np.ndarray | None = None) -> None:
         """Hand one epoch to every sink, isolating their failures."""
         for sink in self.sinks:
             try:
                 sink.log_epoch(snapshot, coords, metrics)
+                if entity_coords is not None and snapshot.entities is not None:
+                    sink.log_entities(snapshot.entities, entity_coords)
             except Exception as err:
                 if self.strict:
                     raise

@@ -51,6 +51,8 @@ class Snapshot:
         sentence_tags: sentence id to ``(gold, pred)`` label-id arrays over every labelled
             token of that sentence (not only the sampled ones), for entity-level F1.
         stats: epoch counters (tokens seen, filtered, ...).
+        entities: the ``entities`` view, a Snapshot whose rows are gold entity spans
+            (mean hidden vector of their subwords, class = entity type), or ``None``.
     """
 
     epoch: int
@@ -67,6 +69,7 @@ class Snapshot:
     sentences: dict[int, str] = field(default_factory=dict)
     sentence_tags: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)
+    entities: Snapshot | None = None
 
     def __post_init__(self) -> None:
         n = len(self.token_id)
@@ -121,6 +124,8 @@ class Snapshot:
                 "stats": self.stats,
             }
             (tmp / "meta.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+            if self.entities is not None:
+                self.entities.save(tmp / "entities")
             if target.exists():
                 shutil.rmtree(target)
             os.replace(tmp, target)
@@ -167,6 +172,7 @@ class Snapshot:
             sentences={int(k): v for k, v in meta["sentences"].items()},
             stats=meta.get("stats", {}),
             sentence_tags=_unflatten_tags(arrays),
+            entities=cls.load(path / "entities") if (path / "entities").is_dir() else None,
         )
 
 

@@ -49,6 +49,16 @@ class TokenTexts:
     def __init__(self, tokenizer: Any | None) -> None:
         self.tokenizer = tokenizer
 
+    def tokens_and_words(self, sentence: dict[str, np.ndarray]) -> tuple[list[str], list[int]]:
+        """A stored sentence's token strings and each token's word index."""
+        tokens = self._tokens(sentence["input_ids"])
+        wids = sentence.get("word_ids")
+        return tokens, word_index(tokens, None if wids is None or (wids == -2).all() else wids)
+
+    def sentence_texts(self, sentences: dict[int, tuple[np.ndarray, np.ndarray | None]]) -> dict[int, str]:
+        """Sentence id to readable text."""
+        return self.describe(sentences, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))[2]
+
     def _tokens(self, ids: np.ndarray) -> list[str]:
         if self.tokenizer is None:
             return [f"[{int(i)}]" for i in ids]

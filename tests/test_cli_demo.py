@@ -32,7 +32,7 @@ def test_demo_writes_recording_wandb_run_and_snapshots(tmp_path):
     epochs = [r["ner_viz/epoch"] for r in history(run) if "ner_viz/epoch" in r]
     assert epochs == [0, 1, 2]
     tables = list((run / "files" / "media" / "table").rglob("*.table.json"))
-    assert len(tables) == 6 and json.loads(tables[0].read_text())["data"]
+    assert len(tables) == 9 and json.loads(tables[0].read_text())["data"]
     assert [s.epoch for s in load_snapshots(out / "ner_viz")] == [0, 1, 2]
 
 

@@ -45,6 +45,14 @@ def test_rerun_recording_has_one_cloud_per_epoch_and_view(tmp_path, datamodule, 
         errors = rows[f"/embeddings/{view}/errors"]
         assert [r["epoch"] for r in errors] == [0, 1, 2]
         assert all(g != p for r in errors for g, p in zip(r["gold"], r["predicted"]))
+    entities = [r for r in rows["/embeddings/entities"] if "epoch" in r]  # one point per gold entity span
+    assert [r["epoch"] for r in entities] == [0, 1, 2]
+    assert entities[0]["entity"] == entities[2]["entity"] and all(entities[0]["entity"])
+    assert set(entities[0]["gold"]) == {"BRAND", "TYPE", "FLAVOR", "PERCENT", "VOLUME"}
+    entity_context = next(r for r in rows["/embeddings/entities"] if "AnnotationContext:context" in r)
+    assert {c["class_description"]["info"]["label"] for c in entity_context["AnnotationContext:context"][0]} == {
+        "O", "BRAND", "TYPE", "FLAVOR", "PERCENT", "VOLUME"}
+    assert [r["epoch"] for r in rows["/embeddings/metrics/entities/knn_purity"]] == [0, 1, 2]
     context = rows["/"][0]["AnnotationContext:context"][0]
     names = {c["class_id"]: c["class_description"]["info"]["label"] for c in context}
     assert [names[i] for i in range(len(LABEL_NAMES))] == LABEL_NAMES
@@ -90,6 +98,9 @@ def test_wandb_offline_run_has_tables_and_plots_per_epoch(tmp_path, datamodule, 
             assert names == set(LABEL_NAMES)
         assert 0.0 <= row["ner_viz/sample_accuracy"] <= 1.0
         assert 0.0 <= row["ner_viz/hidden/knn_purity"] <= 1.0
+        entity_table = json.loads((run / "files" / row["ner_viz/entities/table"]["path"]).read_text())
+        assert {r[entity_table["columns"].index("gold")] for r in entity_table["data"]} <= {
+            "BRAND", "TYPE", "FLAVOR", "PERCENT", "VOLUME"}
     assert [("ner_viz/hidden/cka_prev" in r, "ner_viz/entity_f1" in r) for r in rows] == [(False, True), (True, True), (True, True)]
 
 

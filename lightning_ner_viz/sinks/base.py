@@ -34,6 +34,13 @@ class Sink(ABC):
             metrics: scalar name to value, e.g. ``hidden/cka_prev``.
         """
 
+    def log_entities(self, entities: Snapshot, coords: np.ndarray) -> None:  # noqa: B027 - optional hook
+        """Log the ``entities`` view: rows are gold entity spans, ``coords`` of shape (n_entities, n_components).
+
+        Called right after :meth:`log_epoch` of the same epoch. Sinks without an entity
+        picture ignore it; the entity metrics (``entities/...``) already came with ``log_epoch``.
+        """
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Flush and release files or connections."""
 

@@ -55,6 +55,7 @@ class WandbSink(Sink):
         self._logger: Any = None
         self._run: Any = None
         self._owns_run = False
+        self._pending: dict[str, Any] | None = None
 
     def setup(self, trainer: pl.Trainer | None) -> None:
         """Remember the Trainer's ``WandbLogger``, if any."""
@@ -102,10 +103,32 @@ class WandbSink(Sink):
                 row[f"{self.prefix}/{view}/table"] = _table(wandb, snapshot, view, xyz, gold, pred)
             if self.log_plot:
                 row[f"{self.prefix}/{view}/scatter"] = wandb.Plotly(scatter_figure(snapshot, view, xyz))
-        run.log(row)
+        self._flush_pending()
+        self._pending = row  # sent with the entities view, or by the next epoch / close, as one history row
+        if snapshot.entities is None:
+            self._flush_pending()
+
+    def _flush_pending(self) -> None:
+        if self._pending is not None:
+            row, self._pending = self._pending, None
+            self._get_run().log(row)
+
+    def log_entities(self, entities: Snapshot, coords: np.ndarray) -> None:
+        """Log the ``entities`` view's table and scatter against the same epoch axis."""
+        wandb = require("wandb")
+        row: dict[str, Any] = self._pending if self._pending is not None else {f"{self.prefix}/epoch": entities.epoch}
+        self._pending = None
+        if self.log_table:
+            row[f"{self.prefix}/entities/table"] = _table(wandb, entities, "entities", coords, entities.gold_names(),
+                                                         entities.pred_names())
+        if self.log_plot:
+            row[f"{self.prefix}/entities/scatter"] = wandb.Plotly(scatter_figure(entities, "entities", coords))
+        self._get_run().log(row)
 
     def close(self) -> None:
         """Finish the run if this sink started it (a logger's run is the logger's to finish)."""
+        if self._run is not None or self._pending is not None:
+            self._flush_pending()
         if self._run is not None and self._owns_run:
             self._run.finish()
         self._run = None
@@ -121,6 +144,7 @@ class WandbSink(Sink):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_run"] = None
+        state["_pending"] = None
         return state
 
     def __repr__(self) -> str:
