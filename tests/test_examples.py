@@ -1,0 +1,52 @@
+"""The example modules under examples/ train with the callback; auto sinks follow the loggers."""
+
+from __future__ import annotations
+
+import lightning.pytorch as pl
+from conftest import trainer_kwargs
+from rrd_reading import read_rrd
+
+from lightning_ner_viz import EmbeddingDriftCallback, load_snapshots
+from lightning_ner_viz.demo.data import LABEL_NAMES, generate_examples, read_conll
+from lightning_ner_viz.sinks import HtmlSink, RerunSink, TensorBoardSink, WandbSink
+
+
+def test_bert_crf_example_with_a_middle_encoder_layer(tmp_path, datamodule, bert_config):
+    from examples.bert_crf_tagger import BertCrfTagger
+
+    model = BertCrfTagger(bert_config, num_labels=len(LABEL_NAMES))
+    rrd = tmp_path / "crf.rrd"
+    callback = EmbeddingDriftCallback(sinks=[RerunSink(path=rrd)], hidden_module="encoder.encoder.layer.0",
+                                      max_tokens=100, label_names=LABEL_NAMES)
+    pl.Trainer(**trainer_kwargs(tmp_path, max_epochs=2, limit_train_batches=2), callbacks=[callback]).fit(model, datamodule)
+    assert [r["epoch"] for r in read_rrd(rrd)["/embeddings/hidden"]] == [0, 1]
+    assert load_snapshots(tmp_path / "ner_viz")[0].views["hidden"].shape[1] == bert_config.hidden_size
+
+
+def test_hf_example_needs_no_configuration_and_auto_sinks_follow_the_loggers(tmp_path):
+    from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
+
+    from examples.hf_token_classifier import build
+
+    module, data = build(n_examples=200, batch_size=16)
+    callback = EmbeddingDriftCallback(max_tokens=100)  # sinks=None: automatic
+    loggers = [WandbLogger(project="t", save_dir=str(tmp_path), offline=True), TensorBoardLogger(str(tmp_path))]
+    pl.Trainer(**trainer_kwargs(tmp_path, max_epochs=2, limit_train_batches=2, logger=loggers),
+               callbacks=[callback]).fit(module, data)
+    loggers[0].experiment.finish()
+    kinds = [type(s) for s in callback._renderer.sinks]
+    assert kinds == [RerunSink, HtmlSink, WandbSink, TensorBoardSink]
+    assert (tmp_path / "ner_viz" / "embeddings.rrd").is_file() and (tmp_path / "ner_viz" / "embeddings.html").is_file()
+    snapshot = load_snapshots(tmp_path / "ner_viz")[-1]
+    assert snapshot.label_names == LABEL_NAMES  # read from config.id2label
+    assert snapshot.token[0] != "[0]" and snapshot.word[0]  # the datamodule's tokenizer was found
+
+
+def test_conll_reader_round_trip(tmp_path):
+    examples = generate_examples(5, seed=3)
+    lines = ["-DOCSTART- O", ""]
+    for ex in examples:
+        lines += [f"{w} X {lab}" for w, lab in zip(ex.words, ex.labels)] + [""]
+    path = tmp_path / "data.conll"
+    path.write_text("\n".join(lines))
+    assert read_conll(path) == examples
