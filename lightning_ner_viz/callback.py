@@ -70,6 +70,8 @@ class EmbeddingDriftCallback(Callback):
         save_dir: where snapshots go; ``None``: ``<default_root_dir>/ner_viz``.
         entity_view: also show the ``entities`` view: one point per gold entity span, the
             mean hidden vector of its subwords, coloured by entity type.
+        cls_view: also show the ``cls`` view: one point per sentence, its first token's
+            ([CLS]) hidden vector, coloured by the sentence's most frequent entity type.
         background: render in a background thread (``False``: in the training thread).
         strict: re-raise sink errors instead of warning.
 
@@ -97,6 +99,7 @@ class EmbeddingDriftCallback(Callback):
         crf_module: str | None = None,
         save_dir: str | None = None,
         entity_view: bool = True,
+        cls_view: bool = False,
         background: bool = True,
         strict: bool = False,
     ) -> None:
@@ -126,6 +129,7 @@ class EmbeddingDriftCallback(Callback):
         self.crf_module = crf_module
         self.save_dir = save_dir
         self.entity_view = entity_view
+        self.cls_view = cls_view
         self.strict = strict
         self.logged_epochs: list[int] = []
         self.tracked_ids: list[int] | None = None
@@ -164,7 +168,7 @@ class EmbeddingDriftCallback(Callback):
                 "columns; pass one name per emission column, in label-id order."
             )
         self._label_names = names
-        self._entity_types = EntityTypes.from_label_names(names) if self.entity_view else None
+        self._entity_types = EntityTypes.from_label_names(names) if self.entity_view or self.cls_view else None
         self._capture = ForwardCapture({"hidden": (hidden_name, hidden), "emissions": (emissions_name, emissions)})
         self._texts = TokenTexts(self.tokenizer or find_tokenizer(pl_module, datamodule))
         self._snapshot_root = Path(self.save_dir or Path(trainer.default_root_dir) / "ner_viz")
@@ -195,7 +199,7 @@ class EmbeddingDriftCallback(Callback):
         self._capture.attach()
         self._epochs_started += 1
         self._collector = EpochCollector(self.VIEWS, self._num_labels, self.max_tokens, self.seed, self._crf,
-                                         self._entity_types)
+                                         self._entity_types, self.cls_view, self.entity_view)
         self._examples_seen = 0
         self._dataset_size = validation_set_size(trainer)
 

@@ -8,13 +8,13 @@ from torch import nn
 
 from lightning_ner_viz import gather
 from lightning_ner_viz.batch import TokenBatch
-from lightning_ner_viz.entities import EntityTypes, entity_snapshot, entity_spans, mean_vectors
+from lightning_ner_viz.entities import EntityTypes, cls_snapshot, entity_snapshot, entity_spans, mean_vectors
 from lightning_ner_viz.sampling import TokenSampler, select_final
 from lightning_ner_viz.snapshot import POSITION_BITS, Snapshot
 from lightning_ner_viz.text import TokenTexts
 
 _INT_COLUMNS = ("token_id", "label", "priority", "pred", "input_id")
-_ENTITY_INT_COLUMNS = ("token_id", "label", "priority", "pred", "end")
+_GROUP_INT_COLUMNS = ("token_id", "label", "priority", "pred")
 _SENTENCE_FIELDS = ("input_ids", "word_ids", "labels", "pred")
 _PAD = -999
 
@@ -29,10 +29,13 @@ class EpochCollector:
         seed: sampling seed.
         crf: a ``torchcrf.CRF`` whose ``decode`` gives predictions, or ``None`` for argmax.
         entity_types: when given, also sample gold entity spans for the ``entities`` view.
+        entity_view: sample entity spans (with ``entity_types``).
+        cls_view: also sample one row per sentence (its first token's hidden vector) for the
+            ``cls`` view; needs ``entity_types`` for the sentence classes.
     """
 
     def __init__(self, views: tuple[str, ...], num_labels: int, max_tokens: int, seed: int, crf: nn.Module | None,
-                 entity_types: EntityTypes | None = None) -> None:
+                 entity_types: EntityTypes | None = None, cls_view: bool = False, entity_view: bool = True) -> None:
         self.views = views
         self.num_labels = num_labels
         self.sampler = TokenSampler(max_tokens, num_labels, seed)
@@ -42,8 +45,12 @@ class EpochCollector:
         self.stats = {"tokens_seen": 0, "nonfinite_filtered": 0, "batches": 0}
         self._dims: dict[str, int] = {}
         self.entity_types = entity_types
-        self.entity_sampler = TokenSampler(max_tokens, len(entity_types.names), seed) if entity_types else None
+        self.entity_sampler = (
+            TokenSampler(max_tokens, len(entity_types.names), seed) if entity_types and entity_view else None
+        )
         self.entity_columns: dict[str, torch.Tensor] | None = None
+        self.cls_sampler = TokenSampler(max_tokens, len(entity_types.names), seed) if entity_types and cls_view else None
+        self.cls_columns: dict[str, torch.Tensor] | None = None
 
     def predictions(self, emissions: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Predicted label ids of shape (batch, seq_len): CRF Viterbi decode, else argmax."""
@@ -94,6 +101,29 @@ class EpochCollector:
             self._remember_sentences(rows[kept], batch, example_ids, pred)
         if self.entity_sampler is not None and "hidden" in outputs:
             self._add_entities(batch, outputs["hidden"], pred, example_ids, valid)
+        if self.cls_sampler is not None and "hidden" in outputs:
+            self._add_cls(batch, outputs["hidden"], pred, example_ids, valid)
+
+    def _add_cls(self, batch: TokenBatch, hidden: torch.Tensor, pred: torch.Tensor, example_ids: torch.Tensor,
+                 valid: torch.Tensor) -> None:
+        """One row per sentence: the first token's vector, class = the most frequent gold entity type."""
+        assert self.entity_types is not None and self.cls_sampler is not None
+        rows = valid.any(1).nonzero().squeeze(1)
+        if rows.numel() == 0:
+            return
+        type_of = self.entity_types.type_of.to(pred.device)
+        n_types = len(self.entity_types.names)
+
+        def dominant(ids: torch.Tensor) -> torch.Tensor:
+            kinds = torch.where(valid[rows], type_of[ids[rows].clamp(min=0)], 0)
+            counts = torch.nn.functional.one_hot(kinds, n_types)[..., 1:].sum(1)
+            return torch.where(counts.sum(1) > 0, counts.argmax(1) + 1, 0)
+
+        ids = example_ids[rows].long() << POSITION_BITS
+        columns = {"cls": hidden[rows, 0].float(), "pred": dominant(pred)}
+        kept = self.cls_sampler.update(ids, dominant(batch.labels), columns)
+        if kept is not None:
+            self._remember_sentences(rows[kept], batch, example_ids, pred)
 
     def _add_entities(self, batch: TokenBatch, hidden: torch.Tensor, pred: torch.Tensor, example_ids: torch.Tensor,
                       valid: torch.Tensor) -> None:
@@ -147,8 +177,13 @@ class EpochCollector:
         columns.update({v: local.get(v, torch.zeros(0, d)) for v, d in zip(self.views, dims)})
         gathered = gather.gather_columns(columns, device)
         wanted = set(local.get("token_id", torch.zeros(0)).tolist())
+        dim = dims[self.views.index("hidden")] if "hidden" in self.views else 0
         if self.entity_sampler is not None:
-            wanted |= self._finish_entities(device, dims[self.views.index("hidden")] if "hidden" in self.views else 0)
+            self.entity_columns, ids = self._finish_group(self.entity_sampler, "entities", ("end",), dim, device)
+            wanted |= ids
+        if self.cls_sampler is not None:
+            self.cls_columns, ids = self._finish_group(self.cls_sampler, "cls", (), dim, device)
+            wanted |= ids
         sentence_rows = gather.gather_columns(self._sentence_table(wanted, device), device)
         if gather.rank() != 0 or counts.sum() == 0 or len(gathered["token_id"]) == 0:
             return None
@@ -157,17 +192,18 @@ class EpochCollector:
             return {k: v[torch.argsort(gathered["token_id"])] for k, v in gathered.items()}
         return select_final(gathered, counts, self.sampler.max_tokens)
 
-    def _finish_entities(self, device: torch.device, dim: int) -> set[int]:
-        """Gather and select the entity spans (collective); returns this rank's local choice."""
-        assert self.entity_sampler is not None
-        counts = gather.all_reduce_sum(torch.as_tensor(self.entity_sampler.label_counts), device).numpy()
-        local = select_final(self.entity_sampler.candidates(), counts, self.entity_sampler.max_tokens)
-        columns = {k: local.get(k, torch.zeros(0, dtype=torch.long)) for k in _ENTITY_INT_COLUMNS}
-        columns["entities"] = local.get("entities", torch.zeros(0, dim))
+    def _finish_group(self, sampler: TokenSampler, name: str, extra: tuple[str, ...], dim: int,
+                      device: torch.device) -> tuple[dict[str, torch.Tensor] | None, set[int]]:
+        """Gather and select a group's rows (a collective call): rank zero's selection, and this rank's ids."""
+        counts = gather.all_reduce_sum(torch.as_tensor(sampler.label_counts), device).numpy()
+        local = select_final(sampler.candidates(), counts, sampler.max_tokens)
+        columns = {k: local.get(k, torch.zeros(0, dtype=torch.long)) for k in (*_GROUP_INT_COLUMNS, *extra)}
+        columns[name] = local.get(name, torch.zeros(0, dim))
         gathered = gather.gather_columns(columns, device)
+        chosen = None
         if gather.rank() == 0 and len(gathered["token_id"]):
-            self.entity_columns = select_final(gathered, counts, self.entity_sampler.max_tokens)
-        return set(columns["token_id"].tolist())
+            chosen = select_final(gathered, counts, sampler.max_tokens)
+        return chosen, set(columns["token_id"].tolist())
 
     def _sentence_table(self, token_ids: set[int], device: torch.device) -> dict[str, torch.Tensor]:
         """The sentences of this rank's selected tokens as one padded int table (for the gather).
@@ -204,14 +240,19 @@ class EpochCollector:
             sentence_id, position,
         )
         tags = {sid: (rec["labels"][rec["labels"] >= 0], rec["pred"][rec["labels"] >= 0]) for sid, rec in used.items()}
-        entities = None
+        groups = {}
         if self.entity_columns is not None and self.entity_types is not None:
             sids = np.unique(self.entity_columns["token_id"].numpy() >> POSITION_BITS)
             tokens_of = {int(s): texts.tokens_and_words(self.sentences[int(s)]) for s in sids if int(s) in self.sentences}
             sentence_text = {**texts.sentence_texts(
                 {int(s): (self.sentences[int(s)]["input_ids"], None) for s in sids if int(s) in self.sentences}),
                 **sentence_text}
-            entities = entity_snapshot(self.entity_columns, tokens_of, self.entity_types, sentence_text, epoch, step)
+            groups["entities"] = entity_snapshot(self.entity_columns, tokens_of, self.entity_types, sentence_text, epoch, step)
+        if self.cls_columns is not None and self.entity_types is not None:
+            sids = self.cls_columns["token_id"].numpy() >> POSITION_BITS
+            known = texts.sentence_texts(
+                {int(s): (self.sentences[int(s)]["input_ids"], None) for s in sids if int(s) in self.sentences})
+            groups["cls"] = cls_snapshot(self.cls_columns, self.entity_types, known, epoch, step)
         return Snapshot(
             epoch=epoch,
             step=step,
@@ -226,6 +267,6 @@ class EpochCollector:
             label_names=label_names,
             sentences=sentence_text,
             sentence_tags=tags,
-            entities=entities,
+            groups=groups,
             stats=dict(self.stats),
         )

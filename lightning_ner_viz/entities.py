@@ -99,3 +99,17 @@ def entity_snapshot(columns: dict[str, torch.Tensor], tokens_of: dict[int, tuple
         gold=columns["label"].numpy(), pred=columns["pred"].numpy(), views={"entities": columns["entities"].numpy()},
         label_names=types.names, sentences={int(s): sentences.get(int(s), "") for s in np.unique(sentence_id)},
     )
+
+
+def cls_snapshot(columns: dict[str, torch.Tensor], types: EntityTypes, sentences: dict[int, str], epoch: int,
+                 step: int) -> Snapshot:
+    """A Snapshot whose rows are sentences: their first ([CLS]) token's vector, class = main entity type."""
+    token_id = columns["token_id"].numpy()
+    sentence_id = token_id >> POSITION_BITS
+    texts = [sentences.get(int(s), "?") for s in sentence_id]
+    return Snapshot(
+        epoch=epoch, step=step, token_id=token_id, sentence_id=sentence_id, position=np.zeros_like(token_id),
+        token=texts, word=texts, gold=columns["label"].numpy(), pred=columns["pred"].numpy(),
+        views={"cls": columns["cls"].numpy()}, label_names=types.names,
+        sentences={int(s): t for s, t in zip(sentence_id, texts)},
+    )

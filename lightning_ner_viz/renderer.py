@@ -82,25 +82,26 @@ class Renderer:
         self._earlier_snapshots(snapshot.epoch)
         coords = self.project(snapshot)
         metrics = epoch_metrics(snapshot, coords, previous=self.previous, first=self.first)
-        entity_coords = None
-        if snapshot.entities is not None and len(snapshot.entities) > 1:
-            entity_coords = self.project(snapshot.entities)["entities"]
-            before = [s.entities if s is not None else None for s in (self.previous, self.first)]
-            found = epoch_metrics(snapshot.entities, {"entities": entity_coords}, *before)
-            metrics.update({k: v for k, v in found.items() if k.startswith("entities/")})
-        self.log(snapshot, coords, metrics, entity_coords)
+        snapshot.groups = {name: group for name, group in snapshot.groups.items() if len(group) > 1}
+        group_coords = {}
+        for name, group in snapshot.groups.items():
+            group_coords[name] = self.project(group)[name]
+            before = [s.groups.get(name) if s is not None else None for s in (self.previous, self.first)]
+            found = epoch_metrics(group, {name: group_coords[name]}, *before)
+            metrics.update({k: v for k, v in found.items() if k.startswith(f"{name}/")})
+        self.log(snapshot, coords, metrics, group_coords)
         self.first = self.first or snapshot
         self.previous = snapshot
         return coords
 
     def log(self, snapshot: Snapshot, coords: dict[str, np.ndarray], metrics: dict[str, float],
-            entity_coords: np.ndarray | None = None) -> None:
-        """Hand one epoch to every sink, isolating their failures."""
+            group_coords: dict[str, np.ndarray] | None = None) -> None:
+        """Hand one epoch (and its groups) to every sink, isolating their failures."""
         for sink in self.sinks:
             try:
                 sink.log_epoch(snapshot, coords, metrics)
-                if entity_coords is not None and snapshot.entities is not None:
-                    sink.log_entities(snapshot.entities, entity_coords)
+                for name, xyz in (group_coords or {}).items():
+                    sink.log_group(name, snapshot.groups[name], xyz)
             except Exception as err:
                 if self.strict:
                     raise

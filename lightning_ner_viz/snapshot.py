@@ -51,8 +51,10 @@ class Snapshot:
         sentence_tags: sentence id to ``(gold, pred)`` label-id arrays over every labelled
             token of that sentence (not only the sampled ones), for entity-level F1.
         stats: epoch counters (tokens seen, filtered, ...).
-        entities: the ``entities`` view, a Snapshot whose rows are gold entity spans
-            (mean hidden vector of their subwords, class = entity type), or ``None``.
+        groups: views whose rows are not tokens, by name: ``entities`` (one row per gold
+            entity span: the mean hidden vector of its subwords, class = entity type) and
+            ``cls`` (one row per sentence: its first token's hidden vector, class = the
+            sentence's most frequent entity type).
     """
 
     epoch: int
@@ -69,7 +71,7 @@ class Snapshot:
     sentences: dict[int, str] = field(default_factory=dict)
     sentence_tags: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)
-    entities: Snapshot | None = None
+    groups: dict[str, Snapshot] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         n = len(self.token_id)
@@ -83,6 +85,11 @@ class Snapshot:
 
     def __len__(self) -> int:
         return len(self.token_id)
+
+    @property
+    def entities(self) -> Snapshot | None:
+        """The ``entities`` group, if captured."""
+        return self.groups.get("entities")
 
     @property
     def correct(self) -> np.ndarray:
@@ -124,8 +131,8 @@ class Snapshot:
                 "stats": self.stats,
             }
             (tmp / "meta.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
-            if self.entities is not None:
-                self.entities.save(tmp / "entities")
+            for name, group in self.groups.items():
+                group.save(tmp / name)
             if target.exists():
                 shutil.rmtree(target)
             os.replace(tmp, target)
@@ -172,7 +179,7 @@ class Snapshot:
             sentences={int(k): v for k, v in meta["sentences"].items()},
             stats=meta.get("stats", {}),
             sentence_tags=_unflatten_tags(arrays),
-            entities=cls.load(path / "entities") if (path / "entities").is_dir() else None,
+            groups={d.name: cls.load(d) for d in sorted(path.iterdir()) if (d / "meta.json").is_file()},
         )
 
 

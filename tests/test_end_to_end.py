@@ -47,7 +47,7 @@ def test_rerun_recording_has_one_cloud_per_epoch_and_view(tmp_path, datamodule, 
         assert all(g != p for r in errors for g, p in zip(r["gold"], r["predicted"]))
     entities = [r for r in rows["/embeddings/entities"] if "epoch" in r]  # one point per gold entity span
     assert [r["epoch"] for r in entities] == [0, 1, 2]
-    assert entities[0]["entity"] == entities[2]["entity"] and all(entities[0]["entity"])
+    assert entities[0]["text"] == entities[2]["text"] and all(entities[0]["text"])
     assert set(entities[0]["gold"]) == {"BRAND", "TYPE", "FLAVOR", "PERCENT", "VOLUME"}
     entity_context = next(r for r in rows["/embeddings/entities"] if "AnnotationContext:context" in r)
     assert {c["class_description"]["info"]["label"] for c in entity_context["AnnotationContext:context"][0]} == {

@@ -46,3 +46,29 @@ def test_mean_vector_averages_the_subwords_of_each_span():
     vectors = mean_vectors(hidden, spans["span_of"], len(spans["row"]))
     assert np.allclose(vectors.numpy(), [[2.0, 2.0], [5.0, 5.0]])
     assert TYPES.names == ["O", "BRAND", "TYPE"] and spans["type"].tolist() == [1, 2]
+
+
+def test_cls_view_alone_logs_one_point_per_sentence(tmp_path, datamodule, bert_config):
+    import lightning.pytorch as pl
+    from conftest import trainer_kwargs
+    from outside_model import UserCrfTagger
+    from rrd_reading import read_rrd
+
+    from lightning_ner_viz import EmbeddingDriftCallback, load_snapshots
+    from lightning_ner_viz.demo.data import LABEL_NAMES
+    from lightning_ner_viz.sinks import RerunSink
+
+    rrd = tmp_path / "cls.rrd"
+    callback = EmbeddingDriftCallback(sinks=[RerunSink(path=rrd)], max_tokens=50, label_names=LABEL_NAMES,
+                                      entity_view=False, cls_view=True)
+    model = UserCrfTagger(bert_config, num_tags=len(LABEL_NAMES))
+    pl.Trainer(**trainer_kwargs(tmp_path, max_epochs=2, limit_train_batches=2), callbacks=[callback]).fit(model, datamodule)
+    rows = read_rrd(rrd)
+    assert "/embeddings/entities" not in rows
+    clouds = [r for r in rows["/embeddings/cls"] if "epoch" in r]
+    assert [c["epoch"] for c in clouds] == [0, 1] and len(clouds[0]["Points3D:positions"]) == 50
+    snapshot = load_snapshots(tmp_path / "ner_viz")[1]
+    group = snapshot.groups["cls"]
+    assert set(group.sentence_id.tolist()) <= set(range(len(datamodule.val_rows)))
+    assert len(set(group.sentence_id.tolist())) == 50 and group.views["cls"].shape == (50, bert_config.hidden_size)
+    assert group.token[0] == snapshot.sentences.get(int(group.sentence_id[0]), group.token[0])

@@ -34,11 +34,12 @@ class Sink(ABC):
             metrics: scalar name to value, e.g. ``hidden/cka_prev``.
         """
 
-    def log_entities(self, entities: Snapshot, coords: np.ndarray) -> None:  # noqa: B027 - optional hook
-        """Log the ``entities`` view: rows are gold entity spans, ``coords`` of shape (n_entities, n_components).
+    def log_group(self, name: str, group: Snapshot, coords: np.ndarray) -> None:  # noqa: B027 - optional hook
+        """Log a view whose rows are not tokens (``entities``, ``cls``): ``coords`` of shape (n_rows, n_components).
 
-        Called right after :meth:`log_epoch` of the same epoch. Sinks without an entity
-        picture ignore it; the entity metrics (``entities/...``) already came with ``log_epoch``.
+        Called right after :meth:`log_epoch` of the same epoch, once per group in
+        ``snapshot.groups``. Sinks without such pictures ignore it; the group's metrics
+        (``entities/...``) already came with ``log_epoch``.
         """
 
     def close(self) -> None:  # noqa: B027 - optional hook

@@ -32,7 +32,8 @@ class RerunSink(Sink):
       their *predicted* label, with gold vs predicted on hover;
     - ``embeddings/<view>/trajectories``: each followed token's path up to this epoch;
     - ``embeddings/entities``: one point per gold entity span (mean of its subwords),
-      coloured by entity type, with its own ``AnnotationContext``;
+      coloured by entity type, with its own ``AnnotationContext`` (``embeddings/cls``
+      likewise, one point per sentence, when the ``cls`` view is on);
     - ``embeddings/summary``: a markdown ``TextDocument`` with the epoch's counts;
     - ``embeddings/metrics/<name>``: ``Scalars`` for every metric;
     - ``/``: a static ``AnnotationContext`` naming and colouring the labels.
@@ -82,7 +83,7 @@ class RerunSink(Sink):
         self._continue_in_new_file = False
         self._rec: Any = None
         self._label_names: list[str] | None = None
-        self._entity_names: list[str] | None = None
+        self._group_names: dict[str, list[str]] = {}
 
     def setup(self, trainer: pl.Trainer | None) -> None:
         """Fix the recording id and resolve a relative ``path`` against ``<default_root_dir>/ner_viz``."""
@@ -173,22 +174,22 @@ class RerunSink(Sink):
     flush_timeout = 10.0
     """Seconds to wait for a viewer to take an epoch before the sink reports it as failed."""
 
-    def log_entities(self, entities: Snapshot, coords: np.ndarray) -> None:
-        """Log the ``entities`` view at ``<root>/entities``, with its own entity-type colours."""
+    def log_group(self, name: str, group: Snapshot, coords: np.ndarray) -> None:
+        """Log a group (``entities``, ``cls``) at ``<root>/<name>``, with its own class colours."""
         rr = require("rerun")
         rec = self._stream()
-        path = f"{self.root}/entities"
-        if self._entity_names != entities.label_names:
-            colors = label_colors(entities.label_names)
-            infos = [rr.AnnotationInfo(id=i, label=n, color=c) for i, (n, c) in enumerate(zip(entities.label_names, colors))]
+        path = f"{self.root}/{name}"
+        if self._group_names.get(name) != group.label_names:
+            colors = label_colors(group.label_names)
+            infos = [rr.AnnotationInfo(id=i, label=n, color=c) for i, (n, c) in enumerate(zip(group.label_names, colors))]
             rec.log(path, rr.AnnotationContext(infos), static=True)
-            self._entity_names = list(entities.label_names)
-        rec.set_time("epoch", sequence=entities.epoch)
-        rec.set_time("step", sequence=entities.step)
+            self._group_names[name] = list(group.label_names)
+        rec.set_time("epoch", sequence=group.epoch)
+        rec.set_time("step", sequence=group.step)
         points = rr.Points3D if coords.shape[1] == 3 else rr.Points2D
-        rec.log(path, points(coords, class_ids=entities.gold, radii=rr.Radius.ui_points(4.0)),
-                rr.AnyValues(entity=entities.token, gold=entities.gold_names(), predicted=entities.pred_names(),
-                             sentence=[entities.sentences.get(int(s), "") for s in entities.sentence_id]))
+        rec.log(path, points(coords, class_ids=group.gold, radii=rr.Radius.ui_points(4.0)),
+                rr.AnyValues(text=group.token, gold=group.gold_names(), predicted=group.pred_names(),
+                             sentence=[group.sentences.get(int(s), "") for s in group.sentence_id]))
         rec.flush(timeout_sec=self.flush_timeout)
 
     def close(self) -> None:

@@ -56,6 +56,7 @@ class WandbSink(Sink):
         self._run: Any = None
         self._owns_run = False
         self._pending: dict[str, Any] | None = None
+        self._groups_due: set[str] = set()
 
     def setup(self, trainer: pl.Trainer | None) -> None:
         """Remember the Trainer's ``WandbLogger``, if any."""
@@ -104,8 +105,9 @@ class WandbSink(Sink):
             if self.log_plot:
                 row[f"{self.prefix}/{view}/scatter"] = wandb.Plotly(scatter_figure(snapshot, view, xyz))
         self._flush_pending()
-        self._pending = row  # sent with the entities view, or by the next epoch / close, as one history row
-        if snapshot.entities is None:
+        self._pending = row  # sent with the last group (entities, cls), or by the next epoch / close: one history row
+        self._groups_due = set(snapshot.groups)
+        if not self._groups_due:
             self._flush_pending()
 
     def _flush_pending(self) -> None:
@@ -113,17 +115,18 @@ class WandbSink(Sink):
             row, self._pending = self._pending, None
             self._get_run().log(row)
 
-    def log_entities(self, entities: Snapshot, coords: np.ndarray) -> None:
-        """Log the ``entities`` view's table and scatter against the same epoch axis."""
+    def log_group(self, name: str, group: Snapshot, coords: np.ndarray) -> None:
+        """Add a group's (``entities``, ``cls``) table and scatter to the epoch's history row."""
         wandb = require("wandb")
-        row: dict[str, Any] = self._pending if self._pending is not None else {f"{self.prefix}/epoch": entities.epoch}
-        self._pending = None
+        row: dict[str, Any] = self._pending if self._pending is not None else {f"{self.prefix}/epoch": group.epoch}
         if self.log_table:
-            row[f"{self.prefix}/entities/table"] = _table(wandb, entities, "entities", coords, entities.gold_names(),
-                                                         entities.pred_names())
+            row[f"{self.prefix}/{name}/table"] = _table(wandb, group, name, coords, group.gold_names(), group.pred_names())
         if self.log_plot:
-            row[f"{self.prefix}/entities/scatter"] = wandb.Plotly(scatter_figure(entities, "entities", coords))
-        self._get_run().log(row)
+            row[f"{self.prefix}/{name}/scatter"] = wandb.Plotly(scatter_figure(group, name, coords))
+        self._pending = row
+        self._groups_due.discard(name)
+        if not self._groups_due:
+            self._flush_pending()
 
     def close(self) -> None:
         """Finish the run if this sink started it (a logger's run is the logger's to finish)."""
