@@ -102,19 +102,32 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _command(name: str) -> str:
+    """``name`` if the shell finds this environment's copy, else its full path (e.g. ``.venv/bin/rerun``)."""
+    import shutil
+    import sys
+
+    here = Path(sys.executable).with_name(name)
+    found = shutil.which(name)
+    if here.exists() and (found is None or Path(found).resolve() != here.resolve()):
+        return str(here)
+    return name
+
+
 def _print_outputs(out: Path, rrd: Path, html: Path, logger: Any, seconds: float) -> None:
+    rerun, cli, wandb = _command("rerun"), _command("lightning-ner-viz"), _command("wandb")
     run_dir = None
     if logger:
         run_dir = Path(logger.experiment.dir).parent
         logger.experiment.finish()
     print(f"\nlightning-ner-viz demo finished in {seconds:.0f} s. It wrote:")
     print(f"  Rerun recording   {rrd}")
-    print(f"      open it:      rerun {rrd}")
-    print(f"      or in a browser: lightning-ner-viz replay {rrd} --web")
+    print(f"      open it:      {rerun} {rrd}")
+    print(f"      or in a browser: {cli} replay {rrd} --web")
     print(f"  HTML report       {html}")
     print(f"      open it:      any browser, offline (file://{html})")
     print(f"  snapshots         {out / 'ner_viz'}  (one epoch=NNNN directory per epoch)")
-    print(f"      re-render:    lightning-ner-viz render {out / 'ner_viz'} --reducer umap --sink html")
+    print(f"      re-render:    {cli} render {out / 'ner_viz'} --reducer umap --sink html")
     if run_dir is not None:
         print(f"  W&B offline run   {run_dir}")
-        print(f"      upload it:    wandb sync {run_dir}")
+        print(f"      upload it:    {wandb} sync {run_dir}")
