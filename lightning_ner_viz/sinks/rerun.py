@@ -12,6 +12,7 @@ import numpy as np
 from lightning_ner_viz._imports import require
 from lightning_ner_viz.sinks.base import Sink
 from lightning_ner_viz.sinks.colors import label_colors
+from lightning_ner_viz.sinks.rerun_blueprint import default_blueprint
 from lightning_ner_viz.snapshot import Snapshot
 from lightning_ner_viz.trajectories import TrajectoryHistory
 
@@ -49,6 +50,8 @@ class RerunSink(Sink):
         application_id: the recording's application id.
         recording_id: continue this recording (restored automatically on resume).
         root: the entity path prefix.
+        blueprint: send a default layout (one 3-D view per cloud, drift curves, the
+            summary, the ``epoch`` timeline selected).
         trajectories: how many tracked tokens get a path over epochs
             (``LineStrips3D`` at ``<root>/<view>/trajectories``); 0 turns paths off.
 
@@ -67,6 +70,7 @@ class RerunSink(Sink):
         recording_id: str | None = None,
         root: str = "embeddings",
         trajectories: int = 200,
+        blueprint: bool = True,
     ) -> None:
         targets = sum([path is not None, spawn, connect is not None])
         if targets > 1:
@@ -84,6 +88,8 @@ class RerunSink(Sink):
         self._rec: Any = None
         self._label_names: list[str] | None = None
         self._group_names: dict[str, list[str]] = {}
+        self._clouds: list[str] = []
+        self.blueprint = blueprint
 
     def setup(self, trainer: pl.Trainer | None) -> None:
         """Fix the recording id and resolve a relative ``path`` against ``<default_root_dir>/ner_viz``."""
@@ -163,13 +169,21 @@ class RerunSink(Sink):
             if strips:
                 lines = rr.LineStrips3D if xyz.shape[1] == 3 else rr.LineStrips2D
                 rec.log(f"{self.root}/{view}/trajectories",
-                        lines(strips, class_ids=[gold_of.get(t, 0) for t in ids], radii=rr.Radius.ui_points(1.0)),
+                        lines(strips, class_ids=[gold_of.get(t, 0) for t in ids], radii=rr.Radius.ui_points(0.3)),
                         rr.AnyValues(token_id=ids))
+        self._update_layout(list(coords))
         rec.log(f"{self.root}/summary", rr.TextDocument(epoch_markdown(snapshot, metrics), media_type=rr.MediaType.MARKDOWN))
         for name, value in metrics.items():
             if np.isfinite(value):
                 rec.log(f"{self.root}/metrics/{name}", rr.Scalars(float(value)))
         rec.flush(timeout_sec=self.flush_timeout)  # the epoch is on disk (or sent) before the next one
+
+    def _update_layout(self, clouds: list[str]) -> None:
+        """Send the default layout once, and again when a new cloud (view or group) appears."""
+        clouds = list(dict.fromkeys(clouds))
+        if self.blueprint and set(clouds) - set(self._clouds):
+            self._clouds = clouds
+            self._stream().send_blueprint(default_blueprint(self.root, clouds))
 
     flush_timeout = 10.0
     """Seconds to wait for a viewer to take an epoch before the sink reports it as failed."""
@@ -184,6 +198,7 @@ class RerunSink(Sink):
             infos = [rr.AnnotationInfo(id=i, label=n, color=c) for i, (n, c) in enumerate(zip(group.label_names, colors))]
             rec.log(path, rr.AnnotationContext(infos), static=True)
             self._group_names[name] = list(group.label_names)
+        self._update_layout([*self._clouds, name])
         rec.set_time("epoch", sequence=group.epoch)
         rec.set_time("step", sequence=group.step)
         points = rr.Points3D if coords.shape[1] == 3 else rr.Points2D
