@@ -265,19 +265,22 @@ class EmbeddingDriftCallback(Callback):
                 f"Epoch {trainer.current_epoch}: {collector.stats['nonfinite_filtered']} tokens had NaN or Inf "
                 "hidden states or emissions and were left out (counted as `nonfinite_filtered`)."
             )
-        snapshot = collector.to_snapshot(
-            columns, epoch=trainer.current_epoch, step=trainer.global_step, label_names=self._label_names,
-            texts=self._texts,
-        )
+        self._report(self._worker.collect_errors())
+        self._worker.submit(self._save_and_render, collector, columns, trainer.current_epoch, trainer.global_step)
+        self.logged_epochs.append(trainer.current_epoch)
+
+    def _save_and_render(self, collector: EpochCollector, columns: dict[str, torch.Tensor], epoch: int, step: int) -> None:
+        """In the background worker: build the epoch's Snapshot (texts), save it, then render it."""
+        assert self._renderer is not None
+        snapshot = collector.to_snapshot(columns, epoch=epoch, step=step, label_names=self._label_names,
+                                         texts=self._texts)
         try:
             snapshot.save(self._snapshot_root / snapshot_dir_name(snapshot.epoch))
         except OSError as err:
             if self.strict:
                 raise
             warn(f"Could not save the epoch {snapshot.epoch} snapshot under {self._snapshot_root}: {err}.")
-        self._report(self._worker.collect_errors())
-        self._worker.submit(self._renderer.render, snapshot)
-        self.logged_epochs.append(snapshot.epoch)
+        self._renderer.render(snapshot)
 
     def _report(self, errors: list[BaseException]) -> None:
         for err in errors:

@@ -131,27 +131,38 @@ class EpochCollector:
         spans = entity_spans(batch.labels, valid, self.entity_types)
         if len(spans["row"]) == 0:
             return
-        type_of = self.entity_types.type_of.to(pred.device)
-        columns = {
-            "entities": mean_vectors(hidden, spans["span_of"], len(spans["row"])),
-            "pred": type_of[pred[spans["row"], spans["start"]].clamp(min=0)],
-            "end": spans["end"],
-        }
         ids = (example_ids[spans["row"]].long() << POSITION_BITS) | spans["start"]
-        kept = self.entity_sampler.update(ids, spans["type"], columns)
+        self.entity_sampler.count(spans["type"])
+        chosen = self.entity_sampler.admissible(ids, spans["type"])  # average only the spans that can make the cut
+        if chosen.numel() == 0:
+            return
+        compact = torch.full((len(ids),), -1, dtype=torch.long, device=ids.device)
+        compact[chosen] = torch.arange(len(chosen), device=ids.device)
+        span_of = torch.where(spans["span_of"] >= 0, compact[spans["span_of"].clamp(min=0)], -1)
+        type_of = self.entity_types.type_of.to(pred.device)
+        rows, starts = spans["row"][chosen], spans["start"][chosen]
+        columns = {
+            "entities": mean_vectors(hidden, span_of, len(chosen)),
+            "pred": type_of[pred[rows, starts].clamp(min=0)],
+            "end": spans["end"][chosen],
+        }
+        kept = self.entity_sampler.update(ids[chosen], spans["type"][chosen], columns, count=False)
         if kept is not None:
-            self._remember_sentences(spans["row"][kept], batch, example_ids, pred)
+            self._remember_sentences(rows[kept], batch, example_ids, pred)
 
     def _remember_sentences(self, rows: torch.Tensor, batch: TokenBatch, example_ids: torch.Tensor,
                             pred: torch.Tensor) -> None:
         """Keep the ids, word ids, gold and predicted labels of these batch rows' sentences (CPU)."""
+        sentence_of = example_ids.tolist()
+        new_rows = [r for r in torch.unique(rows).tolist() if sentence_of[r] not in self.sentences]
+        if not new_rows:
+            return
         word_ids = batch.word_ids if batch.word_ids is not None else torch.full_like(batch.input_ids, -2)
-        for row in torch.unique(rows).tolist():
-            sid = int(example_ids[row])
-            if sid not in self.sentences:
-                length = int(batch.attention_mask[row].sum())
-                fields = (batch.input_ids, word_ids, batch.labels, pred)
-                self.sentences[sid] = {k: t[row, :length].long().cpu().numpy() for k, t in zip(_SENTENCE_FIELDS, fields)}
+        index = torch.as_tensor(new_rows, device=batch.input_ids.device)
+        fields = torch.stack([t[index].long() for t in (batch.input_ids, word_ids, batch.labels, pred)]).cpu().numpy()
+        lengths = batch.attention_mask[index].sum(1).tolist()
+        for i, (row, length) in enumerate(zip(new_rows, lengths)):  # one device-to-host copy for all rows
+            self.sentences[sentence_of[row]] = {k: fields[f, i, : int(length)] for f, k in enumerate(_SENTENCE_FIELDS)}
 
     def finish(self, device: torch.device, tracked: torch.Tensor | None = None) -> dict[str, torch.Tensor] | None:
         """Gather every rank's candidates and select the epoch's tokens (a collective call).

@@ -89,9 +89,23 @@ class TokenSampler:
         self._chunks: list[dict[str, torch.Tensor]] = []
         self._rows = 0
         self._threshold = torch.full((num_labels,), 2**40, dtype=torch.int64)
+        self._label_rows = torch.zeros(num_labels, dtype=torch.int64)
+
+    def count(self, labels: torch.Tensor) -> None:
+        """Add a batch's gold labels to the per-label totals (done by :meth:`update` unless ``count=False``)."""
+        if labels.numel():
+            self.label_counts += torch.bincount(labels, minlength=self.num_labels).cpu().numpy()
+
+    def admissible(self, token_id: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Indices of the tokens that could still be selected (no state changes), on their device.
+
+        Lets a caller compute expensive columns only for those rows.
+        """
+        priority = token_priority(token_id, self.seed)
+        return (priority < self._threshold.to(priority.device)[labels]).nonzero().squeeze(1)
 
     def update(
-        self, token_id: torch.Tensor, labels: torch.Tensor, columns: dict[str, torch.Tensor]
+        self, token_id: torch.Tensor, labels: torch.Tensor, columns: dict[str, torch.Tensor], count: bool = True
     ) -> torch.Tensor | None:
         """Offer one batch of valid tokens; copies only possible winners to the CPU.
 
@@ -99,13 +113,15 @@ class TokenSampler:
             token_id: array of shape (n,), stable token ids, on the model's device.
             labels: array of shape (n,), gold label ids in ``[0, num_labels)``.
             columns: extra per-token tensors of shape (n, ...), e.g. hidden vectors.
+            count: add ``labels`` to the per-label totals (``False`` when :meth:`count` already did).
 
         Returns:
             The indices (into this batch's tokens) that were kept, or ``None`` if none.
         """
         if token_id.numel() == 0:
             return None
-        self.label_counts += torch.bincount(labels, minlength=self.num_labels).cpu().numpy()
+        if count:
+            self.count(labels)
         priority = token_priority(token_id, self.seed)
         keep = priority < self._threshold.to(priority.device)[labels]
         idx = keep.nonzero().squeeze(1)
@@ -115,7 +131,8 @@ class TokenSampler:
         chunk.update({k: v[idx] for k, v in columns.items()})
         self._chunks.append({k: v.cpu() for k, v in chunk.items()})
         self._rows += idx.numel()
-        if self._rows > 2 * self.max_tokens * self.num_labels:
+        self._label_rows += torch.bincount(chunk["label"].cpu(), minlength=self.num_labels)
+        if int(self._label_rows.max()) > 2 * self.max_tokens:  # tighten that label's bar soon, not at the total cap
             self._prune()
         return idx
 
@@ -123,6 +140,7 @@ class TokenSampler:
         merged = self.candidates()
         self._chunks = [merged] if len(merged["token_id"]) else []
         self._rows = len(merged["token_id"])
+        self._label_rows = torch.bincount(merged["label"], minlength=self.num_labels) if self._rows else self._label_rows * 0
         for label in range(self.num_labels):
             mine = merged["priority"][merged["label"] == label]
             if len(mine) >= self.max_tokens:
