@@ -294,6 +294,7 @@ class EmbeddingDriftCallback(Callback):
         self._collector = None
         if self._renderer is not None and self._worker is not None:
             self._report(self._worker.wait(progress=True))
+            self._worker.shutdown()  # no idle thread left behind; the next fit starts a new one
             self._renderer.close()
 
     @override

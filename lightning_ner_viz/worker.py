@@ -38,11 +38,6 @@ class BackgroundWorker:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ner-viz")
         self._futures.append(self._executor.submit(fn, *args))
 
-    @property
-    def pending(self) -> int:
-        """Jobs not finished yet."""
-        return sum(not f.done() for f in self._futures)
-
     def collect_errors(self) -> list[BaseException]:
         """Exceptions of finished jobs since the last call; finished jobs are forgotten."""
         done = [f for f in self._futures if f.done()]
