@@ -85,16 +85,25 @@ def main() -> None:
     start = time.perf_counter()
     blocks: dict[str, str] = {}
     timings = []
-    for script in args.only or SCRIPTS:
+    scripts = args.only or SCRIPTS
+    for i, script in enumerate(scripts):
         print(f"\n## {script} (load {C.loadavg()})\n", flush=True)
         got, seconds, load_before, load_after = run(script, args.quick, args.threads)
         blocks.update(got)
         timings.append((script, seconds, load_before, load_after))
-    total = time.perf_counter() - start
+        if write and i < len(scripts) - 1:  # after every script, so an interrupted run keeps what it measured
+            write_doc(info, args, blocks, timings, time.perf_counter() - start, done=False, persist=True)
+    write_doc(info, args, blocks, timings, time.perf_counter() - start, done=True, persist=write)
+
+
+def write_doc(info: dict[str, str], args: argparse.Namespace, blocks: dict[str, str],
+              timings: list[tuple[str, float, str, str]], total: float, done: bool, persist: bool) -> None:
     rows = [[f"`{s}`", C.fmt_s(sec), lb, la] for s, sec, lb, la in timings]
+    cmd = "python benchmarks/run_all.py" + (" --quick" if args.quick else "") + (
+        f" --threads {args.threads}" if args.threads else "")
     machine = (
-        f"Measured on {info['date']} (`python benchmarks/run_all.py{' --quick' if args.quick else ''}`, "
-        f"{C.fmt_s(total)} in all).\n\n"
+        f"Measured on {info['date']} (`{cmd}`, {C.fmt_s(total)} in all"
+        + ("" if done else "; interrupted, later tables are from an earlier run") + ").\n\n"
         + C.table(["", ""], [
             ["CPU", f"{info['cpu']} ({info['nproc']} cores as seen by `nproc`)"],
             ["memory", info["memory"]],
@@ -102,18 +111,20 @@ def main() -> None:
              f"{info['python']} / {info['torch']} / {info['lightning']} / {info['numpy']}"],
             ["torch threads", str(args.threads or info["nproc"])],
         ])
-        + "\n\nLoad average (1, 5, 15 min) before and after each script; other processes were running on "
-        "the machine when the load is above 1:\n\n"
+        + "\n\nLoad average (1, 5, 15 min) before and after each script; above 1, other processes were "
+        "running on the machine:\n\n"
         + C.table(["script", "took", "load before", "load after"], rows) + "\n"
     )
-    print("\n" + machine)
-    if write:
-        doc = DOC.read_text() if DOC.exists() else "# Performance\n"
-        doc = replace(doc, "machine", machine)
-        for name, body in blocks.items():
-            doc = replace(doc, name, body)
-        DOC.write_text(doc)
-        print(f"wrote {DOC.relative_to(C.REPO)}", flush=True)
+    if done:
+        print("\n" + machine)
+    if not persist:
+        return
+    doc = DOC.read_text() if DOC.exists() else "# Performance\n"
+    doc = replace(doc, "machine", machine)
+    for name, body in blocks.items():
+        doc = replace(doc, name, body)
+    DOC.write_text(doc)
+    print(f"wrote {DOC.relative_to(C.REPO)}", flush=True)
 
 
 if __name__ == "__main__":
