@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,10 +23,10 @@ from lightning_ner_viz.entities import EntityTypes
 from lightning_ner_viz.frames import FRAMES
 from lightning_ner_viz.model_inspection import find_label_names, find_num_labels, find_tokenizer, validation_set_size
 from lightning_ner_viz.reducers import REDUCERS, Reducer, check_n_components
-from lightning_ner_viz.renderer import Renderer
+from lightning_ner_viz.renderer import Renderer, read_render_state
 from lightning_ner_viz.sink_selection import resolve_sinks
 from lightning_ner_viz.sinks.base import Sink
-from lightning_ner_viz.snapshot import snapshot_dir_name
+from lightning_ner_viz.snapshot import Snapshot, snapshot_dir_name
 from lightning_ner_viz.text import TokenTexts
 
 
@@ -36,8 +37,9 @@ class EmbeddingDriftCallback(Callback):
     hidden states of ``hidden_module`` and the emissions (logits before any CRF)
     of ``emissions_module``. A deterministic, label-stratified sample of at most
     ``max_tokens`` tokens is kept (the same tokens every epoch), gathered across
-    ranks, saved as a snapshot, reduced to 2-D/3-D in a background thread and
-    logged to every sink. Only rank zero reduces and logs.
+    ranks, saved as a snapshot, reduced to 2-D/3-D in the background (UMAP and
+    t-SNE in a low-priority child process) and logged to every sink. Only rank zero
+    reduces and logs.
 
     Args:
         sinks: a sink or list of sinks (:class:`~lightning_ner_viz.sinks.RerunSink`,
@@ -46,7 +48,10 @@ class EmbeddingDriftCallback(Callback):
             the Trainer has a ``WandbLogger``.
         hidden_module: dotted name of the module whose output holds the token hidden
             states (e.g. ``"bert"`` or ``"bert.encoder.layer.3"``). ``None``: the first
-            Hugging Face model's base model.
+            Hugging Face model's base model. A list of names captures several layers
+            from the same forward pass: the first is the ``hidden`` view (also used by
+            the entity and cls views), each other one a view named after it, e.g.
+            ``"bert.encoder.layer.3"`` -> ``hidden_bert_encoder_layer_3``.
         emissions_module: dotted name of the layer producing per-label logits.
             ``None``: the HF model's ``classifier``, else the last ``nn.Linear`` with
             one output per label.
@@ -72,7 +77,12 @@ class EmbeddingDriftCallback(Callback):
             mean hidden vector of its subwords, coloured by entity type.
         cls_view: also show the ``cls`` view: one point per sentence, its first token's
             ([CLS]) hidden vector, coloured by the sentence's most frequent entity type.
-        background: render in a background thread (``False``: in the training thread).
+        background: where the projection (reducer, frames, metrics) runs. ``True``: in a
+            pooled child process at the lowest CPU priority for UMAP, t-SNE and custom
+            reducers, whose work would otherwise compete with training for the GIL and
+            the cores, and in a background thread for PCA, which costs milliseconds;
+            ``"process"`` or ``"thread"`` to choose; ``False``: in the training thread.
+            Sinks always log from the background thread.
         strict: re-raise sink errors instead of warning.
 
     Example::
@@ -80,12 +90,10 @@ class EmbeddingDriftCallback(Callback):
         trainer = Trainer(callbacks=[EmbeddingDriftCallback(sinks=[RerunSink("emb.rrd")], max_tokens=800)])
     """
 
-    VIEWS = ("hidden", "emissions")
-
     def __init__(
         self,
         sinks: Sink | Sequence[Sink] | str | None = None,
-        hidden_module: str | None = None,
+        hidden_module: str | Sequence[str] | None = None,
         emissions_module: str | None = None,
         reducer: str | Reducer = "pca",
         frame: str = "procrustes",
@@ -100,7 +108,7 @@ class EmbeddingDriftCallback(Callback):
         save_dir: str | None = None,
         entity_view: bool = True,
         cls_view: bool = False,
-        background: bool = True,
+        background: bool | str = True,
         strict: bool = False,
     ) -> None:
         check_n_components(n_components)
@@ -110,11 +118,17 @@ class EmbeddingDriftCallback(Callback):
             raise TypeError(f"reducer must be one of {sorted(REDUCERS)} or have fit_transform(X); got {type(reducer).__name__}.")
         if frame not in FRAMES:
             raise ValueError(f"frame={frame!r} is not one of {sorted(FRAMES)}.")
+        if background not in (True, False, "process", "thread"):
+            raise ValueError(f"background must be True, False, 'process' or 'thread'; got {background!r}.")
         if not isinstance(max_tokens, int) or max_tokens <= 0:
             raise ValueError(f"max_tokens must be a positive int; got {max_tokens!r}.")
         if not isinstance(every_n_epochs, int) or every_n_epochs < 1:
             raise ValueError(f"every_n_epochs must be an int >= 1; got {every_n_epochs!r}.")
         self.sinks = sinks
+        if hidden_module is not None and not isinstance(hidden_module, str):
+            hidden_module = list(hidden_module)
+            if not hidden_module or len(set(hidden_module)) != len(hidden_module):
+                raise ValueError(f"hidden_module must be a name or a list of distinct names; got {hidden_module!r}.")
         self.hidden_module = hidden_module
         self.emissions_module = emissions_module
         self.reducer = reducer
@@ -142,6 +156,7 @@ class EmbeddingDriftCallback(Callback):
         self._renderer_state: dict[str, Any] = {}
         self._examples_seen = 0
         self._epochs_started = 0
+        self._views: tuple[str, ...] = ()
 
     @property
     @override
@@ -150,8 +165,10 @@ class EmbeddingDriftCallback(Callback):
 
     @override
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        hidden_name = self.hidden_module or detect_hidden_module(pl_module)
-        hidden = get_module(pl_module, hidden_name, argument="hidden_module")
+        hidden_names = ([self.hidden_module] if isinstance(self.hidden_module, str) else self.hidden_module) or [
+            detect_hidden_module(pl_module)]
+        hooked = {hidden_view_name(name, i): (name, get_module(pl_module, name, argument="hidden_module"))
+                  for i, name in enumerate(hidden_names)}
         emissions_name = self.emissions_module or detect_emissions_module(
             pl_module, len(self.label_names) if self.label_names else None
         )
@@ -169,7 +186,9 @@ class EmbeddingDriftCallback(Callback):
             )
         self._label_names = names
         self._entity_types = EntityTypes.from_label_names(names) if self.entity_view or self.cls_view else None
-        self._capture = ForwardCapture({"hidden": (hidden_name, hidden), "emissions": (emissions_name, emissions)})
+        hooked["emissions"] = (emissions_name, emissions)
+        self._views = tuple(hooked)
+        self._capture = ForwardCapture(hooked)
         self._texts = TokenTexts(self.tokenizer or find_tokenizer(pl_module, datamodule))
         self._snapshot_root = Path(self.save_dir or Path(trainer.default_root_dir) / "ner_viz")
         if trainer.is_global_zero and self._renderer is None:
@@ -180,11 +199,50 @@ class EmbeddingDriftCallback(Callback):
                 sink.load_state_dict(state)
             for sink in sinks:
                 sink.setup(trainer)
-            self._renderer = Renderer(
-                self.reducer, self.n_components, self.seed, sinks, self.strict, self.frame, self._snapshot_root
-            )
-            self._renderer.load_state_dict(self._renderer_state)
-            self._worker = BackgroundWorker(enabled=self._background)
+            self._renderer = Renderer(self.reducer, self.n_components, self.seed, sinks, self.strict, self.frame,
+                                      self._snapshot_root, place=self._projection_place())
+            self._worker = BackgroundWorker(enabled=self._background is not False)
+            self._restore_renderer()
+
+    def _projection_place(self) -> str:
+        if self._background is True:
+            return "thread" if self.reducer == "pca" else "process"
+        return "thread" if self._background is False else str(self._background)
+
+    def _restore_renderer(self) -> None:
+        """After a resume: continue the frames, and render again what the last run captured but never rendered.
+
+        A checkpoint does not wait for rendering, so it may list epochs as captured
+        whose rendering was still pending. Those that reached the sinks before the run
+        ended left a ``render_state.json`` beside their snapshot; the others are
+        rendered again from their saved snapshot.
+        """
+        assert self._renderer is not None and self._worker is not None
+        state = dict(self._renderer_state)
+        rendered = set(state.get("rendered_epochs", self.logged_epochs))
+        redo = []
+        for epoch in sorted(set(self.logged_epochs) - rendered):
+            directory = self._snapshot_root / snapshot_dir_name(epoch)
+            saved = read_render_state(directory)
+            if saved is not None and not redo:
+                state.update(saved)
+                rendered.add(epoch)
+            elif directory.is_dir():
+                redo.append(epoch)
+            else:
+                warn(f"Epoch {epoch} was captured before the checkpoint, but its snapshot was never saved under "
+                     f"{directory}; it is missing from the pictures.")
+        state["rendered_epochs"] = sorted(rendered)
+        self._renderer.load_state_dict(state)
+        if redo:
+            self._worker.submit(self._render_saved, redo)
+
+    def _render_saved(self, epochs: list[int]) -> None:
+        """In the background worker: render saved snapshots again, in order."""
+        assert self._renderer is not None
+        for epoch in epochs:
+            directory = self._snapshot_root / snapshot_dir_name(epoch)
+            self._renderer.render(Snapshot.load(directory), directory)
 
     def _due(self, trainer: pl.Trainer) -> bool:
         if trainer.sanity_checking or trainer.current_epoch % self.every_n_epochs:
@@ -198,7 +256,7 @@ class EmbeddingDriftCallback(Callback):
             return
         self._capture.attach()
         self._epochs_started += 1
-        self._collector = EpochCollector(self.VIEWS, self._num_labels, self.max_tokens, self.seed, self._crf,
+        self._collector = EpochCollector(self._views, self._num_labels, self.max_tokens, self.seed, self._crf,
                                          self._entity_types, self.cls_view, self.entity_view)
         self._examples_seen = 0
         self._dataset_size = validation_set_size(trainer)
@@ -214,7 +272,7 @@ class EmbeddingDriftCallback(Callback):
         if dataloader_idx != 0:
             return
         tokens = adapt_batch(batch, self.batch_adapter)
-        missing = [v for v in self.VIEWS if v not in captured]
+        missing = [v for v in self._views if v not in captured]
         if missing:
             names = {v: self._capture.modules[v][0] for v in missing}
             raise RuntimeError(
@@ -274,13 +332,15 @@ class EmbeddingDriftCallback(Callback):
         assert self._renderer is not None
         snapshot = collector.to_snapshot(columns, epoch=epoch, step=step, label_names=self._label_names,
                                          texts=self._texts)
+        directory: Path | None = self._snapshot_root / snapshot_dir_name(snapshot.epoch)
         try:
-            snapshot.save(self._snapshot_root / snapshot_dir_name(snapshot.epoch))
+            snapshot.save(directory)
         except OSError as err:
             if self.strict:
                 raise
+            directory = None
             warn(f"Could not save the epoch {snapshot.epoch} snapshot under {self._snapshot_root}: {err}.")
-        self._renderer.render(snapshot)
+        self._renderer.render(snapshot, directory)
 
     def _report(self, errors: list[BaseException]) -> None:
         for err in errors:
@@ -321,8 +381,8 @@ class EmbeddingDriftCallback(Callback):
 
     @override
     def state_dict(self) -> dict[str, Any]:
-        if self._worker is not None:  # the frame reference must include every epoch already captured
-            self._report(self._worker.wait(progress=False))
+        if self._worker is not None:  # never waits: a resumed run renders again what was pending
+            self._report(self._worker.collect_errors())
         sinks = self._renderer.sinks if self._renderer is not None else []
         return {
             "seed": self.seed,
@@ -343,9 +403,14 @@ class EmbeddingDriftCallback(Callback):
         if self._renderer is not None:  # Lightning restores callbacks after `setup`
             for sink, state in zip(self._renderer.sinks, self._sink_states):
                 sink.load_state_dict(state)
-            self._renderer.load_state_dict(self._renderer_state)
+            self._restore_renderer()
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state.update(_capture=None, _collector=None, _renderer=None, _worker=None)
         return state
+
+
+def hidden_view_name(module_name: str, index: int) -> str:
+    """The view name of the ``index``-th hidden module: ``hidden``, then ``hidden_<dotted_name_with_underscores>``."""
+    return "hidden" if index == 0 else "hidden_" + re.sub(r"\W+", "_", module_name).strip("_")

@@ -1,25 +1,31 @@
-"""Rank zero's half of the pipeline: project each view in a stable frame, measure, log to the sinks."""
+"""Rank zero's half of the pipeline: project each epoch (here or in a child process), log to the sinks."""
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from lightning_ner_viz._warnings import warn
-from lightning_ner_viz.frames import Frame, make_frame
-from lightning_ner_viz.metrics import epoch_metrics
+from lightning_ner_viz.projector import Projection, Projector
 from lightning_ner_viz.sinks.base import Sink
 from lightning_ner_viz.snapshot import Snapshot
+
+RENDER_STATE = "render_state.json"
+"""Written into a snapshot's directory once every sink has it: the frames' state after that epoch."""
+
+PLACES = ("thread", "process")
 
 
 class Renderer:
     """Turns snapshots, one epoch at a time and in order, into coordinates and metrics for every sink.
 
-    Each view has its own :class:`~lightning_ner_viz.frames.Frame`, so a point moves
-    only when the model changed. Drift metrics compare each epoch with the previous
-    and the first one, in the original feature space.
+    The projection (frames and metrics, see :class:`~lightning_ner_viz.projector.Projector`)
+    runs in this process or, with ``place="process"``, in a pooled low-priority child
+    process; if that child dies, the renderer warns and goes on in this process.
 
     A failing sink warns once with its cause and is skipped for that epoch; the
     other sinks and the training run go on. With ``strict=True`` it raises.
@@ -33,6 +39,7 @@ class Renderer:
         frame: ``"procrustes"``, ``"fixed"``, ``"warm"`` or ``"independent"``.
         snapshot_root: where earlier snapshots are, so that a resumed run can compare
             with the first and previous epochs.
+        place: ``"thread"`` (project in the calling thread) or ``"process"``.
     """
 
     def __init__(
@@ -44,55 +51,59 @@ class Renderer:
         strict: bool = False,
         frame: str = "procrustes",
         snapshot_root: str | Path | None = None,
+        place: str = "thread",
     ) -> None:
-        self.reducer = reducer
-        self.n_components = n_components
-        self.seed = seed
+        if place not in PLACES:
+            raise ValueError(f"place={place!r} is not one of {PLACES}.")
         self.sinks = sinks
         self.strict = strict
-        self.frame = frame
-        self.snapshot_root = Path(snapshot_root) if snapshot_root is not None else None
-        self.frames: dict[str, Frame] = {}
-        self.first: Snapshot | None = None
-        self.previous: Snapshot | None = None
+        self.place = place
+        self.projector = Projector(reducer, n_components, seed, frame, snapshot_root)
+        self.rendered_epochs: list[int] = []
         self.failed_sinks: dict[int, str] = {}
-        self._frame_states: dict[str, dict[str, Any]] = {}
+        self._state: dict[str, Any] = {}
+        self._process: Any = None
 
-    def project(self, snapshot: Snapshot) -> dict[str, np.ndarray]:
-        """View name to coordinates of shape (n_rows, n_components), in each view's frame."""
-        coords = {}
-        for view, vectors in snapshot.views.items():
-            if view not in self.frames:
-                self.frames[view] = make_frame(self.frame, self.reducer, self.n_components, self.seed)
-                if view in self._frame_states:
-                    self.frames[view].load_state_dict(self._frame_states[view])
-            coords[view] = np.asarray(self.frames[view].project(snapshot.token_id, vectors), dtype=np.float32)
-        return coords
+    def _project(self, snapshot: Snapshot) -> Projection:
+        if self.place == "process":
+            from lightning_ner_viz.projector_process import ProjectorError, ProjectorProcessDied, acquire
 
-    def _earlier_snapshots(self, epoch: int) -> None:
-        """After a resume, read the first and previous epochs back from disk."""
-        if self.first is not None or self.snapshot_root is None or not self.snapshot_root.is_dir():
-            return
-        dirs = sorted(p for p in self.snapshot_root.glob("epoch=*") if p.is_dir() and int(p.name[6:]) < epoch)
-        if dirs:
-            self.first, self.previous = Snapshot.load(dirs[0]), Snapshot.load(dirs[-1])
+            try:
+                if self._process is None:
+                    process = acquire()
+                    try:
+                        process.start(self.projector)
+                    except ProjectorError as err:  # e.g. a reducer class defined in __main__
+                        process.close(timeout=1.0)
+                        self.place = "thread"
+                        warn("Projecting in the training process: the reducer cannot be sent to a child "
+                             f"process ({str(err).splitlines()[0]}).")
+                        return self.projector.project(snapshot)
+                    self._process = process
+                return self._process.project(snapshot)
+            except ProjectorProcessDied as err:
+                warn(f"{err}; projecting epoch {snapshot.epoch} and later ones in the training process instead.")
+                self._drop_process(kill=True)
+                self.place = "thread"
+                self.projector.load_state_dict(self._state)
+        return self.projector.project(snapshot)
 
-    def render(self, snapshot: Snapshot) -> dict[str, np.ndarray]:
-        """Project, measure and log one snapshot to every sink."""
-        self._earlier_snapshots(snapshot.epoch)
-        coords = self.project(snapshot)
-        metrics = epoch_metrics(snapshot, coords, previous=self.previous, first=self.first)
+    def render(self, snapshot: Snapshot, directory: str | os.PathLike[str] | None = None) -> dict[str, np.ndarray]:
+        """Project, measure and log one snapshot to every sink.
+
+        Args:
+            snapshot: the epoch to render.
+            directory: where the snapshot was saved; :data:`RENDER_STATE` is written there
+                once every sink has the epoch, so a resumed run knows it was rendered.
+        """
         snapshot.groups = {name: group for name, group in snapshot.groups.items() if len(group) > 1}
-        group_coords = {}
-        for name, group in snapshot.groups.items():
-            group_coords[name] = self.project(group)[name]
-            before = [s.groups.get(name) if s is not None else None for s in (self.previous, self.first)]
-            found = epoch_metrics(group, {name: group_coords[name]}, *before)
-            metrics.update({k: v for k, v in found.items() if k.startswith(f"{name}/")})
-        self.log(snapshot, coords, metrics, group_coords)
-        self.first = self.first or snapshot
-        self.previous = snapshot
-        return coords
+        projection = self._project(snapshot)
+        self.log(snapshot, projection.coords, projection.metrics, projection.group_coords)
+        self._state = projection.state
+        self.rendered_epochs.append(snapshot.epoch)
+        if directory is not None:
+            write_render_state(directory, snapshot.epoch, projection.state)
+        return projection.coords
 
     def log(self, snapshot: Snapshot, coords: dict[str, np.ndarray], metrics: dict[str, float],
             group_coords: dict[str, np.ndarray] | None = None) -> None:
@@ -113,20 +124,31 @@ class Renderer:
                 self.failed_sinks[id(sink)] = repr(err)
 
     def state_dict(self) -> dict[str, Any]:
-        """Each view's frame reference (plain values), so a resumed run stays in the same frame."""
-        states = dict(self._frame_states)
-        states.update({view: frame.state_dict() for view, frame in self.frames.items()})
-        return {"frames": states}
+        """The frames' state after the last rendered epoch (it never waits for pending work)."""
+        return {**self._state, "rendered_epochs": list(self.rendered_epochs)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore frame references; frames are rebuilt lazily with them."""
-        self._frame_states = dict(state.get("frames", {}))
-        for view, frame in self.frames.items():
-            if view in self._frame_states:
-                frame.load_state_dict(self._frame_states[view])
+        """Continue from a :meth:`state_dict` (or a :data:`RENDER_STATE` file's ``state``)."""
+        self.rendered_epochs = list(state.get("rendered_epochs", self.rendered_epochs))
+        self._state = {k: v for k, v in state.items() if k != "rendered_epochs"}
+        self.projector.load_state_dict(self._state)
+        if self._process is not None:
+            self._process.start(self.projector)
+
+    def _drop_process(self, kill: bool = False) -> None:
+        if self._process is None:
+            return
+        from lightning_ner_viz.projector_process import release
+
+        if kill:
+            self._process.close(timeout=1.0)
+        else:
+            release(self._process)
+        self._process = None
 
     def close(self) -> None:
-        """Close every sink, warning about (not raising) failures unless strict."""
+        """Close every sink, warning about (not raising) failures unless strict; free the child process."""
+        self._drop_process()
         for sink in self.sinks:
             try:
                 sink.close()
@@ -135,3 +157,24 @@ class Renderer:
                     raise
                 warn(f"{sink!r} failed to close ({type(err).__name__}: {err}).")
 
+
+def write_render_state(directory: str | os.PathLike[str], epoch: int, state: dict[str, Any]) -> None:
+    """Record that ``epoch`` reached every sink, with the frames' state after it (atomic)."""
+    path = Path(directory) / RENDER_STATE
+    if not path.parent.is_dir():
+        return
+    try:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"epoch": epoch, "state": state}))
+        os.replace(tmp, path)
+    except OSError as err:
+        warn(f"Could not write {path} ({err}); a resumed run may render epoch {epoch} again.")
+
+
+def read_render_state(directory: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The frames' state saved after the epoch in ``directory``, or ``None`` if it was not rendered."""
+    path = Path(directory) / RENDER_STATE
+    try:
+        return json.loads(path.read_text())["state"]
+    except (OSError, ValueError, KeyError):
+        return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import lightning.pytorch as pl
+import numpy as np
 from conftest import trainer_kwargs
 from rrd_reading import read_rrd
 
@@ -21,6 +22,28 @@ def test_bert_crf_example_with_a_middle_encoder_layer(tmp_path, datamodule, bert
     pl.Trainer(**trainer_kwargs(tmp_path, max_epochs=2, limit_train_batches=2), callbacks=[callback]).fit(model, datamodule)
     assert [r["epoch"] for r in read_rrd(rrd)["/embeddings/hidden"]] == [0, 1]
     assert load_snapshots(tmp_path / "ner_viz")[0].views["hidden"].shape[1] == bert_config.hidden_size
+
+
+def test_several_hidden_layers_in_one_callback(tmp_path, datamodule, bert_config):
+    from examples.bert_crf_tagger import BertCrfTagger
+
+    from wandb_reading import history, run_dir
+
+    model = BertCrfTagger(bert_config, num_labels=len(LABEL_NAMES))
+    rrd = tmp_path / "layers.rrd"
+    callback = EmbeddingDriftCallback(
+        sinks=[RerunSink(path=rrd), WandbSink(init_kwargs={"dir": str(tmp_path)})], max_tokens=100,
+        hidden_module=["encoder", "encoder.encoder.layer.0"], label_names=LABEL_NAMES)
+    pl.Trainer(**trainer_kwargs(tmp_path, max_epochs=2, limit_train_batches=2), callbacks=[callback]).fit(model, datamodule)
+    layer = "hidden_encoder_encoder_layer_0"
+    clouds = read_rrd(rrd)
+    assert [r["epoch"] for r in clouds[f"/embeddings/{layer}"]] == [0, 1]
+    assert [r["epoch"] for r in clouds["/embeddings/hidden"]] == [0, 1]
+    snapshot = load_snapshots(tmp_path / "ner_viz")[1]
+    assert set(snapshot.views) == {"hidden", layer, "emissions"}
+    assert not np.allclose(snapshot.views["hidden"], snapshot.views[layer])  # two different layers
+    rows = history(run_dir(tmp_path))
+    assert any(f"ner_viz/{layer}/cka_prev" in r for r in rows), sorted({k for r in rows for k in r})
 
 
 def test_hf_example_needs_no_configuration_and_auto_sinks_follow_the_loggers(tmp_path):

@@ -1,0 +1,83 @@
+"""The projector child process's main loop (``python -m lightning_ner_viz._projector_main``).
+
+Reads pickled requests from stdin and writes ``(status, payload, warnings)`` replies to
+the original stdout; anything else printed goes to stderr. It exits when stdin closes
+(the parent is gone) or on an ``("exit",)`` request. Ctrl-C is left to the parent.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import sys
+import traceback
+import warnings
+from typing import Any, BinaryIO
+
+
+def _lower_priority() -> None:
+    if hasattr(os, "nice"):
+        try:
+            os.nice(int(os.environ.get("LIGHTNING_NER_VIZ_NICE", "19")))
+        except OSError:
+            pass
+
+
+def _handle(request: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    kind = request[0]
+    if kind == "start":
+        state["projector"] = pickle.loads(request[1])
+        return None
+    if kind == "project":
+        return state["projector"].project(request[1])
+    raise ValueError(f"unknown request {kind!r}")
+
+
+def _picklable(err: Exception, trace: str) -> Exception:
+    """The exception itself (so the parent raises the same type), with the child's traceback as a note."""
+    err.__traceback__ = None
+    note = f"In the projector process:\n{trace}"
+    try:
+        copy = pickle.loads(pickle.dumps(err))
+        copy.add_note(note)
+        return copy
+    except Exception:  # noqa: BLE001 - an unpicklable exception becomes a RuntimeError with its text
+        return RuntimeError(f"{type(err).__name__}: {err}\n\n{note}")
+
+
+def serve(requests: BinaryIO, replies: BinaryIO) -> None:
+    """Answer requests until stdin closes or an exit request arrives."""
+    sys.path[:] = pickle.load(requests)
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    state: dict[str, Any] = {}
+    while True:
+        try:
+            request = pickle.load(requests)
+        except EOFError:
+            return
+        if request[0] == "exit":
+            return
+        with warnings.catch_warnings(record=True) as caught:  # the default filters stay
+            try:
+                reply: tuple[str, Any] = ("ok", _handle(request, state))
+            except Exception as err:  # noqa: BLE001 - sent to the parent, which re-raises it
+                reply = ("error", _picklable(err, traceback.format_exc()))
+        found = [(w.category.__name__, str(w.message)) for w in caught]
+        pickle.dump((*reply, found), replies, protocol=pickle.HIGHEST_PROTOCOL)
+        replies.flush()
+
+
+def main() -> None:
+    """Keep the reply pipe private, lower the priority, and serve."""
+    replies = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # a stray print must not corrupt the reply stream
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _lower_priority()
+    serve(sys.stdin.buffer, replies)
+
+
+if __name__ == "__main__":
+    main()

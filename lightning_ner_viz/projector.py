@@ -1,0 +1,123 @@
+"""The computation half of rendering: each view in its stable frame, plus the drift metrics.
+
+A :class:`Projector` holds no sink and no open file, so it can run in the training
+process or in a separate low-priority process (:mod:`lightning_ner_viz.projector_process`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lightning_ner_viz.frames import Frame, make_frame
+from lightning_ner_viz.metrics import epoch_metrics
+from lightning_ner_viz.snapshot import Snapshot
+
+
+@dataclass
+class Projection:
+    """One epoch's coordinates and metrics, and the frame state right after it.
+
+    Attributes:
+        epoch: the snapshot's epoch.
+        coords: view name to an array of shape (n_tokens, n_components).
+        group_coords: group name (``entities``, ``cls``) to its coordinates.
+        metrics: metric name to value (drift, separation, F1, trustworthiness).
+        state: every frame's state after this epoch (plain values, JSON-able).
+    """
+
+    epoch: int
+    coords: dict[str, np.ndarray]
+    group_coords: dict[str, np.ndarray]
+    metrics: dict[str, float]
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+class Projector:
+    """Projects snapshots, one epoch at a time and in order, into each view's frame.
+
+    Each view (and each group) has its own :class:`~lightning_ner_viz.frames.Frame`,
+    so a point moves only when the model changed. Drift metrics compare each epoch
+    with the previous and the first one, in the original feature space.
+
+    Args:
+        reducer: ``"pca"``, ``"umap"``, ``"tsne"`` or an object with ``fit_transform``.
+        n_components: 2 or 3.
+        seed: the reducers' random state.
+        frame: ``"procrustes"``, ``"fixed"``, ``"warm"`` or ``"independent"``.
+        snapshot_root: where earlier snapshots are, so that a resumed run can compare
+            with the first and previous epochs.
+    """
+
+    def __init__(
+        self,
+        reducer: str | Any = "pca",
+        n_components: int = 3,
+        seed: int = 0,
+        frame: str = "procrustes",
+        snapshot_root: str | Path | None = None,
+    ) -> None:
+        self.reducer = reducer
+        self.n_components = n_components
+        self.seed = seed
+        self.frame = frame
+        self.snapshot_root = Path(snapshot_root) if snapshot_root is not None else None
+        self.frames: dict[str, Frame] = {}
+        self.first: Snapshot | None = None
+        self.previous: Snapshot | None = None
+        self._frame_states: dict[str, dict[str, Any]] = {}
+
+    def _project_views(self, snapshot: Snapshot) -> dict[str, np.ndarray]:
+        coords = {}
+        for view, vectors in snapshot.views.items():
+            if view not in self.frames:
+                self.frames[view] = make_frame(self.frame, self.reducer, self.n_components, self.seed)
+                if view in self._frame_states:
+                    self.frames[view].load_state_dict(self._frame_states[view])
+            coords[view] = np.asarray(self.frames[view].project(snapshot.token_id, vectors), dtype=np.float32)
+        return coords
+
+    def _earlier_snapshots(self, epoch: int) -> None:
+        """After a resume, read the first and previous epochs back from disk."""
+        if self.first is not None or self.snapshot_root is None or not self.snapshot_root.is_dir():
+            return
+        dirs = sorted(p for p in self.snapshot_root.glob("epoch=*") if p.is_dir() and int(p.name[6:]) < epoch)
+        if dirs:
+            self.first, self.previous = Snapshot.load(dirs[0]), Snapshot.load(dirs[-1])
+
+    def project(self, snapshot: Snapshot) -> Projection:
+        """Coordinates of every view and group of ``snapshot``, and its metrics.
+
+        Groups with fewer than two rows are not projected (``snapshot.groups`` should
+        hold only groups with two rows or more).
+        """
+        self._earlier_snapshots(snapshot.epoch)
+        coords = self._project_views(snapshot)
+        metrics = epoch_metrics(snapshot, coords, previous=self.previous, first=self.first)
+        group_coords = {}
+        for name, group in snapshot.groups.items():
+            if len(group) < 2:
+                continue
+            group_coords[name] = self._project_views(group)[name]
+            before = [s.groups.get(name) if s is not None else None for s in (self.previous, self.first)]
+            found = epoch_metrics(group, {name: group_coords[name]}, *before)
+            metrics.update({k: v for k, v in found.items() if k.startswith(f"{name}/")})
+        self.first = self.first or snapshot
+        self.previous = snapshot
+        return Projection(snapshot.epoch, coords, group_coords, metrics, self.state_dict())
+
+    def state_dict(self) -> dict[str, Any]:
+        """Each view's frame reference (plain values), so a resumed run stays in the same frame."""
+        states = dict(self._frame_states)
+        states.update({view: frame.state_dict() for view, frame in self.frames.items()})
+        return {"frames": states}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore frame references; frames are rebuilt lazily with them."""
+        self._frame_states = dict(state.get("frames", {}))
+        for view, frame in self.frames.items():
+            if view in self._frame_states:
+                frame.load_state_dict(self._frame_states[view])
