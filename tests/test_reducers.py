@@ -121,3 +121,39 @@ def test_umap_fit_transform_warm_start_and_transform() -> None:
     dist = lambda p, q: np.linalg.norm((p - p.mean(0)) / p.std() - (q - q.mean(0)) / q.std(), axis=1).mean()  # noqa: E731
     assert dist(warm.embedding_, flipped) < dist(warm.embedding_, a)
     assert warm.transform(X[:10]).shape == (10, 3)
+
+
+def test_exact_knn_matches_sklearn_and_puts_each_point_first() -> None:
+    from sklearn.neighbors import NearestNeighbors
+
+    from lightning_ner_viz.reducers.umap import exact_knn
+
+    X, _ = blobs(700, d=20)
+    indices, dists = exact_knn(X, 15, chunk=256)  # several chunks
+    want_dists, want_indices = NearestNeighbors(n_neighbors=15).fit(X).kneighbors(X)
+    assert (indices[:, 0] == np.arange(700)).all() and (dists[:, 0] == 0).all()
+    np.testing.assert_allclose(dists, want_dists, atol=1e-3)
+    assert (indices == want_indices).mean() > 0.99  # ties may order differently
+
+
+def test_umap_exact_and_approximate_neighbours_give_equally_good_layouts() -> None:
+    X, labels = blobs(600)
+    exact = UMAPReducer(n_epochs=100).fit(X)
+    approx = UMAPReducer(n_epochs=100, exact_knn_max=0).fit(X)
+    assert exact.umap_._knn_search_index is None  # no NN-descent index was built
+
+    def purity(Y: np.ndarray) -> float:
+        d = ((Y[:, None] - Y[None]) ** 2).sum(-1)
+        nearest = np.argsort(d, axis=1)[:, 1:11]
+        return float((labels[nearest] == labels[:, None]).mean())
+
+    assert purity(exact.embedding_) > 0.95 and abs(purity(exact.embedding_) - purity(approx.embedding_)) < 0.03
+    assert exact.transform(X[:10]).shape == (10, 3)  # builds the search index when first needed
+
+
+def test_umap_warm_start_uses_the_short_optimisation() -> None:
+    X, _ = blobs(200)
+    cold = UMAPReducer().fit(X)
+    warm = UMAPReducer(init=cold.embedding_).fit(X)
+    assert cold.umap_.n_epochs is None and warm.umap_.n_epochs == 50
+    assert UMAPReducer(init=cold.embedding_, n_epochs=80).fit(X).umap_.n_epochs == 80
