@@ -8,8 +8,8 @@ from torch import nn
 
 from lightning_ner_viz import gather
 from lightning_ner_viz.batch import TokenBatch
-from lightning_ner_viz.entities import EntityTypes, cls_snapshot, entity_snapshot, entity_spans, mean_vectors
-from lightning_ner_viz.sampling import TokenSampler, select_final
+from lightning_ner_viz.entities import EntityTypes, cls_snapshot, entity_snapshot, span_begins, span_means, span_members
+from lightning_ner_viz.sampling import TokenSampler, select_final, token_priority
 from lightning_ner_viz.snapshot import POSITION_BITS, Snapshot
 from lightning_ner_viz.text import TokenTexts
 
@@ -40,10 +40,17 @@ class EpochCollector:
         self.num_labels = num_labels
         self.sampler = TokenSampler(max_tokens, num_labels, seed)
         self.crf = crf
-        self.sentences: dict[int, dict[str, np.ndarray]] = {}
-        """Sentence id to its unpadded rows: ``input_ids``, ``word_ids`` (-2 = unknown), ``labels``, ``pred``."""
-        self.stats = {"tokens_seen": 0, "nonfinite_filtered": 0, "batches": 0}
+        self._sentences: dict[int, dict[str, np.ndarray]] = {}
+        self._sentence_chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        """Per batch: the sentence ids, fields (rows, len(_SENTENCE_FIELDS), seq_len) and lengths of the rows
+        that had a kept token, entity or sentence; turned into ``sentences`` only when needed."""
+        self._chunks_in_dict = 0
+        self._gathered_sentences: np.ndarray | None = None
+        self._tokens_seen = 0
+        self._valid_total: torch.Tensor | int = 0  # valid tokens before the non-finite filter (on device)
+        self._batches = 0
         self._dims: dict[str, int] = {}
+        self._tables: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
         self.entity_types = entity_types
         self.entity_sampler = (
             TokenSampler(max_tokens, len(entity_types.names), seed) if entity_types and entity_view else None
@@ -51,6 +58,28 @@ class EpochCollector:
         self.entity_columns: dict[str, torch.Tensor] | None = None
         self.cls_sampler = TokenSampler(max_tokens, len(entity_types.names), seed) if entity_types and cls_view else None
         self.cls_columns: dict[str, torch.Tensor] | None = None
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """``tokens_seen`` (valid, finite), ``nonfinite_filtered`` (NaN/Inf tokens left out) and ``batches``."""
+        return {"tokens_seen": self._tokens_seen, "nonfinite_filtered": int(self._valid_total) - self._tokens_seen,
+                "batches": self._batches}
+
+    @property
+    def sentences(self) -> dict[int, dict[str, np.ndarray]]:
+        """Sentence id to its unpadded rows: ``input_ids``, ``word_ids`` (-2 = unknown), ``labels``, ``pred``.
+
+        After :meth:`finish` on rank zero: the sentences of every rank's selected rows.
+        """
+        for sids, fields, lengths in self._sentence_chunks[self._chunks_in_dict:]:  # views, not copies
+            for sid, row, length in zip(sids.tolist(), fields, lengths.tolist()):
+                if sid not in self._sentences:
+                    self._sentences[sid] = {k: row[f, :length] for f, k in enumerate(_SENTENCE_FIELDS)}
+        self._chunks_in_dict = len(self._sentence_chunks)
+        if self._gathered_sentences is not None:
+            self._merge_sentences(self._gathered_sentences)
+            self._gathered_sentences = None
+        return self._sentences
 
     def predictions(self, emissions: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Predicted label ids of shape (batch, seq_len): CRF Viterbi decode, else argmax."""
@@ -64,105 +93,125 @@ class EpochCollector:
             pred[row, : len(path)] = torch.as_tensor(path, device=emissions.device)
         return pred
 
+    def _type_tables(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """The entity types' ``type_of`` and ``begins`` on ``device`` (copied once)."""
+        assert self.entity_types is not None
+        if device not in self._tables:
+            self._tables[device] = (self.entity_types.type_of.to(device), self.entity_types.begins.to(device))
+        return self._tables[device]
+
     def add_batch(self, batch: TokenBatch, outputs: dict[str, torch.Tensor], example_ids: torch.Tensor) -> None:
         """Offer one batch: every valid token is a candidate; only likely winners leave the device.
+
+        The per-batch work is a fixed, small number of tensor operations on the device, with
+        one host synchronisation for the candidates (and one for the label check); the wide
+        columns (hidden vectors, emissions) are gathered for the kept tokens only.
 
         Args:
             batch: the batch's ids, mask and labels.
             outputs: view name to the captured tensor of shape (batch, seq_len, dim).
             example_ids: array of shape (batch,), each row's index in the validation set (-1 to skip).
         """
-        self.stats["batches"] += 1
+        self._batches += 1
+        seq = batch.labels.shape[1]
         valid = batch.valid & (example_ids >= 0)[:, None]
+        self._valid_total = self._valid_total + valid.sum()
         for view, tensor in outputs.items():
             self._dims[view] = tensor.shape[-1]
-            finite = torch.isfinite(tensor).all(-1)
-            self.stats["nonfinite_filtered"] += int((valid & ~finite).sum())
-            valid &= finite
-        self.stats["tokens_seen"] += int(valid.sum())
+            valid &= _finite_rows(tensor)
+        flat = valid.flatten().nonzero().squeeze(1)
+        self._tokens_seen += flat.numel()
+        if flat.numel() == 0:
+            return
+        labels = batch.labels.flatten()[flat].long()
+        low, high = torch.aminmax(labels)
+        if int(high) >= self.num_labels or int(low) < 0:
+            raise ValueError(
+                f"Gold labels must be in [0, {self.num_labels}) or -100 (ignored); found "
+                f"{int(low)}..{int(high)}. Check `label_names` and the model's number of labels."
+            )
         if "emissions" in outputs:
             pred = self.predictions(outputs["emissions"], batch.attention_mask)
         else:
             pred = torch.full_like(batch.labels, -1)
-        rows, pos = valid.nonzero(as_tuple=True)
-        if rows.numel() == 0:
-            return
-        labels = batch.labels[rows, pos].long()
-        if int(labels.max()) >= self.num_labels or int(labels.min()) < 0:
-            raise ValueError(
-                f"Gold labels must be in [0, {self.num_labels}) or -100 (ignored); found "
-                f"{int(labels.min())}..{int(labels.max())}. Check `label_names` and the model's number of labels."
-            )
-        token_id = (example_ids[rows].long() << POSITION_BITS) | pos.long()
-        columns = {"pred": pred[rows, pos].long(), "input_id": batch.input_ids[rows, pos].long()}
-        columns.update({v: t[rows, pos].float() for v, t in outputs.items()})
-        kept = self.sampler.update(token_id, labels, columns)
-        if kept is not None:
-            self._remember_sentences(rows[kept], batch, example_ids, pred)
-        if self.entity_sampler is not None and "hidden" in outputs:
-            self._add_entities(batch, outputs["hidden"], pred, example_ids, valid)
-        if self.cls_sampler is not None and "hidden" in outputs:
-            self._add_cls(batch, outputs["hidden"], pred, example_ids, valid)
+        # every position's token id and priority: tokens, entity spans (their first token) and
+        # sentences (position 0) share them, so the hash runs once per batch
+        ids = (example_ids.long() << POSITION_BITS)[:, None] | torch.arange(seq, device=flat.device)
+        priority = token_priority(ids, self.sampler.seed).flatten()
+        ids = ids.flatten()
 
-    def _add_cls(self, batch: TokenBatch, hidden: torch.Tensor, pred: torch.Tensor, example_ids: torch.Tensor,
-                 valid: torch.Tensor) -> None:
+        def columns(kept: torch.Tensor) -> dict[str, torch.Tensor]:
+            at = flat[kept]
+            found = {"pred": pred.flatten()[at].long(), "input_id": batch.input_ids.flatten()[at].long()}
+            found.update({v: _rows_at(t, at).float() for v, t in outputs.items()})
+            return found
+
+        kept = self.sampler.update(ids[flat], labels, columns, priority=priority[flat])
+        remember = [flat[kept] // seq] if kept is not None else []
+        if self.entity_sampler is not None and "hidden" in outputs:
+            remember += self._add_entities(batch, outputs["hidden"], pred, valid, ids, priority)
+        if self.cls_sampler is not None and "hidden" in outputs:
+            remember += self._add_cls(batch, outputs["hidden"], pred, valid, ids, priority)
+        if remember:
+            self._remember_sentences(remember, batch, example_ids, pred)
+
+    def _add_cls(self, batch: TokenBatch, hidden: torch.Tensor, pred: torch.Tensor, valid: torch.Tensor,
+                 ids: torch.Tensor, priority: torch.Tensor) -> list[torch.Tensor]:
         """One row per sentence: the first token's vector, class = the most frequent gold entity type."""
         assert self.entity_types is not None and self.cls_sampler is not None
         rows = valid.any(1).nonzero().squeeze(1)
         if rows.numel() == 0:
-            return
-        type_of = self.entity_types.type_of.to(pred.device)
+            return []
+        type_of, _ = self._type_tables(pred.device)
         n_types = len(self.entity_types.names)
 
-        def dominant(ids: torch.Tensor) -> torch.Tensor:
-            kinds = torch.where(valid[rows], type_of[ids[rows].clamp(min=0)], 0)
+        def dominant(labels: torch.Tensor) -> torch.Tensor:
+            kinds = torch.where(valid[rows], type_of[labels[rows].clamp(min=0)], 0)
             counts = torch.nn.functional.one_hot(kinds, n_types)[..., 1:].sum(1)
             return torch.where(counts.sum(1) > 0, counts.argmax(1) + 1, 0)
 
-        ids = example_ids[rows].long() << POSITION_BITS
+        first = rows * valid.shape[1]  # position 0 of each row
         columns = {"cls": hidden[rows, 0].float(), "pred": dominant(pred)}
-        kept = self.cls_sampler.update(ids, dominant(batch.labels), columns)
-        if kept is not None:
-            self._remember_sentences(rows[kept], batch, example_ids, pred)
+        kept = self.cls_sampler.update(ids[first], dominant(batch.labels), columns, priority=priority[first])
+        return [] if kept is None else [rows[kept]]
 
-    def _add_entities(self, batch: TokenBatch, hidden: torch.Tensor, pred: torch.Tensor, example_ids: torch.Tensor,
-                      valid: torch.Tensor) -> None:
-        assert self.entity_types is not None and self.entity_sampler is not None
-        spans = entity_spans(batch.labels, valid, self.entity_types)
-        if len(spans["row"]) == 0:
-            return
-        ids = (example_ids[spans["row"]].long() << POSITION_BITS) | spans["start"]
-        self.entity_sampler.count(spans["type"])
-        chosen = self.entity_sampler.admissible(ids, spans["type"])  # average only the spans that can make the cut
+    def _add_entities(self, batch: TokenBatch, hidden: torch.Tensor, pred: torch.Tensor, valid: torch.Tensor,
+                      ids: torch.Tensor, priority: torch.Tensor) -> list[torch.Tensor]:
+        """One row per gold entity span: decode the span starts, then average only the spans that can make the cut."""
+        assert self.entity_sampler is not None
+        type_of, begins = self._type_tables(pred.device)
+        kind, begin = span_begins(batch.labels, valid, type_of, begins)
+        starts = begin.flatten().nonzero().squeeze(1)
+        if starts.numel() == 0:
+            return []
+        types = kind.flatten()[starts]
+        self.entity_sampler.count(types)
+        span_priority = priority[starts]
+        chosen = (span_priority < self.entity_sampler._bar(span_priority.device)[types]).nonzero().squeeze(1)
         if chosen.numel() == 0:
-            return
-        compact = torch.full((len(ids),), -1, dtype=torch.long, device=ids.device)
-        compact[chosen] = torch.arange(len(chosen), device=ids.device)
-        span_of = torch.where(spans["span_of"] >= 0, compact[spans["span_of"].clamp(min=0)], -1)
-        type_of = self.entity_types.type_of.to(pred.device)
-        rows, starts = spans["row"][chosen], spans["start"][chosen]
+            return []
+        tokens, span = span_members(kind, begin, chosen, starts.numel())
+        lengths = torch.bincount(span, minlength=chosen.numel())
+        at = starts[chosen]
         columns = {
-            "entities": mean_vectors(hidden, span_of, len(chosen)),
-            "pred": type_of[pred[rows, starts].clamp(min=0)],
-            "end": spans["end"][chosen],
+            "entities": span_means(_rows_at(hidden, tokens), span, chosen.numel()),
+            "pred": type_of[pred.flatten()[at].clamp(min=0)],
+            "end": at % valid.shape[1] + lengths - 1,
         }
-        kept = self.entity_sampler.update(ids[chosen], spans["type"][chosen], columns, count=False)
-        if kept is not None:
-            self._remember_sentences(rows[kept], batch, example_ids, pred)
+        kept = self.entity_sampler.update(ids[at], types[chosen], columns, count=False, priority=span_priority[chosen])
+        return [] if kept is None else [at[kept] // valid.shape[1]]
 
-    def _remember_sentences(self, rows: torch.Tensor, batch: TokenBatch, example_ids: torch.Tensor,
+    def _remember_sentences(self, rows: list[torch.Tensor], batch: TokenBatch, example_ids: torch.Tensor,
                             pred: torch.Tensor) -> None:
-        """Keep the ids, word ids, gold and predicted labels of these batch rows' sentences (CPU)."""
-        sentence_of = example_ids.tolist()
-        new_rows = [r for r in torch.unique(rows).tolist() if sentence_of[r] not in self.sentences]
-        if not new_rows:
-            return
+        """Keep the ids, word ids, gold and predicted labels of these batch rows' sentences (one copy to the CPU)."""
+        marked = torch.zeros(batch.labels.shape[0], dtype=torch.bool, device=batch.labels.device)
+        for r in rows:
+            marked[r] = True
+        index = marked.nonzero().squeeze(1)
         word_ids = batch.word_ids if batch.word_ids is not None else torch.full_like(batch.input_ids, -2)
-        index = torch.as_tensor(new_rows, device=batch.input_ids.device)
-        fields = torch.stack([t[index].long() for t in (batch.input_ids, word_ids, batch.labels, pred)]).cpu().numpy()
-        lengths = batch.attention_mask[index].sum(1).tolist()
-        for i, (row, length) in enumerate(zip(new_rows, lengths)):  # one device-to-host copy for all rows
-            self.sentences[sentence_of[row]] = {k: fields[f, i, : int(length)] for f, k in enumerate(_SENTENCE_FIELDS)}
+        fields = torch.stack([t.long() for t in (batch.input_ids, word_ids, batch.labels, pred)], 1)[index]
+        self._sentence_chunks.append((example_ids[index].cpu().numpy(), fields.cpu().numpy(),
+                                      batch.attention_mask[index].sum(1).cpu().numpy()))
 
     def finish(self, device: torch.device, tracked: torch.Tensor | None = None) -> dict[str, torch.Tensor] | None:
         """Gather every rank's candidates and select the epoch's tokens (a collective call).
@@ -187,24 +236,26 @@ class EpochCollector:
         columns = {k: local.get(k, torch.zeros(0, dtype=torch.long)) for k in _INT_COLUMNS}
         columns.update({v: local.get(v, torch.zeros(0, d)) for v, d in zip(self.views, dims)})
         gathered = gather.gather_columns(columns, device)
-        wanted = set(local.get("token_id", torch.zeros(0)).tolist())
+        wanted = [columns["token_id"].numpy()]
         dim = dims[self.views.index("hidden")] if "hidden" in self.views else 0
         if self.entity_sampler is not None:
             self.entity_columns, ids = self._finish_group(self.entity_sampler, "entities", ("end",), dim, device)
-            wanted |= ids
+            wanted.append(ids)
         if self.cls_sampler is not None:
             self.cls_columns, ids = self._finish_group(self.cls_sampler, "cls", (), dim, device)
-            wanted |= ids
-        sentence_rows = gather.gather_columns(self._sentence_table(wanted, device), device)
+            wanted.append(ids)
+        sentence_rows = gather.gather_columns(self._sentence_table(np.concatenate(wanted), device), device)
         if gather.rank() != 0 or counts.sum() == 0 or len(gathered["token_id"]) == 0:
             return None
-        self._merge_sentences(sentence_rows["table"])
+        # every selected row's sentence is in the gathered table: the dict is built from it when first needed
+        self._sentence_chunks, self._chunks_in_dict, self._sentences = [], 0, {}
+        self._gathered_sentences = sentence_rows["table"].numpy()
         if tracked is not None:
             return {k: v[torch.argsort(gathered["token_id"])] for k, v in gathered.items()}
         return select_final(gathered, counts, self.sampler.max_tokens)
 
     def _finish_group(self, sampler: TokenSampler, name: str, extra: tuple[str, ...], dim: int,
-                      device: torch.device) -> tuple[dict[str, torch.Tensor] | None, set[int]]:
+                      device: torch.device) -> tuple[dict[str, torch.Tensor] | None, np.ndarray]:
         """Gather and select a group's rows (a collective call): rank zero's selection, and this rank's ids."""
         counts = gather.all_reduce_sum(torch.as_tensor(sampler.label_counts), device).numpy()
         local = select_final(sampler.candidates(), counts, sampler.max_tokens)
@@ -214,30 +265,38 @@ class EpochCollector:
         chosen = None
         if gather.rank() == 0 and len(gathered["token_id"]):
             chosen = select_final(gathered, counts, sampler.max_tokens)
-        return chosen, set(columns["token_id"].tolist())
+        return chosen, columns["token_id"].numpy()
 
-    def _sentence_table(self, token_ids: set[int], device: torch.device) -> dict[str, torch.Tensor]:
+    def _sentence_table(self, token_ids: np.ndarray, device: torch.device) -> dict[str, torch.Tensor]:
         """The sentences of this rank's selected tokens as one padded int table (for the gather).
 
-        Row layout: sentence id, then one block of ``longest`` columns per field.
+        Row layout: sentence id, then one block of ``longest`` columns per field, ``_PAD`` past
+        the sentence's end. Rows are sorted by sentence id.
         """
-        wanted = sorted({t >> POSITION_BITS for t in token_ids} & set(self.sentences))
-        longest = max((len(self.sentences[s]["input_ids"]) for s in wanted), default=0)
-        longest = int(gather.all_reduce_max(torch.tensor([longest]), device)[0])
-        table = torch.full((len(wanted), 1 + len(_SENTENCE_FIELDS) * longest), _PAD, dtype=torch.long)
-        for r, sid in enumerate(wanted):
-            table[r, 0] = sid
-            for f, name in enumerate(_SENTENCE_FIELDS):
-                values = torch.as_tensor(self.sentences[sid][name])
-                table[r, 1 + f * longest : 1 + f * longest + len(values)] = values
-        return {"table": table}
+        chunks = self._sentence_chunks
+        sids = np.concatenate([c[0] for c in chunks]) if chunks else np.zeros(0, dtype=np.int64)
+        unique, first = np.unique(sids, return_index=True)  # a sentence's first stored copy
+        pick = first[np.isin(unique, np.asarray(token_ids, dtype=np.int64) >> POSITION_BITS)]
+        lengths = np.concatenate([c[2] for c in chunks])[pick] if chunks else np.zeros(0, dtype=np.int64)
+        longest = int(gather.all_reduce_max(torch.tensor([int(lengths.max(initial=0))]), device)[0])
+        blocks = np.full((len(pick), len(_SENTENCE_FIELDS), longest), _PAD, dtype=np.int64)
+        offset = 0
+        for _, fields, chunk_lengths in chunks:  # copy each batch's picked rows, cut at their lengths
+            rows = np.flatnonzero((pick >= offset) & (pick < offset + len(fields)))
+            if len(rows):
+                local = pick[rows] - offset
+                width = min(fields.shape[2], longest)
+                inside = np.arange(width) < chunk_lengths[local][:, None]
+                blocks[rows, :, :width] = np.where(inside[:, None, :], fields[local, :, :width], _PAD)
+            offset += len(fields)
+        return {"table": torch.as_tensor(np.concatenate([sids[pick][:, None], blocks.reshape(len(pick), len(_SENTENCE_FIELDS) * longest)], 1))}
 
-    def _merge_sentences(self, table: torch.Tensor) -> None:
+    def _merge_sentences(self, table: np.ndarray) -> None:
         longest = (table.shape[1] - 1) // len(_SENTENCE_FIELDS)
-        for row in table.numpy():
+        for row in table:
             blocks = {name: row[1 + f * longest : 1 + (f + 1) * longest] for f, name in enumerate(_SENTENCE_FIELDS)}
             length = int((blocks["input_ids"] != _PAD).sum())
-            self.sentences[int(row[0])] = {k: v[:length] for k, v in blocks.items()}
+            self._sentences[int(row[0])] = {k: v[:length] for k, v in blocks.items()}
 
     def to_snapshot(
         self, columns: dict[str, torch.Tensor], *, epoch: int, step: int, label_names: list[str], texts: TokenTexts
@@ -281,3 +340,19 @@ class EpochCollector:
             groups=groups,
             stats=dict(self.stats),
         )
+
+
+def _finite_rows(tensor: torch.Tensor) -> torch.Tensor:
+    """Whether each row of ``tensor`` (shape (..., dim)) is all finite: shape (...).
+
+    ``amax``/``amin`` propagate NaN and keep +-Inf, and cannot overflow (unlike a sum); on a
+    CPU they are an order of magnitude faster than ``isfinite(tensor).all(-1)``.
+    """
+    return torch.isfinite(tensor.amax(-1)) & torch.isfinite(tensor.amin(-1))
+
+
+def _rows_at(tensor: torch.Tensor, flat: torch.Tensor) -> torch.Tensor:
+    """Rows ``tensor[b, s]`` (shape (n, dim)) of a (batch, seq_len, dim) tensor at flat indices ``b * seq_len + s``."""
+    if tensor.stride(0) == tensor.stride(1) * tensor.shape[1]:  # (batch, seq_len) merge into one dim: no copy
+        return tensor.flatten(0, 1)[flat]
+    return tensor[flat // tensor.shape[1], flat % tensor.shape[1]]

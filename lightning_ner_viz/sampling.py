@@ -9,6 +9,8 @@ bounded by ``max_tokens`` per label, not by the size of the validation set.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
@@ -68,6 +70,10 @@ def bottom_k_per_label(priority: torch.Tensor, labels: torch.Tensor, quota: torc
     return order[keep]
 
 
+Columns = dict[str, torch.Tensor] | Callable[[torch.Tensor], dict[str, torch.Tensor]]
+"""Per-token columns of shape (n, ...), or a function giving them for the kept indices only."""
+
+
 class TokenSampler:
     """Streams validation tokens in and keeps a bounded, deterministic candidate set.
 
@@ -85,35 +91,57 @@ class TokenSampler:
         self.max_tokens = max_tokens
         self.num_labels = num_labels
         self.seed = seed
-        self.label_counts = np.zeros(num_labels, dtype=np.int64)
+        self._counts: torch.Tensor | None = None  # per-label totals, on the tokens' device (no per-batch sync)
         self._chunks: list[dict[str, torch.Tensor]] = []
         self._rows = 0
         self._threshold = torch.full((num_labels,), 2**40, dtype=torch.int64)
-        self._label_rows = torch.zeros(num_labels, dtype=torch.int64)
+        self._device_threshold: torch.Tensor | None = None  # ``_threshold`` on the tokens' device
+        self._label_rows = np.zeros(num_labels, dtype=np.int64)
+
+    @property
+    def label_counts(self) -> np.ndarray:
+        """Array of shape (num_labels,): the tokens counted per label so far."""
+        if self._counts is None:
+            return np.zeros(self.num_labels, dtype=np.int64)
+        return self._counts.cpu().numpy().astype(np.int64)
 
     def count(self, labels: torch.Tensor) -> None:
         """Add a batch's gold labels to the per-label totals (done by :meth:`update` unless ``count=False``)."""
         if labels.numel():
-            self.label_counts += torch.bincount(labels, minlength=self.num_labels).cpu().numpy()
+            counts = torch.bincount(labels, minlength=self.num_labels)
+            if self._counts is None:
+                self._counts = counts
+            else:
+                self._counts += counts
 
-    def admissible(self, token_id: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Indices of the tokens that could still be selected (no state changes), on their device.
+    def _bar(self, device: torch.device) -> torch.Tensor:
+        if self._device_threshold is None or self._device_threshold.device != device:
+            self._device_threshold = self._threshold.to(device)
+        return self._device_threshold
 
-        Lets a caller compute expensive columns only for those rows.
+    def admissible(self, token_id: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Indices of the tokens that could still be selected, and all tokens' priorities (no state changes).
+
+        Lets a caller compute expensive columns only for those rows; pass the priorities
+        (indexed like the rows) on to :meth:`update`.
         """
         priority = token_priority(token_id, self.seed)
-        return (priority < self._threshold.to(priority.device)[labels]).nonzero().squeeze(1)
+        return (priority < self._bar(priority.device)[labels]).nonzero().squeeze(1), priority
 
     def update(
-        self, token_id: torch.Tensor, labels: torch.Tensor, columns: dict[str, torch.Tensor], count: bool = True
+        self, token_id: torch.Tensor, labels: torch.Tensor, columns: Columns, count: bool = True,
+        priority: torch.Tensor | None = None,
     ) -> torch.Tensor | None:
         """Offer one batch of valid tokens; copies only possible winners to the CPU.
 
         Args:
             token_id: array of shape (n,), stable token ids, on the model's device.
             labels: array of shape (n,), gold label ids in ``[0, num_labels)``.
-            columns: extra per-token tensors of shape (n, ...), e.g. hidden vectors.
+            columns: extra per-token tensors of shape (n, ...), e.g. hidden vectors; or a
+                function that returns them for given row indices (called once, with the kept
+                rows only, so unkept rows are never gathered).
             count: add ``labels`` to the per-label totals (``False`` when :meth:`count` already did).
+            priority: the tokens' priorities when already computed (:meth:`admissible`).
 
         Returns:
             The indices (into this batch's tokens) that were kept, or ``None`` if none.
@@ -122,17 +150,18 @@ class TokenSampler:
             return None
         if count:
             self.count(labels)
-        priority = token_priority(token_id, self.seed)
-        keep = priority < self._threshold.to(priority.device)[labels]
-        idx = keep.nonzero().squeeze(1)
+        if priority is None:
+            priority = token_priority(token_id, self.seed)
+        idx = (priority < self._bar(priority.device)[labels]).nonzero().squeeze(1)
         if idx.numel() == 0:
             return None
-        chunk = {"token_id": token_id[idx], "label": labels[idx], "priority": priority[idx]}
-        chunk.update({k: v[idx] for k, v in columns.items()})
-        self._chunks.append({k: v.cpu() for k, v in chunk.items()})
+        ints = torch.stack([token_id, labels.long(), priority])[:, idx].cpu()  # one gather, one copy
+        extra = columns(idx) if callable(columns) else {k: v[idx] for k, v in columns.items()}
+        self._chunks.append({"token_id": ints[0], "label": ints[1], "priority": ints[2],
+                             **{k: v.cpu() for k, v in extra.items()}})
         self._rows += idx.numel()
-        self._label_rows += torch.bincount(chunk["label"].cpu(), minlength=self.num_labels)
-        if int(self._label_rows.max()) > 2 * self.max_tokens:  # tighten that label's bar soon, not at the total cap
+        self._label_rows += np.bincount(ints[1].numpy(), minlength=self.num_labels)
+        if self._label_rows.max() > 2 * self.max_tokens:  # tighten that label's bar soon, not at the total cap
             self._prune()
         return idx
 
@@ -140,17 +169,21 @@ class TokenSampler:
         merged = self.candidates()
         self._chunks = [merged] if len(merged["token_id"]) else []
         self._rows = len(merged["token_id"])
-        self._label_rows = torch.bincount(merged["label"], minlength=self.num_labels) if self._rows else self._label_rows * 0
+        self._label_rows = np.bincount(merged["label"].numpy(), minlength=self.num_labels) if self._rows else self._label_rows * 0
         for label in range(self.num_labels):
             mine = merged["priority"][merged["label"] == label]
             if len(mine) >= self.max_tokens:
                 self._threshold[label] = mine.max() + 1
+        self._device_threshold = None
 
     def candidates(self) -> dict[str, torch.Tensor]:
         """Per label, the ``max_tokens`` lowest-priority tokens seen so far (CPU tensors)."""
         if not self._chunks:
             return {}
-        merged = {k: torch.cat([c[k] for c in self._chunks]) for k in self._chunks[0]}
+        if len(self._chunks) == 1:
+            merged = self._chunks[0]
+        else:
+            merged = {k: torch.cat([c[k] for c in self._chunks]) for k in self._chunks[0]}
         cap = torch.full((self.num_labels,), self.max_tokens, dtype=torch.int64)
         keep = bottom_k_per_label(merged["priority"], merged["label"], cap)
         return {k: v[keep] for k, v in merged.items()}
