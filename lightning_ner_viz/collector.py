@@ -190,7 +190,8 @@ class EpochCollector:
         chosen = (span_priority < self.entity_sampler._bar(span_priority.device)[types]).nonzero().squeeze(1)
         if chosen.numel() == 0:
             return []
-        tokens, span = span_members(kind, begin, chosen, starts.numel())
+        every = chosen.numel() == starts.numel()  # common until the bars tighten: no renumbering
+        tokens, span = span_members(kind, begin) if every else span_members(kind, begin, chosen, starts.numel())
         lengths = torch.bincount(span, minlength=chosen.numel())
         at = starts[chosen]
         columns = {
@@ -230,7 +231,8 @@ class EpochCollector:
         dims = gather.all_reduce_max(dims, device).tolist()
         local = self.sampler.candidates()
         if tracked is not None and local:
-            local = {k: v[torch.isin(local["token_id"], tracked)] for k, v in local.items()}
+            seen = torch.isin(local["token_id"], tracked)
+            local = {k: v[seen] for k, v in local.items()}
         else:
             local = select_final(local, counts, self.sampler.max_tokens)
         columns = {k: local.get(k, torch.zeros(0, dtype=torch.long)) for k in _INT_COLUMNS}
@@ -251,7 +253,8 @@ class EpochCollector:
         self._sentence_chunks, self._chunks_in_dict, self._sentences = [], 0, {}
         self._gathered_sentences = sentence_rows["table"].numpy()
         if tracked is not None:
-            return {k: v[torch.argsort(gathered["token_id"])] for k, v in gathered.items()}
+            order = torch.argsort(gathered["token_id"])
+            return {k: v[order] for k, v in gathered.items()}
         return select_final(gathered, counts, self.sampler.max_tokens)
 
     def _finish_group(self, sampler: TokenSampler, name: str, extra: tuple[str, ...], dim: int,
