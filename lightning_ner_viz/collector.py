@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import numpy as np
 import torch
 from torch import nn
@@ -105,13 +109,18 @@ class EpochCollector:
 
         The per-batch work is a fixed, small number of tensor operations on the device, with
         one host synchronisation for the candidates (and one for the label check); the wide
-        columns (hidden vectors, emissions) are gathered for the kept tokens only.
+        columns (hidden vectors, emissions) are gathered for the kept tokens only. On a CPU
+        they run on this thread alone (see :func:`_one_thread`).
 
         Args:
             batch: the batch's ids, mask and labels.
             outputs: view name to the captured tensor of shape (batch, seq_len, dim).
             example_ids: array of shape (batch,), each row's index in the validation set (-1 to skip).
         """
+        with _one_thread(batch.labels.device):
+            self._add_batch(batch, outputs, example_ids)
+
+    def _add_batch(self, batch: TokenBatch, outputs: dict[str, torch.Tensor], example_ids: torch.Tensor) -> None:
         self._batches += 1
         seq = batch.labels.shape[1]
         valid = batch.valid & (example_ids >= 0)[:, None]
@@ -226,6 +235,10 @@ class EpochCollector:
                 exactly those of them it saw (a token the sampler chose once stays among
                 the candidates as long as it is seen), so trajectories stay comparable.
         """
+        with _one_thread(torch.device("cpu")):  # the selection runs on CPU tensors; collectives on ``device``
+            return self._finish(device, tracked)
+
+    def _finish(self, device: torch.device, tracked: torch.Tensor | None) -> dict[str, torch.Tensor] | None:
         counts = gather.all_reduce_sum(torch.as_tensor(self.sampler.label_counts), device).numpy()
         dims = torch.tensor([self._dims.get(v, 0) for v in self.views], dtype=torch.long)
         dims = gather.all_reduce_max(dims, device).tolist()
@@ -359,3 +372,31 @@ def _rows_at(tensor: torch.Tensor, flat: torch.Tensor) -> torch.Tensor:
     if tensor.stride(0) == tensor.stride(1) * tensor.shape[1]:  # (batch, seq_len) merge into one dim: no copy
         return tensor.flatten(0, 1)[flat]
     return tensor[flat // tensor.shape[1], flat % tensor.shape[1]]
+
+
+@functools.cache
+def _openmp() -> bool:
+    """Whether torch's intra-op threads are OpenMP's, whose count a thread may change at any time (per thread)."""
+    return "OpenMP" in torch.__config__.parallel_info()
+
+
+@contextmanager
+def _one_thread(device: torch.device) -> Iterator[None]:
+    """Run this thread's CPU tensor operations without intra-op parallelism.
+
+    The capture's operations are small (microseconds each); above 32k elements torch still
+    splits them across its intra-op threads. When the cores are busy (another process, the
+    projection's child process, DDP ranks on one machine), each such split waits for a
+    descheduled thread: a 200-row gather then took 7 ms instead of 30 us. OpenMP's thread
+    count is a per-thread setting, so this changes nothing for other threads; with torch's
+    native pool (where changing it warns) nothing is changed.
+    """
+    threads = torch.get_num_threads()
+    if device.type != "cpu" or threads == 1 or not _openmp():
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
