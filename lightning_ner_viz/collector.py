@@ -388,8 +388,9 @@ def _one_thread(device: torch.device) -> Iterator[None]:
     splits them across its intra-op threads. When the cores are busy (another process, the
     projection's child process, DDP ranks on one machine), each such split waits for a
     descheduled thread: a 200-row gather then took 7 ms instead of 30 us. OpenMP's thread
-    count is a per-thread setting, so this changes nothing for other threads; with torch's
-    native pool (where changing it warns) nothing is changed.
+    count is a per-thread setting: threads that already ran torch code keep theirs (a thread
+    whose very first torch call falls inside this window starts with one thread). With
+    torch's native pool (where changing it warns) nothing is changed.
     """
     threads = torch.get_num_threads()
     if device.type != "cpu" or threads == 1 or not _openmp():

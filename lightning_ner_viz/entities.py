@@ -65,6 +65,8 @@ def span_members(kind: torch.Tensor, begin: torch.Tensor, chosen: torch.Tensor |
     token's span index is its position in ``chosen``.
     """
     span_of = begin.flatten().cumsum(0) - 1
+    if chosen is not None and not len(chosen):
+        return span_of[:0], span_of[:0]
     if chosen is not None:
         assert n_spans is not None
         compact = torch.full((n_spans,), -1, dtype=torch.long, device=kind.device)

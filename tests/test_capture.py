@@ -74,3 +74,52 @@ def test_batch_adapter_maps_tuples():
     ids, labels = torch.ones(2, 3, dtype=torch.long), torch.zeros(2, 3, dtype=torch.long)
     batch = adapt_batch((ids, labels), lambda b: {"input_ids": b[0], "labels": b[1]})
     assert batch.valid.all()
+
+
+def test_finite_rows_matches_isfinite_without_overflow():
+    from lightning_ner_viz.collector import _finite_rows
+
+    x = torch.randn(3, 5, 7)
+    x[0, 1, 2] = float("nan")
+    x[1, 2, 0] = float("inf")
+    x[2, 3, 6] = -float("inf")
+    x[2, 4] = 3e38  # finite, though its sum overflows
+    for t in (x, x[:, :4], x.half().nan_to_num(posinf=float("inf"), neginf=-float("inf"))):
+        assert torch.equal(_finite_rows(t), torch.isfinite(t).all(-1))
+
+
+def test_rows_at_reads_sliced_outputs():
+    from lightning_ner_viz.collector import _rows_at
+
+    full = torch.randn(4, 9, 3)
+    flat = torch.tensor([0, 5, 13, 20, 27])
+    for t in (full, full[:, :7]):  # the callback slices captured outputs to the batch's length
+        seq = t.shape[1]
+        assert torch.equal(_rows_at(t, flat), t[flat // seq, flat % seq])
+
+
+def test_one_thread_is_scoped_to_this_thread():
+    import threading
+
+    from lightning_ner_viz.collector import _one_thread
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        seen, go, done = [], threading.Event(), threading.Event()
+
+        def other() -> None:  # a thread that already ran torch code, like the render worker
+            seen.append(torch.get_num_threads())
+            go.wait()
+            seen.append(torch.get_num_threads())
+            done.set()
+
+        thread = threading.Thread(target=other)
+        thread.start()
+        with _one_thread(torch.device("cpu")):
+            go.set()
+            done.wait()
+        thread.join()
+        assert seen == [2, 2] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -72,3 +72,20 @@ def test_cls_view_alone_logs_one_point_per_sentence(tmp_path, datamodule, bert_c
     assert set(group.sentence_id.tolist()) <= set(range(len(datamodule.val_rows)))
     assert len(set(group.sentence_id.tolist())) == 50 and group.views["cls"].shape == (50, bert_config.hidden_size)
     assert group.token[0] == snapshot.sentences.get(int(group.sentence_id[0]), group.token[0])
+
+
+@settings(max_examples=80, deadline=None)
+@given(rows=st.lists(st.lists(st.sampled_from([-100, 0, 1, 2, 3, 4]), min_size=5, max_size=5), min_size=1, max_size=4),
+       pick=st.lists(st.booleans(), min_size=20, max_size=20))
+def test_members_of_chosen_spans_are_renumbered_in_order(rows, pick):
+    from lightning_ner_viz.entities import span_begins, span_members
+
+    labels = torch.tensor(rows)
+    kind, begin = span_begins(labels, labels != -100, TYPES.type_of, TYPES.begins)
+    tokens, span = span_members(kind, begin)
+    n = int(begin.sum())
+    chosen = torch.tensor([i for i in range(n) if pick[i]], dtype=torch.long)
+    got_tokens, got_span = span_members(kind, begin, chosen, n)
+    keep = torch.isin(span, chosen)
+    assert torch.equal(got_tokens, tokens[keep])
+    assert torch.equal(chosen[got_span], span[keep])

@@ -78,3 +78,22 @@ def test_memory_stays_bounded_by_max_tokens_per_label():
 def test_bottom_k_handles_empty_input():
     empty = torch.zeros(0, dtype=torch.long)
     assert bottom_k_per_label(empty, empty, torch.tensor([3])).numel() == 0
+
+
+def test_lazy_columns_are_gathered_for_kept_rows_only():
+    ids = torch.arange(3000)
+    labels = ids % 3
+    eager, lazy = TokenSampler(100, 3, 7), TokenSampler(100, 3, 7)
+    asked = []
+
+    def columns(kept: torch.Tensor) -> dict[str, torch.Tensor]:
+        asked.append(len(kept))
+        return {"v": chunk[kept].float()[:, None]}
+
+    for chunk, labs in zip(ids.split(250), labels.split(250)):
+        eager.update(chunk, labs, {"v": chunk.float()[:, None]})
+        lazy.update(chunk, labs, columns)
+    a = select_final(eager.candidates(), eager.label_counts, 100)
+    b = select_final(lazy.candidates(), lazy.label_counts, 100)
+    assert all(torch.equal(a[k], b[k]) for k in a) and lazy.label_counts.tolist() == [1000, 1000, 1000]
+    assert sum(asked) < len(ids) and asked[-1] < 250  # later batches: only the few tokens under the bars
