@@ -38,8 +38,8 @@ class EmbeddingDriftCallback(Callback):
     of ``emissions_module``. A deterministic, label-stratified sample of at most
     ``max_tokens`` tokens is kept (the same tokens every epoch), gathered across
     ranks, saved as a snapshot, reduced to 2-D/3-D in the background (UMAP and
-    t-SNE in a low-priority child process) and logged to every sink. Only rank zero
-    reduces and logs.
+    t-SNE and the drift metrics in a low-priority child process) and logged to every
+    sink. Only rank zero reduces and logs.
 
     Args:
         sinks: a sink or list of sinks (:class:`~lightning_ner_viz.sinks.RerunSink`,
@@ -77,12 +77,12 @@ class EmbeddingDriftCallback(Callback):
             mean hidden vector of its subwords, coloured by entity type.
         cls_view: also show the ``cls`` view: one point per sentence, its first token's
             ([CLS]) hidden vector, coloured by the sentence's most frequent entity type.
-        background: where the projection (reducer, frames, metrics) runs. ``True``: in a
-            pooled child process at the lowest CPU priority for UMAP, t-SNE and custom
-            reducers, whose work would otherwise compete with training for the GIL and
-            the cores, and in a background thread for PCA, which costs milliseconds;
-            ``"process"`` or ``"thread"`` to choose; ``False``: in the training thread.
-            Sinks always log from the background thread.
+        background: where the projection (reducer, frames, drift metrics) runs. ``True``
+            or ``"process"``: in a pooled child process at the lowest CPU priority with
+            one thread, so UMAP's numba code and the metrics take neither the GIL nor
+            the cores from training; ``"thread"``: in a background thread of this
+            process; ``False``: in the training thread. Sinks log from the background
+            thread (or, with ``False``, the training thread).
         strict: re-raise sink errors instead of warning.
 
     Example::
@@ -206,7 +206,7 @@ class EmbeddingDriftCallback(Callback):
 
     def _projection_place(self) -> str:
         if self._background is True:
-            return "thread" if self.reducer == "pca" else "process"
+            return "process"
         return "thread" if self._background is False else str(self._background)
 
     def _restore_renderer(self) -> None:
@@ -365,6 +365,9 @@ class EmbeddingDriftCallback(Callback):
                 f"`every_n_epochs={self.every_n_epochs}` larger than the number of epochs?"
             )
         self._finish()
+        # rank zero may still be rendering: the other ranks wait here instead of tearing the
+        # process group down under it (a gloo rank that exited first aborted rank zero's peers)
+        trainer.strategy.barrier("lightning_ner_viz.on_fit_end")
 
     @override
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

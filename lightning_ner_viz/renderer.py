@@ -70,7 +70,12 @@ class Renderer:
 
             try:
                 if self._process is None:
-                    process = acquire()
+                    try:
+                        process = acquire()
+                    except OSError as err:  # no usable Python executable to start
+                        self.place = "thread"
+                        warn(f"Projecting in the training process: could not start a child process ({err}).")
+                        return self.projector.project(snapshot)
                     try:
                         process.start(self.projector)
                     except ProjectorError as err:  # e.g. a reducer class defined in __main__

@@ -76,10 +76,10 @@ def test_a_dead_child_warns_and_rendering_goes_on_in_process(tmp_path, datamodul
                                       sinks=[RerunSink(path=rrd)])
     trainer = pl.Trainer(**trainer_kwargs(tmp_path, max_epochs=3, limit_train_batches=2),
                          callbacks=[callback, KillTheChild(callback)])
-    with pytest.warns(NerVizWarning, match="projector process exited"):
+    with pytest.warns(NerVizWarning, match="projector process exited") as record:
         trainer.fit(UserCrfTagger(bert_config, num_tags=len(LABEL_NAMES)), datamodule)
     clouds = read_rrd(rrd)["/embeddings/hidden"]
-    assert [r["epoch"] for r in clouds] == [0, 1, 2]
+    assert [r["epoch"] for r in clouds] == [0, 1, 2], [str(w.message) for w in record]
     extent = np.ptp(np.asarray(clouds[0]["Points3D:positions"]), axis=0).max()
     moved = np.abs(np.asarray(clouds[2]["Points3D:positions"]) - np.asarray(clouds[1]["Points3D:positions"])).max()
     assert moved < 0.5 * extent  # the in-process projector continued the child's frame
