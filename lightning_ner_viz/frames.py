@@ -12,58 +12,21 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import warnings
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 import numpy as np
 
-from lightning_ner_viz._imports import require
 from lightning_ner_viz._warnings import warn
-from lightning_ner_viz.reducers import REDUCERS, PCAReducer, check_n_components, make_reducer
+from lightning_ner_viz.aligned import aligned_umap
+from lightning_ner_viz.procrustes import Similarity, align_procrustes, extent, procrustes_apply, procrustes_fit
+from lightning_ner_viz.reducers import PCAReducer, check_n_components, make_reducer
 from lightning_ner_viz.reducers.extension import KernelExtension
-from lightning_ner_viz.reducers.pca import pca_basis
-from lightning_ner_viz.snapshot import Snapshot
 
-Similarity = tuple[np.ndarray, float, np.ndarray]
-
-
-def procrustes_fit(source: np.ndarray, target: np.ndarray) -> Similarity:
-    """The least-squares similarity taking ``source`` onto ``target`` (reflections allowed).
-
-    Args:
-        source, target: arrays of shape (n_points, k), rows paired.
-
-    Returns:
-        ``rotation`` (k, k) orthogonal, ``scale`` > 0 and ``translation`` (k,), such that
-        ``scale * source @ rotation + translation`` is closest to ``target``.
-    """
-    a, b = np.asarray(source, np.float64), np.asarray(target, np.float64)
-    if a.ndim != 2 or a.shape != b.shape or len(a) == 0:
-        raise ValueError(f"source and target must be paired (n_points, k) arrays; got {a.shape} and {b.shape}.")
-    mu_a, mu_b = a.mean(0), b.mean(0)
-    a0, b0 = a - mu_a, b - mu_b
-    u, s, vt = np.linalg.svd(a0.T @ b0)
-    rotation = u @ vt
-    norm = float((a0**2).sum())
-    scale = float(s.sum()) / norm if norm > 0 else 1.0
-    return rotation, scale, mu_b - scale * mu_a @ rotation
-
-
-def procrustes_apply(X: np.ndarray, rotation: np.ndarray, scale: float, translation: np.ndarray) -> np.ndarray:
-    """Apply a similarity from :func:`procrustes_fit` to X of shape (n_points, k)."""
-    return scale * np.asarray(X, np.float64) @ rotation + translation
-
-
-def align_procrustes(source: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """``source`` (n_points, k) rotated, reflected, scaled and shifted onto ``target``."""
-    return procrustes_apply(source, *procrustes_fit(source, target))
-
-
-def extent(coords: np.ndarray) -> float:
-    """A cloud's size: the largest range over its axes (0.0 for an empty cloud)."""
-    return float(np.ptp(coords, axis=0).max()) if len(coords) else 0.0
-
+__all__ = [
+    "FRAMES", "FixedFrame", "Frame", "IndependentFrame", "ProcrustesFrame", "Similarity", "WarmFrame",
+    "align_procrustes", "aligned_umap", "extent", "make_frame", "procrustes_apply", "procrustes_fit",
+]
 
 class Frame(ABC):
     """Keeps ONE view's projections stable across epochs.
@@ -326,53 +289,3 @@ def make_frame(name: str, reducer: str | Any = "pca", n_components: int = 3, see
     if name not in FRAMES:
         raise ValueError(f"Unknown frame {name!r}; choose one of {sorted(FRAMES)}.")
     return FRAMES[name](reducer, n_components, seed)
-
-
-def aligned_umap(
-    snapshots: list[Snapshot], view: str, n_components: int = 3, seed: int = 0, pca_dims: int | None = 50, **umap_kwargs: Any
-) -> list[np.ndarray]:
-    """Offline aligned re-render of one view across epochs with ``umap.AlignedUMAP``.
-
-    Consecutive snapshots are tied by the token ids they share. Features are first
-    reduced to ``pca_dims`` principal axes per snapshot, as the reducers do.
-
-    Args:
-        snapshots: the epochs, in order.
-        view: the view name in every snapshot's ``views``.
-        umap_kwargs: passed to ``AlignedUMAP`` (``n_neighbors``, ``n_epochs``, ...).
-
-    Returns:
-        One float32 array of shape (n_tokens_i, n_components) per snapshot.
-    """
-    check_n_components(n_components)
-    if not snapshots:
-        return []
-    n_neighbors = umap_kwargs.get("n_neighbors", 15)
-    features = []
-    for snap in snapshots:
-        if view not in snap.views:
-            raise ValueError(f"Snapshot of epoch {snap.epoch} has no view {view!r}; it has {sorted(snap.views)}.")
-        if len(snap) <= n_neighbors:
-            raise ValueError(f"UMAP needs more tokens than n_neighbors={n_neighbors}; epoch {snap.epoch} has {len(snap)}.")
-        if len(np.unique(snap.token_id)) != len(snap):
-            raise ValueError(f"Snapshot of epoch {snap.epoch} has duplicate token ids.")
-        X = np.asarray(snap.views[view], dtype=np.float32)
-        if pca_dims is not None and X.shape[1] > pca_dims:
-            mean, components, _ = pca_basis(X, pca_dims)
-            X = ((X - mean) @ components.T).astype(np.float32)
-        features.append(X)
-    if len(snapshots) == 1:
-        kwargs = {k: v for k, v in umap_kwargs.items() if k in ("n_neighbors", "min_dist", "n_epochs")}
-        return [REDUCERS["umap"](n_components=n_components, random_state=seed, pca_dims=None, **kwargs).fit_transform(features[0])]
-    relations = []
-    for before, after in zip(snapshots, snapshots[1:]):
-        _, i, j = np.intersect1d(before.token_id, after.token_id, assume_unique=True, return_indices=True)
-        if len(i) == 0:
-            raise ValueError(f"Epochs {before.epoch} and {after.epoch} share no token ids; they cannot be aligned.")
-        relations.append(dict(zip(i.tolist(), j.tolist())))
-    umap = require("umap")
-    mapper = umap.AlignedUMAP(n_components=n_components, random_state=seed, **umap_kwargs)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)  # seeded: single thread
-        mapper.fit(features, relations=relations)
-    return [np.asarray(e, dtype=np.float32) for e in mapper.embeddings_]

@@ -91,7 +91,7 @@ class WandbSink(Sink):
     def log_epoch(self, snapshot: Snapshot, coords: dict[str, np.ndarray], metrics: dict[str, float]) -> None:
         """Log one epoch's tables, plots and metrics in one history row."""
         wandb = require("wandb")
-        run = self._get_run()
+        self._get_run()  # starts or joins the run
         row: dict[str, Any] = {
             f"{self.prefix}/epoch": snapshot.epoch,
             f"{self.prefix}/global_step": snapshot.step,
