@@ -3,8 +3,14 @@
 Each token gets a pseudo-random priority from a hash of ``(seed, token_id)``.
 Per gold label the sampler keeps the tokens with the smallest priorities, so the
 same tokens are chosen every epoch, whatever the batch size, order or number of
-ranks. Only rows that can still make the cut are copied to the CPU, so memory is
-bounded by ``max_tokens`` per label, not by the size of the validation set.
+ranks. Only rows that can still make the cut are copied to the CPU, and the kept
+candidates are pruned to about ``2 * max_tokens`` rows in all, so memory is bounded
+by ``max_tokens``, not by the size of the validation set.
+
+Why pruning is exact: the final quotas fill labels equally up to a level, and that
+level can only fall as more tokens are counted. So a label's final quota is at most
+the largest quota computed from the counts so far, plus one (integer rounding), and
+a token ranked below that within its label can never be selected.
 """
 
 from __future__ import annotations
@@ -161,31 +167,40 @@ class TokenSampler:
                              **{k: v.cpu() for k, v in extra.items()}})
         self._rows += idx.numel()
         self._label_rows += np.bincount(ints[1].numpy(), minlength=self.num_labels)
-        if self._label_rows.max() > 2 * self.max_tokens:  # tighten that label's bar soon, not at the total cap
+        if self._rows > 2 * self.max_tokens:  # amortised: a prune leaves about max_tokens + 2 * num_labels rows
             self._prune()
         return idx
 
+    def quota_bound(self) -> int:
+        """No label's final quota can exceed this, whatever tokens are still to come (see the module doc)."""
+        counts = self.label_counts
+        if counts.sum() <= self.max_tokens:
+            return self.max_tokens
+        return min(self.max_tokens, int(stratified_quotas(counts, self.max_tokens).max()) + 1)
+
     def _prune(self) -> None:
-        merged = self.candidates()
+        cap = self.quota_bound()
+        merged = self.candidates(cap)
         self._chunks = [merged] if len(merged["token_id"]) else []
         self._rows = len(merged["token_id"])
         self._label_rows = np.bincount(merged["label"].numpy(), minlength=self.num_labels) if self._rows else self._label_rows * 0
         for label in range(self.num_labels):
             mine = merged["priority"][merged["label"] == label]
-            if len(mine) >= self.max_tokens:
+            if len(mine) >= cap:
                 self._threshold[label] = mine.max() + 1
         self._device_threshold = None
 
-    def candidates(self) -> dict[str, torch.Tensor]:
-        """Per label, the ``max_tokens`` lowest-priority tokens seen so far (CPU tensors)."""
+    def candidates(self, cap: int | None = None) -> dict[str, torch.Tensor]:
+        """Per label, the ``cap`` lowest-priority tokens seen so far (CPU tensors); ``cap`` defaults to
+        :meth:`quota_bound`, so nothing that could still be selected is dropped."""
         if not self._chunks:
             return {}
         if len(self._chunks) == 1:
             merged = self._chunks[0]
         else:
             merged = {k: torch.cat([c[k] for c in self._chunks]) for k in self._chunks[0]}
-        cap = torch.full((self.num_labels,), self.max_tokens, dtype=torch.int64)
-        keep = bottom_k_per_label(merged["priority"], merged["label"], cap)
+        limit = torch.full((self.num_labels,), self.quota_bound() if cap is None else cap, dtype=torch.int64)
+        keep = bottom_k_per_label(merged["priority"], merged["label"], limit)
         return {k: v[keep] for k, v in merged.items()}
 
 

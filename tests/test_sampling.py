@@ -67,12 +67,39 @@ def test_priority_is_stable_and_seed_dependent():
     assert p.min() >= 0 and p.max() < 2**32 and len(set(p.tolist())) > 990
 
 
-def test_memory_stays_bounded_by_max_tokens_per_label():
-    sampler = TokenSampler(max_tokens=50, num_labels=2, seed=0)
+def test_memory_stays_bounded_by_max_tokens_in_all():
+    sampler = TokenSampler(max_tokens=50, num_labels=11, seed=0)
     for start in range(0, 100_000, 1000):
         ids = torch.arange(start, start + 1000)
-        sampler.update(ids, ids % 2, {"v": torch.zeros(1000, 8)})
-        assert sampler._rows <= 2 * 50 * 2 + 1000
+        sampler.update(ids, ids % 11, {"v": torch.zeros(1000, 8)})
+        assert sampler._rows <= 2 * 50 + 1000  # not 2 * max_tokens per label
+    assert len(sampler.candidates()["token_id"]) <= 11 * (-(-50 // 11) + 1)  # labels x (equal share + 1)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    weights=st.lists(st.integers(0, 20), min_size=2, max_size=6),
+    late=st.integers(0, 5),
+    n=st.integers(1, 1500),
+    max_tokens=st.integers(1, 120),
+    batch=st.integers(1, 200),
+)
+def test_pruning_never_drops_a_token_the_final_selection_needs(weights, late, n, max_tokens, batch):
+    """Skewed labels, one label that only shows up at the end: pruned streaming == selecting from everything."""
+    rng = np.random.default_rng(n)
+    k = len(weights)
+    p = np.asarray(weights, float) + 1e-3
+    labels = torch.as_tensor(rng.choice(k, size=n, p=p / p.sum()))
+    labels[-min(n, 5 * late):] = late % k  # a burst of one label at the very end
+    ids = torch.arange(n) * 7 + 3
+    streamed = TokenSampler(max_tokens, k, seed=1)
+    for i in range(0, n, batch):
+        streamed.update(ids[i:i + batch], labels[i:i + batch], {"v": ids[i:i + batch, None].float()})
+    everything = TokenSampler(n + 1, k, seed=1)  # never prunes
+    everything.update(ids, labels, {"v": ids[:, None].float()})
+    want = select_final(everything.candidates(), everything.label_counts, max_tokens)
+    got = select_final(streamed.candidates(), streamed.label_counts, max_tokens)
+    assert torch.equal(got["token_id"], want["token_id"])
 
 
 def test_bottom_k_handles_empty_input():
