@@ -252,7 +252,7 @@ def main(argv: list[str] | None = None) -> list[str]:
         cmd,
         ["UMAP's numba code compiles on the first fit in each process, and again the first time there "
          "are 4,096 points or more (nearest-neighbour descent). The callback pays this once per training "
-         "run, in its background thread."],
+         "process, in its pooled projector child process."],
     )]
     pres = ["PCA-50"] if args.quick else ["PCA-50", "none"]
     rows, found = bench(sizes, cap, ["pca", "umap", "tsne"], pres)
