@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> list[str]:
     from lightning_ner_viz.reducers import make_reducer
 
     make_reducer("umap", 3, 0).fit_transform(_umap_data()[:300])
-    extra = threads > 1  # also show the training process with one torch thread, leaving a core to UMAP
+    extra = threads > 1 and not args.quick  # also show the training process with one torch thread, leaving a core to UMAP
     times: dict[str, list[float]] = {"alone": [], "thread": [], "process": [], "process at nice 19": []}
     if extra:
         times.update({"alone, 1 torch thread": [], "process, 1 torch thread": []})

@@ -56,6 +56,7 @@ from lightning_ner_viz import EmbeddingDriftCallback  # noqa: E402
 from lightning_ner_viz.demo.data import LABEL_NAMES  # noqa: E402
 
 MAX_TOKENS = 2000
+LOOP_SECONDS = 10.0  # short loops are repeated until each variant has about this much timed (4 s with --quick)
 
 
 # --------------------------------------------------------------------------- timers
@@ -220,7 +221,7 @@ def run_case(model_name: str, n_sentences: int, repeats: int, variants: tuple[st
                 cb.tracked_ids = tracked  # steady state: the tokens of a full first epoch
     # short loops are noisy: repeat them until each variant has about 10 s of timed loops (at most 5x)
     first = C.timed(lambda: trainers["plain"].validate(model, dataloaders=dl, verbose=False))
-    repeats = max(repeats, min(5 * repeats, round(10.0 / max(first, 1e-3))))
+    repeats = max(repeats, min(5 * repeats, round(LOOP_SECONDS / max(first, 1e-3))))
     loop = {n: [] for n in variants}
     wall = {n: [] for n in variants}
     seed = []
@@ -396,6 +397,8 @@ def main(argv: list[str] | None = None) -> list[str]:
                         help="part A variants besides plain, e.g. --variants capture 'naive loop' (default: all)")
     args = parser.parse_args(argv)
     threads = C.set_threads(args.threads)
+    global LOOP_SECONDS
+    LOOP_SECONDS = 4.0 if args.quick else 10.0
     repeats = args.repeats or (3 if args.quick else 5)
     models = args.models or (["tiny-bert"] if args.quick else ["tiny-bert", "minilm"])
     sizes = args.sizes or ([500] if args.quick else [500, 5000])

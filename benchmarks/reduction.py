@@ -225,7 +225,7 @@ def small_umap(n: int = 2000, repeats: int = 3) -> str:
             rows.append([f"{n:,} x 50", search, "default (500)" if n_epochs is None else str(n_epochs),
                          C.fmt_s(C.median(times)), f"{knn_purity(coords, labels):.2f}"])
             print(f"  small umap {how} n_epochs={n_epochs}: {C.median(times):.2f}s", file=sys.stderr, flush=True)
-    return C.table(["tokens x dims", "neighbour search", "n_epochs", "time (median of 3)", "kNN purity"], rows)
+    return C.table(["tokens x dims", "neighbour search", "n_epochs", f"time (median of {repeats})", "kNN purity"], rows)
 
 
 def main(argv: list[str] | None = None) -> list[str]:
@@ -268,7 +268,7 @@ def main(argv: list[str] | None = None) -> list[str]:
         )
     blocks.append(C.emit("reduction", md, cmd, notes))
     blocks.append(C.emit(
-        "reduction-small-umap", small_umap(), cmd,
+        "reduction-small-umap", small_umap(repeats=1 if args.quick else 3), cmd,
         ["`umap.UMAP(n_components=3, random_state=0, ...)` called directly on the PCA-50 features of 2,000 blob "
          "tokens; the time includes the neighbour search."],
     ))
