@@ -17,9 +17,16 @@ from typing import Any, BinaryIO
 
 
 def _lower_priority() -> None:
+    """Nice 19, and on Linux the SCHED_IDLE policy: run only on CPU time nothing else wants."""
+    nice = int(os.environ.get("LIGHTNING_NER_VIZ_NICE", "19"))
     if hasattr(os, "nice"):
         try:
-            os.nice(int(os.environ.get("LIGHTNING_NER_VIZ_NICE", "19")))
+            os.nice(nice)
+        except OSError:
+            pass
+    if nice >= 19 and hasattr(os, "SCHED_IDLE"):
+        try:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
         except OSError:
             pass
 

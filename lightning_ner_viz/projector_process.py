@@ -2,8 +2,8 @@
 
 UMAP's and t-SNE's numba code holds the GIL and uses every core it is given. In a
 thread of the training process it slowed a tiny model's training several-fold. In a
-child process it cannot take the GIL, and at ``nice`` 19 with one thread the kernel
-gives training the CPU first.
+child process it cannot take the GIL, and at ``nice`` 19 (plus the ``SCHED_IDLE``
+policy on Linux) with one thread the kernel gives training the CPU first.
 
 The child is started with ``python -m lightning_ner_viz._projector_main`` (not
 ``multiprocessing``, whose ``spawn`` would re-run an unguarded training script).

@@ -49,9 +49,12 @@ def test_child_process_gives_the_same_coordinates_as_the_thread(tmp_path, datamo
 
 def test_the_child_runs_at_low_priority_and_is_reused():
     first = acquire(threads=1)
+    first.start(Projector("pca", 3, 0))  # a round trip: the child has set its priority by now
     pid = first._proc.pid
     if hasattr(os, "getpriority"):
         assert os.getpriority(os.PRIO_PROCESS, pid) == 19
+    if hasattr(os, "SCHED_IDLE"):
+        assert os.sched_getscheduler(pid) == os.SCHED_IDLE
     release(first)
     again = acquire(threads=1)
     assert again._proc.pid == pid  # numba code compiled once per training process, not once per fit
