@@ -123,7 +123,10 @@ class ProjectorProcess:
                 self._proc.wait()
         for pipe in (self._proc.stdin, self._proc.stdout):
             if pipe is not None:
-                pipe.close()
+                try:
+                    pipe.close()
+                except OSError:  # a dead child: closing flushes what a failed send left buffered
+                    pass
 
 
 _idle: list[ProjectorProcess] = []

@@ -174,3 +174,27 @@ def test_projector_in_a_child_matches_in_process_on_random_snapshots():
             assert a.metrics.keys() == b.metrics.keys()
     finally:
         release(child)
+
+
+def test_a_child_killed_mid_send_leaves_no_error_behind():
+    """A snapshot larger than the pipe's buffer, sent to a child that was just killed, falls back cleanly."""
+    from lightning_ner_viz.renderer import Renderer
+    from lightning_ner_viz.snapshot import Snapshot
+
+    rng = np.random.default_rng(0)
+    n = 100
+
+    def snapshot(epoch: int) -> Snapshot:
+        return Snapshot(epoch=epoch, step=epoch, token_id=np.arange(n), sentence_id=np.arange(n) // 10,
+                        position=np.arange(n) % 10, token=["t"] * n, word=["w"] * n, gold=rng.integers(0, 3, n),
+                        pred=rng.integers(0, 3, n), views={"hidden": rng.normal(size=(n, 600)).astype(np.float32)},
+                        label_names=["O", "B-X", "I-X"])
+
+    renderer = Renderer("pca", 3, 0, [], place="process")
+    renderer.render(snapshot(0))
+    renderer._process._proc.kill()  # no wait: the next send breaks the pipe part-way
+    with pytest.warns(NerVizWarning, match="projector process exited"):
+        renderer.render(snapshot(1))
+    renderer.render(snapshot(2))
+    renderer.close()
+    assert renderer.rendered_epochs == [0, 1, 2] and renderer.place == "thread"
