@@ -80,7 +80,7 @@ class EmbeddingDriftCallback(Callback):
         background: where the projection (reducer, frames, drift metrics) runs. ``True``
             or ``"process"``: in a pooled child process at the lowest CPU priority with
             one thread, so UMAP's numba code and the metrics take neither the GIL nor
-            the cores from training; ``"thread"``: in a background thread of this
+            the cores from training (``True`` under DDP: a thread, see docs/scaling.md); ``"thread"``: in a background thread of this
             process; ``False``: in the training thread. Sinks log from the background
             thread (or, with ``False``, the training thread).
         strict: re-raise sink errors instead of warning.
@@ -200,13 +200,16 @@ class EmbeddingDriftCallback(Callback):
             for sink in sinks:
                 sink.setup(trainer)
             self._renderer = Renderer(self.reducer, self.n_components, self.seed, sinks, self.strict, self.frame,
-                                      self._snapshot_root, place=self._projection_place())
+                                      self._snapshot_root, place=self._projection_place(trainer.world_size))
             self._worker = BackgroundWorker(enabled=self._background is not False)
             self._restore_renderer()
 
-    def _projection_place(self) -> str:
+    def _projection_place(self, world_size: int = 1) -> str:
         if self._background is True:
-            return "process"
+            # Under ddp_spawn with a projector child beside rank zero, rank 1 sometimes aborted
+            # (SIGABRT, "terminate called without an active exception") at the end of fit, even
+            # with the ranks meeting in a barrier; not yet understood, so DDP projects in a thread.
+            return "process" if world_size == 1 else "thread"
         return "thread" if self._background is False else str(self._background)
 
     def _restore_renderer(self) -> None:
