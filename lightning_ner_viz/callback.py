@@ -80,8 +80,8 @@ class EmbeddingDriftCallback(Callback):
         background: where the projection (reducer, frames, drift metrics) runs. ``True``
             or ``"process"``: in a pooled child process at the lowest CPU priority with
             one thread, so UMAP's numba code and the metrics take neither the GIL nor
-            the cores from training (``True`` under DDP: a thread, see docs/scaling.md); ``"thread"``: in a background thread of this
-            process; ``False``: in the training thread. Sinks log from the background
+            the cores from training (``True`` under DDP: a thread, see
+            docs/scaling.md); ``"thread"``: in a background thread of this process; ``False``: in the training thread. Sinks log from the background
             thread (or, with ``False``, the training thread).
         strict: re-raise sink errors instead of warning.
 
@@ -225,7 +225,7 @@ class EmbeddingDriftCallback(Callback):
         rendered = set(state.get("rendered_epochs", self.logged_epochs))
         redo = []
         for epoch in sorted(set(self.logged_epochs) - rendered):
-            directory = self._snapshot_root / snapshot_dir_name(epoch)
+            directory = self._snapshot_dir(epoch)
             saved = read_render_state(directory)
             if saved is not None and not redo:
                 state.update(saved)
@@ -244,8 +244,12 @@ class EmbeddingDriftCallback(Callback):
         """In the background worker: render saved snapshots again, in order."""
         assert self._renderer is not None
         for epoch in epochs:
-            directory = self._snapshot_root / snapshot_dir_name(epoch)
+            directory = self._snapshot_dir(epoch)
             self._renderer.render(Snapshot.load(directory), directory)
+
+    def _snapshot_dir(self, epoch: int) -> Path:
+        """Where the snapshot of ``epoch`` is saved."""
+        return self._snapshot_root / snapshot_dir_name(epoch)
 
     def _due(self, trainer: pl.Trainer) -> bool:
         if trainer.sanity_checking or trainer.current_epoch % self.every_n_epochs:
@@ -335,7 +339,7 @@ class EmbeddingDriftCallback(Callback):
         assert self._renderer is not None
         snapshot = collector.to_snapshot(columns, epoch=epoch, step=step, label_names=self._label_names,
                                          texts=self._texts)
-        directory: Path | None = self._snapshot_root / snapshot_dir_name(snapshot.epoch)
+        directory: Path | None = self._snapshot_dir(snapshot.epoch)
         try:
             snapshot.save(directory)
         except OSError as err:
@@ -368,8 +372,8 @@ class EmbeddingDriftCallback(Callback):
                 f"`every_n_epochs={self.every_n_epochs}` larger than the number of epochs?"
             )
         self._finish()
-        # rank zero may still be rendering: the other ranks wait here instead of tearing the
-        # process group down under it (a gloo rank that exited first aborted rank zero's peers)
+        # rank zero may still be rendering: the other ranks wait here rather than tear the process
+        # group down first (this alone did not stop the SIGABRT noted in _projection_place)
         trainer.strategy.barrier("lightning_ner_viz.on_fit_end")
 
     @override
