@@ -14,10 +14,11 @@ from typing_extensions import override
 
 from lightning_ner_viz import gather
 from lightning_ner_viz._warnings import warn
-from lightning_ner_viz.batch import BatchAdapter, adapt_batch
+from lightning_ner_viz.batch import BatchAdapter, TokenBatch, adapt_batch
 from lightning_ner_viz.capture import (
     ForwardCapture, detect_emissions_module, detect_hidden_module, find_crf, get_module,
 )
+from lightning_ner_viz.capture_thread import CaptureThread
 from lightning_ner_viz.collector import EpochCollector
 from lightning_ner_viz.entities import EntityTypes
 from lightning_ner_viz.frames import FRAMES
@@ -35,8 +36,9 @@ class EmbeddingDriftCallback(Callback):
 
     Forward hooks read the model's own validation forward (no second pass): the
     hidden states of ``hidden_module`` and the emissions (logits before any CRF)
-    of ``emissions_module``. A deterministic, label-stratified sample of at most
-    ``max_tokens`` tokens is kept (the same tokens every epoch), gathered across
+    of ``emissions_module``. The training thread only hands each batch's tensors to a
+    capture thread, which keeps a deterministic, label-stratified sample of at most
+    ``max_tokens`` tokens (the same tokens every epoch); they are gathered across
     ranks, saved as a snapshot, reduced to 2-D/3-D in the background (UMAP and
     t-SNE and the drift metrics in a low-priority child process) and logged to every
     sink. Only rank zero reduces and logs.
@@ -81,8 +83,12 @@ class EmbeddingDriftCallback(Callback):
             or ``"process"``: in a pooled child process at the lowest CPU priority with
             one thread, so UMAP's numba code and the metrics take neither the GIL nor
             the cores from training (``True`` under DDP: a thread, see
-            docs/scaling.md); ``"thread"``: in a background thread of this process; ``False``: in the training thread. Sinks log from the background
-            thread (or, with ``False``, the training thread).
+            docs/scaling.md); ``"thread"``: in a background thread of this process;
+            ``False``: in the training thread, and the token selection too (for debugging).
+            Otherwise each batch's selection runs in a capture thread (at most 4 batches
+            wait, holding their captured tensors); under DDP the epoch's gather still runs
+            on the training thread. Sinks log from the background thread (or, with
+            ``False``, the training thread).
         strict: re-raise sink errors instead of warning.
 
     Example::
@@ -150,6 +156,9 @@ class EmbeddingDriftCallback(Callback):
         self._background = background
         self._capture: ForwardCapture | None = None
         self._collector: EpochCollector | None = None
+        self._capture_jobs = CaptureThread(enabled=background is not False)
+        self._capturing: list[int] = []  # epochs handed to the capture thread whose selection is not done yet
+        self._resumed_capturing: set[int] = set()
         self._renderer: Renderer | None = None
         self._worker: Any = None
         self._sink_states: list[dict[str, Any]] = []
@@ -215,10 +224,11 @@ class EmbeddingDriftCallback(Callback):
     def _restore_renderer(self) -> None:
         """After a resume: continue the frames, and render again what the last run captured but never rendered.
 
-        A checkpoint does not wait for rendering, so it may list epochs as captured
-        whose rendering was still pending. Those that reached the sinks before the run
-        ended left a ``render_state.json`` beside their snapshot; the others are
-        rendered again from their saved snapshot.
+        A checkpoint waits neither for the capture thread nor for rendering, so it may
+        list epochs whose selection (``capturing_epochs``) or rendering was still pending.
+        Those that reached the sinks before the run ended left a ``render_state.json``
+        beside their snapshot; the others are rendered again from their saved snapshot.
+        When the first epoch was still being selected, its snapshot gives the tracked tokens.
         """
         assert self._renderer is not None and self._worker is not None
         state = dict(self._renderer_state)
@@ -232,9 +242,16 @@ class EmbeddingDriftCallback(Callback):
                 rendered.add(epoch)
             elif directory.is_dir():
                 redo.append(epoch)
+            elif epoch in self._resumed_capturing:
+                warn(f"Epoch {epoch} was still being captured when the checkpoint was written, and its snapshot "
+                     f"was never saved under {directory}; it is missing from the pictures.")
             else:
                 warn(f"Epoch {epoch} was captured before the checkpoint, but its snapshot was never saved under "
                      f"{directory}; it is missing from the pictures.")
+        if self.tracked_ids is None:  # the checkpoint came before the first epoch's selection was done
+            first = next((e for e in sorted(self._resumed_capturing) if self._snapshot_dir(e).is_dir()), None)
+            if first is not None:
+                self.tracked_ids = Snapshot.load(self._snapshot_dir(first)).token_id.tolist()
         state["rendered_epochs"] = sorted(rendered)
         self._renderer.load_state_dict(state)
         if redo:
@@ -259,6 +276,7 @@ class EmbeddingDriftCallback(Callback):
 
     @override
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._capture_jobs.raise_error()
         if not self._due(trainer) or self._capture is None:
             return
         self._capture.attach()
@@ -286,17 +304,22 @@ class EmbeddingDriftCallback(Callback):
                 f"The hooked modules {names} did not run during validation_step, so nothing was captured. "
                 "Point `hidden_module`/`emissions_module` at modules your validation forward calls."
             )
+        offset, self._examples_seen = self._examples_seen, self._examples_seen + tokens.input_ids.shape[0]
+        self._capture_jobs.submit(self._add_batch, self._collector, tokens, captured, offset)
+
+    @torch.inference_mode()  # like the validation loop (a thread-local mode): inference tensors stay writable
+    def _add_batch(self, collector: EpochCollector, tokens: TokenBatch, captured: dict[str, torch.Tensor],
+                   offset: int) -> None:
+        """In the capture thread: offer one batch's tokens to the epoch's collector."""
         example_ids = tokens.example_ids
         if example_ids is None:
             # DistributedSampler (shuffle=False) gives rank r the examples r, r+W, r+2W, ...
-            local = torch.arange(tokens.input_ids.shape[0], device=tokens.input_ids.device) + self._examples_seen
+            local = torch.arange(tokens.input_ids.shape[0], device=tokens.input_ids.device) + offset
             example_ids = local * gather.world_size() + gather.rank()
             if self._dataset_size is not None and gather.world_size() > 1:
                 example_ids = torch.where(example_ids < self._dataset_size, example_ids, -1)  # sampler padding
-        self._examples_seen += tokens.input_ids.shape[0]
         seq = tokens.input_ids.shape[1]
-        outputs_ = {v: t[:, :seq] for v, t in captured.items()}
-        self._collector.add_batch(tokens, outputs_, example_ids)
+        collector.add_batch(tokens, {v: t[:, :seq] for v, t in captured.items()}, example_ids)
 
     @override
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -304,35 +327,56 @@ class EmbeddingDriftCallback(Callback):
             return
         self._capture.detach()
         collector, self._collector = self._collector, None
-        device = trainer.strategy.root_device
+        args = (collector, trainer.strategy.root_device, trainer.current_epoch, trainer.global_step, trainer.is_global_zero)
+        if trainer.world_size > 1:  # the finish is collective: it stays on the training thread
+            self._capture_jobs.drain()
+            self._end_epoch(*args)
+        else:
+            self._capturing.append(trainer.current_epoch)
+            self._capture_jobs.submit(self._end_epoch, *args)
+
+    @torch.inference_mode()
+    def _end_epoch(self, collector: EpochCollector, device: torch.device, epoch: int, step: int, is_global_zero: bool) -> None:
+        """Select the epoch's tokens (every rank), then queue its snapshot and rendering (rank zero).
+
+        Runs in the capture thread with one process, in the training thread under DDP.
+        """
+        try:
+            self._select_and_queue(collector, device, epoch, step, is_global_zero)
+        finally:
+            if epoch in self._capturing:  # after `logged_epochs` has it (see state_dict)
+                self._capturing.remove(epoch)
+
+    def _select_and_queue(self, collector: EpochCollector, device: torch.device, epoch: int, step: int,
+                          is_global_zero: bool) -> None:
         tracked = torch.tensor(self.tracked_ids, dtype=torch.long) if self.tracked_ids is not None else None
         columns = collector.finish(device, tracked)  # collective: every rank calls it
         if self.tracked_ids is None:  # the first epoch fixes the tracked tokens, on every rank
             chosen = columns["token_id"] if columns is not None else torch.zeros(0, dtype=torch.long)
-            ids = gather.broadcast_rows(chosen if trainer.is_global_zero else None, device)
+            ids = gather.broadcast_rows(chosen if is_global_zero else None, device)
             self.tracked_ids = ids.tolist() or None
-        if not trainer.is_global_zero or self._renderer is None:
+        if not is_global_zero or self._renderer is None:
             return
         if columns is None:
             warn(
-                f"Epoch {trainer.current_epoch}: no valid validation token (every label was -100, "
+                f"Epoch {epoch}: no valid validation token (every label was -100, "
                 "or the validation set is empty); nothing was logged."
             )
             return
         if tracked is not None and len(columns["token_id"]) < len(tracked):
             warn(
-                f"Epoch {trainer.current_epoch}: only {len(columns['token_id'])} of the {len(tracked)} tracked "
+                f"Epoch {epoch}: only {len(columns['token_id'])} of the {len(tracked)} tracked "
                 "tokens were seen (did `limit_val_batches` or the validation data change?). Logging the "
                 "tokens seen in both, so every point still has a history."
             )
         if collector.stats["nonfinite_filtered"]:
             warn(
-                f"Epoch {trainer.current_epoch}: {collector.stats['nonfinite_filtered']} tokens had NaN or Inf "
+                f"Epoch {epoch}: {collector.stats['nonfinite_filtered']} tokens had NaN or Inf "
                 "hidden states or emissions and were left out (counted as `nonfinite_filtered`)."
             )
         self._report(self._worker.collect_errors())
-        self._worker.submit(self._save_and_render, collector, columns, trainer.current_epoch, trainer.global_step)
-        self.logged_epochs.append(trainer.current_epoch)
+        self._worker.submit(self._save_and_render, collector, columns, epoch, step)
+        self.logged_epochs.append(epoch)
 
     def _save_and_render(self, collector: EpochCollector, columns: dict[str, torch.Tensor], epoch: int, step: int) -> None:
         """In the background worker: build the epoch's Snapshot (texts), save it, then render it."""
@@ -355,14 +399,24 @@ class EmbeddingDriftCallback(Callback):
                 raise err
             warn(f"lightning-ner-viz: rendering failed ({type(err).__name__}: {err}); training goes on.")
 
-    def _finish(self) -> None:
+    def _finish(self, raise_capture_error: bool = True) -> None:
+        """Wait for the capture thread and the rendering, then close the projector.
+
+        A capture error (e.g. bad gold labels) is raised after rendering finished, or only
+        warned about with ``raise_capture_error=False`` (training already failed).
+        """
         if self._capture is not None:
             self._capture.detach()
         self._collector = None
+        capture_error = self._capture_jobs.close()
+        if capture_error is not None and not raise_capture_error:
+            warn(f"lightning-ner-viz: capturing the last validation epoch failed ({capture_error!r}).")
         if self._renderer is not None and self._worker is not None:
             self._report(self._worker.wait(progress=True))
             self._worker.shutdown()  # no idle thread left behind; the next fit starts a new one
             self._renderer.close()
+        if capture_error is not None and raise_capture_error:
+            raise capture_error
 
     @override
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -383,21 +437,26 @@ class EmbeddingDriftCallback(Callback):
 
     @override
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
-        self._finish()
+        self._finish(raise_capture_error=False)
 
     @override
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        self._finish()
+        self._finish(raise_capture_error=False)
 
     @override
     def state_dict(self) -> dict[str, Any]:
+        # never waits for the capture thread either: an epoch still being selected is listed
+        # as `capturing`; read before `logged_epochs`, so an epoch finishing meanwhile is in one of them
+        capturing = list(self._capturing)
+        self._capture_jobs.raise_error()
         if self._worker is not None:  # never waits: a resumed run renders again what was pending
             self._report(self._worker.collect_errors())
         sinks = self._renderer.sinks if self._renderer is not None else []
         return {
             "seed": self.seed,
             "max_tokens": self.max_tokens,
-            "logged_epochs": list(self.logged_epochs),
+            "logged_epochs": sorted(set(self.logged_epochs) | set(capturing)),
+            "capturing_epochs": capturing,
             "tracked_ids": self.tracked_ids,
             "sinks": [s.state_dict() for s in sinks],
             "renderer": self._renderer.state_dict() if self._renderer is not None else self._renderer_state,
@@ -407,6 +466,7 @@ class EmbeddingDriftCallback(Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.seed = state_dict.get("seed", self.seed)
         self.logged_epochs = list(state_dict.get("logged_epochs", []))
+        self._resumed_capturing = set(state_dict.get("capturing_epochs", []))
         self.tracked_ids = state_dict.get("tracked_ids", self.tracked_ids)
         self._sink_states = list(state_dict.get("sinks", []))
         self._renderer_state = dict(state_dict.get("renderer", {}))

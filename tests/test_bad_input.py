@@ -137,3 +137,13 @@ def test_validation_set_that_shrinks_keeps_the_intersection(tmp_path, model, dat
     first, second = load_snapshots(tmp_path / "ner_viz")
     assert 0 < len(second) < len(first)
     assert set(second.token_id.tolist()) <= set(first.token_id.tolist())
+
+
+@pytest.mark.parametrize("background", [True, False])
+def test_gold_labels_out_of_range_stop_the_fit_with_the_fix(tmp_path, model, datamodule, background):
+    """The check runs in the capture thread (or inline): either way the fit raises the same clear error."""
+    def shifted(batch):  # the model trains on the right labels; the callback is told wrong ones
+        return {**batch, "labels": torch.where(batch["labels"] >= 0, batch["labels"] + 20, batch["labels"])}
+
+    with pytest.raises(ValueError, match=r"Gold labels must be in \[0, 11\).*Check `label_names`"):
+        _fit(tmp_path, model, datamodule, batch_adapter=shifted, background=background)

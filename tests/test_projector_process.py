@@ -151,6 +151,67 @@ def test_resume_renders_what_was_captured_but_never_rendered(tmp_path, datamodul
     assert all((tmp_path / "ner_viz" / f"epoch={e:04d}" / RENDER_STATE).is_file() for e in range(3))
 
 
+class CheckpointWhileCapturing(Callback):
+    """Takes the callback's state (what ModelCheckpoint stores) while the capture thread is held back."""
+
+    def __init__(self, drift: EmbeddingDriftCallback, gate: threading.Event) -> None:
+        self.drift, self.gate, self.states = drift, gate, []
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if not trainer.sanity_checking:
+            self.states.append(self.drift.state_dict())
+        self.gate.set()
+
+
+class TrackedAtStart(Callback):
+    def __init__(self, drift: EmbeddingDriftCallback) -> None:
+        self.drift, self.tracked = drift, None
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.tracked = self.drift.tracked_ids
+
+
+def test_a_checkpoint_does_not_wait_for_the_capture_and_a_resume_recovers_the_tokens(tmp_path, datamodule,
+                                                                                       bert_config):
+    gate = threading.Event()
+    model = UserCrfTagger(bert_config, num_tags=len(LABEL_NAMES))
+    decode = model.crf.decode  # only the callback decodes, in its capture thread: hold it until the checkpoint
+
+    def held_decode(*args, **kwargs):
+        gate.wait(timeout=30)
+        return decode(*args, **kwargs)
+
+    model.crf.decode = held_decode
+    callback = EmbeddingDriftCallback(max_tokens=80, label_names=LABEL_NAMES, sinks=[RerunSink(path=tmp_path / "a.rrd")])
+    probe = CheckpointWhileCapturing(callback, gate)
+    trainer = pl.Trainer(**trainer_kwargs(tmp_path, max_epochs=1, limit_train_batches=2, limit_val_batches=2,
+                                          num_sanity_val_steps=0), callbacks=[callback, probe])
+    torch.manual_seed(0)
+    trainer.fit(model, datamodule)
+    (state,) = probe.states
+    assert state["capturing_epochs"] == [0] and state["logged_epochs"] == [0]  # listed, not waited for
+    assert state["tracked_ids"] is None and callback.tracked_ids is not None
+    assert callback.logged_epochs == [0]  # the capture finished after the checkpoint
+
+    # a run that died right after that checkpoint, before epoch 0 was rendered: the resume renders it
+    # from its snapshot and takes the tracked tokens from it
+    (tmp_path / "ner_viz" / "epoch=0000" / RENDER_STATE).unlink()
+    trainer.save_checkpoint(tmp_path / "last.ckpt")
+    checkpoint = torch.load(tmp_path / "last.ckpt", weights_only=False)
+    (key,) = [k for k in checkpoint["callbacks"] if k.startswith("EmbeddingDriftCallback")]
+    checkpoint["callbacks"][key] = state
+    torch.save(checkpoint, tmp_path / "last.ckpt")
+    resumed = EmbeddingDriftCallback(max_tokens=80, label_names=LABEL_NAMES, sinks=[RerunSink(path=tmp_path / "b.rrd")])
+    restored = TrackedAtStart(resumed)
+    pl.Trainer(**trainer_kwargs(tmp_path, max_epochs=2, limit_train_batches=2, limit_val_batches=2),
+               callbacks=[resumed, restored]).fit(UserCrfTagger(bert_config, num_tags=len(LABEL_NAMES)), datamodule,
+                                        ckpt_path=tmp_path / "last.ckpt")
+    assert restored.tracked == callback.tracked_ids  # from the snapshot, before epoch 1 ran
+    assert [r["epoch"] for r in read_rrd(tmp_path / "b.rrd")["/embeddings/hidden"]] == [0, 1]
+    first, second = load_snapshots(tmp_path / "ner_viz")
+    assert np.array_equal(first.token_id, second.token_id)
+
+
 def test_projector_in_a_child_matches_in_process_on_random_snapshots():
     from lightning_ner_viz.snapshot import Snapshot
 
