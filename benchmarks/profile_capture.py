@@ -54,6 +54,7 @@ def micro(model_name: str, sentences: int, repeats: int, tracked: bool, work: st
     for r in range(repeats + 1):  # the first is a warm-up
         fwd, cap = [0.0, 0.0], [0.0, 0.0]
         collector = EpochCollector(("hidden", "emissions"), len(LABEL_NAMES), MAX_TOKENS, 0, None, types)
+        collector.track(ids)  # as the callback does: a steady epoch keeps the tracked tokens
         seen = 0
         with torch.no_grad():
             for batch in batches:

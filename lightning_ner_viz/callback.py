@@ -285,6 +285,11 @@ class EmbeddingDriftCallback(Callback):
                                          self._entity_types, self.cls_view, self.entity_view)
         self._examples_seen = 0
         self._dataset_size = validation_set_size(trainer)
+        self._capture_jobs.submit(self._track, self._collector)
+
+    def _track(self, collector: EpochCollector) -> None:
+        """In the capture thread, after the previous epoch's selection: later epochs keep its tokens."""
+        collector.track(torch.tensor(self.tracked_ids, dtype=torch.long) if self.tracked_ids is not None else None)
 
     @override
     def on_validation_batch_end(

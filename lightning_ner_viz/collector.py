@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import numpy as np
@@ -62,6 +62,19 @@ class EpochCollector:
         self.entity_columns: dict[str, torch.Tensor] | None = None
         self.cls_sampler = TokenSampler(max_tokens, len(entity_types.names), seed) if entity_types and cls_view else None
         self.cls_columns: dict[str, torch.Tensor] | None = None
+        self._tracked: torch.Tensor | None = None  # sorted token ids to keep, instead of sampling
+        self._tracked_on: dict[torch.device, torch.Tensor] = {}
+        self._tracked_chunks: list[dict[str, torch.Tensor]] = []
+
+    def track(self, token_ids: torch.Tensor | None) -> None:
+        """Keep exactly these tokens (an earlier epoch's selection) wherever they are seen, instead of sampling.
+
+        Call before the first batch. The tokens' label counts are still taken, and the entity and
+        cls views are still sampled. Unlike sampling, a tracked token is kept even when the
+        validation set grew and new tokens would have outranked it.
+        """
+        self._tracked = None if token_ids is None else torch.sort(torch.as_tensor(token_ids, dtype=torch.long)).values
+        self._tracked_on = {}
 
     @property
     def stats(self) -> dict[str, int]:
@@ -146,7 +159,6 @@ class EpochCollector:
         # every position's token id and priority: tokens, entity spans (their first token) and
         # sentences (position 0) share them, so the hash runs once per batch
         ids = (example_ids.long() << POSITION_BITS)[:, None] | torch.arange(seq, device=flat.device)
-        priority = token_priority(ids, self.sampler.seed).flatten()
         ids = ids.flatten()
 
         def columns(kept: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -155,7 +167,12 @@ class EpochCollector:
             found.update({v: _rows_at(t, at).float() for v, t in outputs.items()})
             return found
 
-        kept = self.sampler.update(ids[flat], labels, columns, priority=priority[flat])
+        priority: torch.Tensor | None = None
+        if self._tracked is not None:  # a later epoch: the tokens are known, nothing to rank
+            kept = self._keep_tracked(ids[flat], labels, columns)
+        else:
+            priority = token_priority(ids, self.sampler.seed)
+            kept = self.sampler.update(ids[flat], labels, columns, priority=priority[flat])
         remember = [flat[kept] // seq] if kept is not None else []
         if self.entity_sampler is not None and "hidden" in outputs:
             remember += self._add_entities(batch, outputs["hidden"], pred, valid, ids, priority)
@@ -164,8 +181,32 @@ class EpochCollector:
         if remember:
             self._remember_sentences(remember, batch, example_ids, pred)
 
+    def _keep_tracked(self, token_id: torch.Tensor, labels: torch.Tensor,
+                      columns: Callable[[torch.Tensor], dict[str, torch.Tensor]]) -> torch.Tensor | None:
+        """Count the labels and keep the tracked tokens among this batch's valid ones; their indices, or ``None``."""
+        assert self._tracked is not None
+        self.sampler.count(labels)
+        device = token_id.device
+        if device not in self._tracked_on:
+            self._tracked_on[device] = self._tracked.to(device)
+        kept = torch.isin(token_id, self._tracked_on[device]).nonzero().squeeze(1)
+        if kept.numel() == 0:
+            return None
+        ints = torch.stack([token_id[kept], labels[kept].long()]).cpu()
+        self._tracked_chunks.append({"token_id": ints[0], "label": ints[1],
+                                     **{k: v.cpu() for k, v in columns(kept).items()}})
+        return kept
+
+    def _tracked_rows(self) -> dict[str, torch.Tensor]:
+        """The tracked tokens kept this epoch, as one set of columns with their priorities (CPU)."""
+        if not self._tracked_chunks:
+            return {}
+        merged = {k: torch.cat([c[k] for c in self._tracked_chunks]) for k in self._tracked_chunks[0]}
+        merged["priority"] = token_priority(merged["token_id"], self.sampler.seed)
+        return merged
+
     def _add_cls(self, batch: TokenBatch, hidden: torch.Tensor, pred: torch.Tensor, valid: torch.Tensor,
-                 ids: torch.Tensor, priority: torch.Tensor) -> list[torch.Tensor]:
+                 ids: torch.Tensor, priority: torch.Tensor | None) -> list[torch.Tensor]:
         """One row per sentence: the first token's vector, class = the most frequent gold entity type."""
         assert self.entity_types is not None and self.cls_sampler is not None
         rows = valid.any(1).nonzero().squeeze(1)
@@ -181,11 +222,11 @@ class EpochCollector:
 
         first = rows * valid.shape[1]  # position 0 of each row
         columns = {"cls": hidden[rows, 0].float(), "pred": dominant(pred)}
-        kept = self.cls_sampler.update(ids[first], dominant(batch.labels), columns, priority=priority[first])
+        kept = self.cls_sampler.update(ids[first], dominant(batch.labels), columns, priority=_at(priority, first))
         return [] if kept is None else [rows[kept]]
 
     def _add_entities(self, batch: TokenBatch, hidden: torch.Tensor, pred: torch.Tensor, valid: torch.Tensor,
-                      ids: torch.Tensor, priority: torch.Tensor) -> list[torch.Tensor]:
+                      ids: torch.Tensor, priority: torch.Tensor | None) -> list[torch.Tensor]:
         """One row per gold entity span: decode the span starts, then average only the spans that can make the cut."""
         assert self.entity_sampler is not None
         type_of, begins = self._type_tables(pred.device)
@@ -195,7 +236,7 @@ class EpochCollector:
             return []
         types = kind.flatten()[starts]
         self.entity_sampler.count(types)
-        span_priority = priority[starts]
+        span_priority = _at(priority, starts, ids, self.entity_sampler.seed)
         chosen = (span_priority < self.entity_sampler._bar(span_priority.device)[types]).nonzero().squeeze(1)
         if chosen.numel() == 0:
             return []
@@ -232,8 +273,10 @@ class EpochCollector:
         Args:
             device: where collectives run.
             tracked: token ids chosen in an earlier epoch. When given, the epoch keeps
-                exactly those of them it saw (a token the sampler chose once stays among
-                the candidates as long as it is seen), so trajectories stay comparable.
+                exactly those of them it saw, so trajectories stay comparable. After
+                :meth:`track` the batches kept exactly those already; without it they are
+                looked up among the sampler's candidates (which a grown validation set
+                may have pushed out).
         """
         with _one_thread(torch.device("cpu")):  # the selection runs on CPU tensors; collectives on ``device``
             return self._finish(device, tracked)
@@ -242,11 +285,14 @@ class EpochCollector:
         counts = gather.all_reduce_sum(torch.as_tensor(self.sampler.label_counts), device).numpy()
         dims = torch.tensor([self._dims.get(v, 0) for v in self.views], dtype=torch.long)
         dims = gather.all_reduce_max(dims, device).tolist()
-        local = self.sampler.candidates()
-        if tracked is not None and local:
-            seen = torch.isin(local["token_id"], tracked)
-            local = {k: v[seen] for k, v in local.items()}
+        if self._tracked is not None:
+            local = self._tracked_rows()
+        elif tracked is not None:
+            local = self.sampler.candidates()
+            if local:
+                local = {k: v[torch.isin(local["token_id"], tracked)] for k, v in local.items()}
         else:
+            local = self.sampler.candidates()
             local = select_final(local, counts, self.sampler.max_tokens)
         columns = {k: local.get(k, torch.zeros(0, dtype=torch.long)) for k in _INT_COLUMNS}
         columns.update({v: local.get(v, torch.zeros(0, d)) for v, d in zip(self.views, dims)})
@@ -265,7 +311,7 @@ class EpochCollector:
         # every selected row's sentence is in the gathered table: the dict is built from it when first needed
         self._sentence_chunks, self._chunks_in_dict, self._sentences = [], 0, {}
         self._gathered_sentences = sentence_rows["table"].numpy()
-        if tracked is not None:
+        if tracked is not None or self._tracked is not None:
             order = torch.argsort(gathered["token_id"])
             return {k: v[order] for k, v in gathered.items()}
         return select_final(gathered, counts, self.sampler.max_tokens)
@@ -365,6 +411,14 @@ def _finite_rows(tensor: torch.Tensor) -> torch.Tensor:
     CPU they are an order of magnitude faster than ``isfinite(tensor).all(-1)``.
     """
     return torch.isfinite(tensor.amax(-1)) & torch.isfinite(tensor.amin(-1))
+
+
+def _at(priority: torch.Tensor | None, index: torch.Tensor, ids: torch.Tensor | None = None,
+        seed: int = 0) -> torch.Tensor | None:
+    """``priority[index]`` when the batch's priorities were computed; else hash ``ids[index]`` (or ``None``)."""
+    if priority is not None:
+        return priority[index]
+    return None if ids is None else token_priority(ids[index], seed)
 
 
 def _rows_at(tensor: torch.Tensor, flat: torch.Tensor) -> torch.Tensor:

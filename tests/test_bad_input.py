@@ -147,3 +147,18 @@ def test_gold_labels_out_of_range_stop_the_fit_with_the_fix(tmp_path, model, dat
 
     with pytest.raises(ValueError, match=r"Gold labels must be in \[0, 11\).*Check `label_names`"):
         _fit(tmp_path, model, datamodule, batch_adapter=shifted, background=background)
+
+
+def test_validation_set_that_grows_keeps_every_tracked_token(tmp_path, model, datamodule):
+    """New sentences would outrank some tracked tokens in a fresh sample; the tracked ones are kept anyway."""
+    def grow(trainer, rows):
+        return rows[: len(rows) // 2] if trainer.current_epoch == 0 else rows
+
+    data = Rows(datamodule.train_rows, datamodule.val_rows, transform=grow)
+    callback = EmbeddingDriftCallback(sinks=[], max_tokens=200, label_names=LABEL_NAMES)
+    trainer = pl.Trainer(**trainer_kwargs(tmp_path, max_epochs=2, limit_train_batches=2,
+                                          reload_dataloaders_every_n_epochs=1), callbacks=[callback])
+    trainer.fit(model, data)  # warnings are errors here: no "only N of the tracked tokens" warning
+    first, second = load_snapshots(tmp_path / "ner_viz")
+    assert len(first) == 200 and np.array_equal(first.token_id, second.token_id)
+    assert second.stats["tokens_seen"] > 1.5 * first.stats["tokens_seen"]
