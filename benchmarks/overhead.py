@@ -3,10 +3,12 @@
 Part A (``trainer.validate``, A/B interleaved in one process): the validation-loop time
 with each variant divided by the plain loop time, paired per repeat, median of the
 repeats. The loop is timed from ``on_validation_start`` (first callback) to
-``on_validation_epoch_end`` (last callback, after ours has built the snapshot, saved it
-and queued the rendering job). In ``validate`` the callback then waits for the worker in
-``on_validation_end``; that wait (the worker's time) is not part of the overhead,
-because in ``fit`` nothing waits for it there (part B measures what the worker costs).
+``on_validation_epoch_end`` (last callback, after ours has handed the epoch to its capture
+thread and that thread has selected the tokens and queued the rendering job: the clock
+waits for the capture thread, so part A counts the capture's whole cost, wherever it runs).
+In ``validate`` the callback then waits for the worker in ``on_validation_end``; that wait
+(the worker's time) is not part of the overhead, because in ``fit`` nothing waits for it
+there (part B measures what the worker costs, and how long the training thread is blocked).
 
 Variants:
   * ``plain``             no callback;
@@ -27,7 +29,7 @@ fixes the same tokens the bigger model would).
 Part B (``trainer.fit``, only in the full run or with ``--fit``): UMAP in the background
 thread competes with training for the 2 cores and the GIL. We time whole epochs (train
 + validation) of a 3-epoch fit with and without the UMAP callback, and with Lightning's
-default checkpointing on, whose ``state_dict`` call waits for the worker.
+default checkpointing on (whose ``state_dict`` call waits for neither thread).
 """
 
 from __future__ import annotations
@@ -73,6 +75,9 @@ class Mark(Callback):
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.role == "stop":
+            for cb in trainer.callbacks:  # count the capture thread's selection, not only the hand-over
+                if isinstance(cb, EmbeddingDriftCallback):
+                    cb._capture_jobs.drain()
             self.clock["stop"] = time.perf_counter()
 
 
