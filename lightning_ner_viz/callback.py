@@ -200,6 +200,8 @@ class EmbeddingDriftCallback(Callback):
         self._capture = ForwardCapture(hooked)
         self._texts = TokenTexts(self.tokenizer or find_tokenizer(pl_module, datamodule))
         self._snapshot_root = Path(self.save_dir or Path(trainer.default_root_dir) / "ner_viz")
+        if trainer.world_size > 1:
+            gather.destroy_gloo_group_at_exit()
         if trainer.is_global_zero and self._renderer is None:
             from lightning_ner_viz.worker import BackgroundWorker
 
