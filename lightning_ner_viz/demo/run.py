@@ -75,11 +75,11 @@ def run_demo(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
+    pl.seed_everything(0, verbose=False)  # before the model's weights are drawn: the same run every time
     examples, label_names = _load_examples(args)
     tokenizer, hf_model = _load_model(args.model, list(iter_text(examples)), label_names)
     split = max(1, int(len(examples) * 0.8))
     data = NerDataModule(examples[:split], examples[split:], tokenizer, label_names, batch_size=32)
-    pl.seed_everything(0, verbose=False)
     rrd, html = out / "embeddings.rrd", out / "embeddings.html"
     sinks: list[Any] = [RerunSink(path=rrd), HtmlSink(path=html, title="lightning-ner-viz demo: product-title NER")]
     logger: Any = False
