@@ -70,7 +70,7 @@ def child(model_name: str, n: int, variant: str) -> dict[str, float]:
     model, dl = C.build_model(model_name), C.loader(n)
     workdir = tempfile.mkdtemp(prefix="ner-viz-mem-")
     if variant == NO_METRICS:  # diagnostic: the per-epoch metrics switched off
-        import lightning_ner_viz.projector as projector
+        import lightning_ner_viz.projection.projector as projector
 
         projector.epoch_metrics = lambda *a, **k: {}
     cbs = {"plain": [], "callback": [our_callback("pca", os.path.join(workdir, "snap"))],
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> list[str]:
         + f"naive loop {C.fmt_pct(growth['naive loop'])}. "
         f"Target (callback) < 10%: {'met' if growth['callback'] < 0.10 else 'MISSED'}. "
         f"The callback's own increment: {inc_small:+.1f} MiB at {small:,}, {inc_big:+.1f} MiB at {big:,} sentences.",
-        *([] if args.quick else ["\\* diagnostic only: the one-process callback with `lightning_ner_viz.projector.epoch_metrics` "
+        *([] if args.quick else ["\\* diagnostic only: the one-process callback with `lightning_ner_viz.projection.projector.epoch_metrics` "
         "replaced by a no-op, to show how much of the increment the metrics take."]),
     ]
     return [C.emit("memory", md, cmd, notes)]

@@ -37,11 +37,11 @@ def micro(model_name: str, sentences: int, repeats: int, tracked: bool, work: st
 
     import torch
 
-    from lightning_ner_viz.batch import adapt_batch
-    from lightning_ner_viz.capture import ForwardCapture
-    from lightning_ner_viz.collector import EpochCollector
+    from lightning_ner_viz.capture.batch import adapt_batch
+    from lightning_ner_viz.capture.discovery import ForwardCapture
+    from lightning_ner_viz.capture.collector import EpochCollector
     from lightning_ner_viz.demo.data import LABEL_NAMES
-    from lightning_ner_viz.entities import EntityTypes
+    from lightning_ner_viz.capture.entities import EntityTypes
 
     model, batches = C.build_model(model_name), list(C.loader(sentences))
     ids = torch.tensor(tracked_ids(sentences, work), dtype=torch.long) if tracked else None

@@ -74,7 +74,7 @@ def knn_purity(coords: np.ndarray, labels: np.ndarray, k: int = 10, max_points: 
 
 def moved(before: np.ndarray, after: np.ndarray) -> float:
     """Mean displacement after Procrustes alignment, as a fraction of the cloud's extent."""
-    from lightning_ner_viz.frames import align_procrustes, extent
+    from lightning_ner_viz.projection.frames import align_procrustes, extent
 
     aligned = align_procrustes(np.asarray(after, np.float64), np.asarray(before, np.float64))
     return float(np.linalg.norm(aligned - before, axis=1).mean() / (extent(before) or 1.0))

@@ -12,23 +12,23 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from typing_extensions import override
 
-from lightning_ner_viz import gather
+from lightning_ner_viz.capture import gather
 from lightning_ner_viz._warnings import warn
-from lightning_ner_viz.batch import BatchAdapter, TokenBatch, adapt_batch
-from lightning_ner_viz.capture import (
+from lightning_ner_viz.capture.batch import BatchAdapter, TokenBatch, adapt_batch
+from lightning_ner_viz.capture.discovery import (
     ForwardCapture, detect_emissions_module, detect_hidden_module, find_crf, get_module,
 )
-from lightning_ner_viz.capture_thread import CaptureThread
-from lightning_ner_viz.collector import EpochCollector
-from lightning_ner_viz.entities import EntityTypes
-from lightning_ner_viz.frames import FRAMES
-from lightning_ner_viz.model_inspection import find_label_names, find_num_labels, find_tokenizer, validation_set_size
+from lightning_ner_viz.capture.capture_thread import CaptureThread
+from lightning_ner_viz.capture.collector import EpochCollector
+from lightning_ner_viz.capture.entities import EntityTypes
+from lightning_ner_viz.projection.frames import FRAMES
+from lightning_ner_viz.capture.model_inspection import find_label_names, find_num_labels, find_tokenizer, validation_set_size
 from lightning_ner_viz.reducers import REDUCERS, Reducer, check_n_components
-from lightning_ner_viz.renderer import Renderer, read_render_state
-from lightning_ner_viz.sink_selection import resolve_sinks
+from lightning_ner_viz.projection.renderer import Renderer, read_render_state
+from lightning_ner_viz.sinks.registry import resolve_sinks
 from lightning_ner_viz.sinks.base import Sink
 from lightning_ner_viz.snapshot import Snapshot, snapshot_dir_name
-from lightning_ner_viz.text import TokenTexts
+from lightning_ner_viz.capture.text import TokenTexts
 
 
 class EmbeddingDriftCallback(Callback):
@@ -203,7 +203,7 @@ class EmbeddingDriftCallback(Callback):
         if trainer.world_size > 1:
             gather.destroy_gloo_group_at_exit()
         if trainer.is_global_zero and self._renderer is None:
-            from lightning_ner_viz.worker import BackgroundWorker
+            from lightning_ner_viz.projection.worker import BackgroundWorker
 
             sinks = resolve_sinks(self.sinks, trainer)
             for sink, state in zip(sinks, self._sink_states):

@@ -8,8 +8,8 @@ from outside_model import UserCrfTagger
 from torch import nn
 from transformers import BertForTokenClassification
 
-from lightning_ner_viz.batch import adapt_batch
-from lightning_ner_viz.capture import (
+from lightning_ner_viz.capture.batch import adapt_batch
+from lightning_ner_viz.capture.discovery import (
     ForwardCapture, detect_emissions_module, detect_hidden_module, find_crf, get_module, unwrap_token_tensor,
 )
 
@@ -77,7 +77,7 @@ def test_batch_adapter_maps_tuples():
 
 
 def test_finite_rows_matches_isfinite_without_overflow():
-    from lightning_ner_viz.collector import _finite_rows
+    from lightning_ner_viz.capture.collector import _finite_rows
 
     x = torch.randn(3, 5, 7)
     x[0, 1, 2] = float("nan")
@@ -89,7 +89,7 @@ def test_finite_rows_matches_isfinite_without_overflow():
 
 
 def test_rows_at_reads_sliced_outputs():
-    from lightning_ner_viz.collector import _rows_at
+    from lightning_ner_viz.capture.collector import _rows_at
 
     full = torch.randn(4, 9, 3)
     flat = torch.tensor([0, 5, 13, 20, 27])
@@ -101,7 +101,7 @@ def test_rows_at_reads_sliced_outputs():
 def test_one_thread_is_scoped_to_this_thread():
     import threading
 
-    from lightning_ner_viz.collector import _one_thread
+    from lightning_ner_viz.capture.collector import _one_thread
 
     before = torch.get_num_threads()
     torch.set_num_threads(2)

@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lightning_ner_viz.entities import EntityTypes, entity_spans, mean_vectors
+from lightning_ner_viz.capture.entities import EntityTypes, entity_spans, mean_vectors
 
 NAMES = ["O", "B-BRAND", "I-BRAND", "B-TYPE", "I-TYPE"]
 TYPES = EntityTypes.from_label_names(NAMES)
@@ -78,7 +78,7 @@ def test_cls_view_alone_logs_one_point_per_sentence(tmp_path, datamodule, bert_c
 @given(rows=st.lists(st.lists(st.sampled_from([-100, 0, 1, 2, 3, 4]), min_size=5, max_size=5), min_size=1, max_size=4),
        pick=st.lists(st.booleans(), min_size=20, max_size=20))
 def test_members_of_chosen_spans_are_renumbered_in_order(rows, pick):
-    from lightning_ner_viz.entities import span_begins, span_members
+    from lightning_ner_viz.capture.entities import span_begins, span_members
 
     labels = torch.tensor(rows)
     kind, begin = span_begins(labels, labels != -100, TYPES.type_of, TYPES.begins)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from lightning_ner_viz._warnings import NerVizWarning
-from lightning_ner_viz.frames import (
+from lightning_ner_viz.projection.frames import (
     FRAMES,
     Frame,
     aligned_umap,

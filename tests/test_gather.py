@@ -12,7 +12,7 @@ import torch.multiprocessing as mp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lightning_ner_viz import gather
+from lightning_ner_viz.capture import gather
 
 
 def _worker(rank: int, port: int, cases: list[list[int]], out: str) -> None:

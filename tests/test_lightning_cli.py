@@ -143,7 +143,7 @@ def _callback_from(init_args: dict):
         ({"reducer": {"class_path": "lightning_ner_viz.reducers.pca.PCAReducer", "init_args": {"n_components": 2}},
           "n_components": 2},
          lambda cb: type(cb.reducer).__name__ == "PCAReducer"),
-        ({"batch_adapter": "lightning_ner_viz.batch.adapt_batch"}, lambda cb: callable(cb.batch_adapter)),
+        ({"batch_adapter": "lightning_ner_viz.capture.batch.adapt_batch"}, lambda cb: callable(cb.batch_adapter)),
         ({"label_names": ["O", "B-X", "I-X"], "hidden_module": "model.bert"},
          lambda cb: cb.label_names == ["O", "B-X", "I-X"] and cb.hidden_module == "model.bert"),
     ],

@@ -1,4 +1,4 @@
-"""lightning_ner_viz.metrics against scikit-learn and seqeval, on real arrays."""
+"""lightning_ner_viz.analysis.epoch_metrics against scikit-learn and seqeval, on real arrays."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from sklearn.manifold import trustworthiness as sk_trustworthiness
 from sklearn.metrics import silhouette_score
 from sklearn.neighbors import NearestNeighbors
 
-from lightning_ner_viz import metrics
+from lightning_ner_viz.analysis import epoch_metrics as metrics
 from lightning_ner_viz.snapshot import Snapshot, make_token_id
 
 LABELS = ["O", "B-BRAND", "I-BRAND", "B-PROD", "I-PROD"]

@@ -17,9 +17,9 @@ from rrd_reading import read_rrd
 from lightning_ner_viz import EmbeddingDriftCallback, load_snapshots
 from lightning_ner_viz._warnings import NerVizWarning
 from lightning_ner_viz.demo.data import LABEL_NAMES
-from lightning_ner_viz.projector import Projector
-from lightning_ner_viz.projector_process import acquire, release
-from lightning_ner_viz.renderer import RENDER_STATE
+from lightning_ner_viz.projection.projector import Projector
+from lightning_ner_viz.projection.process import acquire, release
+from lightning_ner_viz.projection.renderer import RENDER_STATE
 from lightning_ner_viz.sinks import RerunSink
 from lightning_ner_viz.sinks.base import Sink
 
@@ -239,7 +239,7 @@ def test_projector_in_a_child_matches_in_process_on_random_snapshots():
 
 def test_a_child_killed_mid_send_leaves_no_error_behind():
     """A snapshot larger than the pipe's buffer, sent to a child that was just killed, falls back cleanly."""
-    from lightning_ner_viz.renderer import Renderer
+    from lightning_ner_viz.projection.renderer import Renderer
     from lightning_ner_viz.snapshot import Snapshot
 
     rng = np.random.default_rng(0)

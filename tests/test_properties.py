@@ -10,7 +10,7 @@ from outside_model import UserCrfTagger
 
 from lightning_ner_viz import EmbeddingDriftCallback
 from lightning_ner_viz.demo.data import LABEL_NAMES
-from lightning_ner_viz.frames import extent
+from lightning_ner_viz.projection.frames import extent
 from lightning_ner_viz.sinks.base import Sink
 
 

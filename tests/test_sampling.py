@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lightning_ner_viz.sampling import TokenSampler, bottom_k_per_label, select_final, stratified_quotas, token_priority
+from lightning_ner_viz.capture.sampling import TokenSampler, bottom_k_per_label, select_final, stratified_quotas, token_priority
 
 
 def _select(token_ids: np.ndarray, labels: np.ndarray, max_tokens: int, num_labels: int, chunks: int, seed: int = 0):

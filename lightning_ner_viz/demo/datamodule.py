@@ -8,7 +8,7 @@ import lightning.pytorch as pl
 import torch
 from torch.utils.data import DataLoader
 
-from lightning_ner_viz.batch import IGNORE_INDEX
+from lightning_ner_viz.capture.batch import IGNORE_INDEX
 from lightning_ner_viz.demo.data import Example
 
 

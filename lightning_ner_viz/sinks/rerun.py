@@ -14,7 +14,7 @@ from lightning_ner_viz.sinks.base import Sink
 from lightning_ner_viz.sinks.colors import label_colors
 from lightning_ner_viz.sinks.rerun_blueprint import default_blueprint
 from lightning_ner_viz.snapshot import Snapshot
-from lightning_ner_viz.trajectories import TrajectoryHistory
+from lightning_ner_viz.sinks.trajectories import TrajectoryHistory
 
 if TYPE_CHECKING:
     import lightning.pytorch as pl

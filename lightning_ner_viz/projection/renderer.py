@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from lightning_ner_viz._warnings import warn
-from lightning_ner_viz.projector import Projection, Projector
+from lightning_ner_viz.projection.projector import Projection, Projector
 from lightning_ner_viz.sinks.base import Sink
 from lightning_ner_viz.snapshot import Snapshot
 
@@ -23,7 +23,7 @@ PLACES = ("thread", "process")
 class Renderer:
     """Turns snapshots, one epoch at a time and in order, into coordinates and metrics for every sink.
 
-    The projection (frames and metrics, see :class:`~lightning_ner_viz.projector.Projector`)
+    The projection (frames and metrics, see :class:`~lightning_ner_viz.projection.projector.Projector`)
     runs in this process or, with ``place="process"``, in a pooled low-priority child
     process; if that child dies, the renderer warns and goes on in this process.
 
@@ -66,7 +66,7 @@ class Renderer:
 
     def _project(self, snapshot: Snapshot) -> Projection:
         if self.place == "process":
-            from lightning_ner_viz.projector_process import ProjectorError, ProjectorProcessDied, acquire
+            from lightning_ner_viz.projection.process import ProjectorError, ProjectorProcessDied, acquire
 
             try:
                 if self._process is None:
@@ -143,7 +143,7 @@ class Renderer:
     def _drop_process(self, kill: bool = False) -> None:
         if self._process is None:
             return
-        from lightning_ner_viz.projector_process import release
+        from lightning_ner_viz.projection.process import release
 
         if kill:
             self._process.close(timeout=1.0)

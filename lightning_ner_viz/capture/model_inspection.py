@@ -6,7 +6,7 @@ from typing import Any
 
 from torch import nn
 
-from lightning_ner_viz.capture import find_pretrained_model
+from lightning_ner_viz.capture.discovery import find_pretrained_model
 
 
 def find_num_labels(root: nn.Module, emissions: nn.Module | None, label_names: list[str] | None) -> int | None:

@@ -10,12 +10,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from lightning_ner_viz import gather
-from lightning_ner_viz.batch import TokenBatch
-from lightning_ner_viz.entities import EntityTypes, cls_snapshot, entity_snapshot, span_begins, span_means, span_members
-from lightning_ner_viz.sampling import TokenSampler, select_final, token_priority
+from lightning_ner_viz.capture import gather
+from lightning_ner_viz.capture.batch import TokenBatch
+from lightning_ner_viz.capture.entities import EntityTypes, cls_snapshot, entity_snapshot, span_begins, span_means, span_members
+from lightning_ner_viz.capture.sampling import TokenSampler, select_final, token_priority
 from lightning_ner_viz.snapshot import POSITION_BITS, Snapshot
-from lightning_ner_viz.text import TokenTexts
+from lightning_ner_viz.capture.text import TokenTexts
 
 _INT_COLUMNS = ("token_id", "label", "priority", "pred", "input_id")
 _GROUP_INT_COLUMNS = ("token_id", "label", "priority", "pred")

@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from lightning_ner_viz.replay import replay
+    from lightning_ner_viz.cli.replay import replay
 
     return replay(args.path, web=args.web, save=args.save, port=args.port, web_port=args.web_port)
 
@@ -61,7 +61,7 @@ def _replay(args: argparse.Namespace) -> int:
 def _render(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from lightning_ner_viz.replay import load_snapshot_dir, make_sink, render_snapshots
+    from lightning_ner_viz.cli.replay import load_snapshot_dir, make_sink, render_snapshots
 
     snapshots = load_snapshot_dir(args.snapshot_dir)
     default_name = {"rerun": "render.rrd", "html": "render.html", "wandb": "wandb-render", "tensorboard": "tensorboard-render"}

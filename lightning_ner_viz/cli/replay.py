@@ -9,8 +9,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from lightning_ner_viz.metrics import epoch_metrics
-from lightning_ner_viz.renderer import Renderer
+from lightning_ner_viz.analysis.epoch_metrics import epoch_metrics
+from lightning_ner_viz.projection.renderer import Renderer
 from lightning_ner_viz.sinks.base import Sink
 from lightning_ner_viz.snapshot import Snapshot, load_snapshots
 
@@ -81,7 +81,7 @@ def render_snapshots(
             renderer.render(snapshot)
         renderer.close()
         return
-    from lightning_ner_viz.frames import aligned_umap
+    from lightning_ner_viz.projection.frames import aligned_umap
 
     layouts = {view: aligned_umap(snapshots, view, n_components, seed) for view in snapshots[0].views}
     previous = None

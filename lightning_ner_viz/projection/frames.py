@@ -18,8 +18,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from lightning_ner_viz._warnings import warn
-from lightning_ner_viz.aligned import aligned_umap
-from lightning_ner_viz.procrustes import Similarity, align_procrustes, extent, procrustes_apply, procrustes_fit
+from lightning_ner_viz.projection.aligned import aligned_umap
+from lightning_ner_viz.projection.procrustes import Similarity, align_procrustes, extent, procrustes_apply, procrustes_fit
 from lightning_ner_viz.reducers import PCAReducer, check_n_components, make_reducer
 from lightning_ner_viz.reducers.extension import KernelExtension
 

@@ -1,4 +1,4 @@
-"""The projector child process's main loop (``python -m lightning_ner_viz._projector_main``).
+"""The projector child process's main loop (``python -m lightning_ner_viz.projection.child``).
 
 Reads pickled requests from stdin and writes ``(status, payload, warnings)`` replies to
 the original stdout; anything else printed goes to stderr. It exits when stdin closes

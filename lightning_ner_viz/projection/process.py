@@ -1,11 +1,11 @@
-"""Run a :class:`~lightning_ner_viz.projector.Projector` in a separate, low-priority process.
+"""Run a :class:`~lightning_ner_viz.projection.projector.Projector` in a separate, low-priority process.
 
 UMAP's and t-SNE's numba code holds the GIL and uses every core it is given. In a
 thread of the training process it slowed a tiny model's training several-fold. In a
 child process it cannot take the GIL, and at ``nice`` 19 (plus the ``SCHED_IDLE``
 policy on Linux) with one thread the kernel gives training the CPU first.
 
-The child is started with ``python -m lightning_ner_viz._projector_main`` (not
+The child is started with ``python -m lightning_ner_viz.projection.child`` (not
 ``multiprocessing``, whose ``spawn`` would re-run an unguarded training script).
 Messages are pickles over its stdin/stdout. Children are pooled per process, so a
 later ``fit`` reuses one whose numba code is already compiled.
@@ -23,7 +23,7 @@ import warnings
 from typing import Any
 
 from lightning_ner_viz._warnings import NerVizWarning
-from lightning_ner_viz.projector import Projection, Projector
+from lightning_ner_viz.projection.projector import Projection, Projector
 from lightning_ner_viz.snapshot import Snapshot
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS")
@@ -56,7 +56,7 @@ class ProjectorProcess:
         env = {**os.environ, **{name: str(self.threads) for name in THREAD_VARIABLES},
                "LIGHTNING_NER_VIZ_NICE": str(nice), "PYTHONUNBUFFERED": "1"}
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "lightning_ner_viz._projector_main"],
+            [sys.executable, "-m", "lightning_ner_viz.projection.child"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, close_fds=True,
         )
         self._send(list(sys.path))  # so the child can unpickle reducers from the caller's modules

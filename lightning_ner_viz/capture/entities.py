@@ -13,7 +13,7 @@ import torch
 
 from lightning_ner_viz.sinks.colors import entity_type
 from lightning_ner_viz.snapshot import POSITION_BITS, Snapshot
-from lightning_ner_viz.text import join_word
+from lightning_ner_viz.capture.text import join_word
 
 _BEGIN_PREFIXES = ("B-", "S-", "U-")
 

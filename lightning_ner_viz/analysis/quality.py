@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from lightning_ner_viz.drift import _matrix
+from lightning_ner_viz.analysis.drift import _matrix
 
 _NAN = float("nan")
 _MAX_POINTS = 2000

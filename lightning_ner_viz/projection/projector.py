@@ -1,7 +1,7 @@
 """The computation half of rendering: each view in its stable frame, plus the drift metrics.
 
 A :class:`Projector` holds no sink and no open file, so it can run in the training
-process or in a separate low-priority process (:mod:`lightning_ner_viz.projector_process`).
+process or in a separate low-priority process (:mod:`lightning_ner_viz.projection.process`).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from lightning_ner_viz.frames import Frame, make_frame
-from lightning_ner_viz.metrics import epoch_metrics
+from lightning_ner_viz.projection.frames import Frame, make_frame
+from lightning_ner_viz.analysis.epoch_metrics import epoch_metrics
 from lightning_ner_viz.snapshot import Snapshot
 
 
@@ -39,7 +39,7 @@ class Projection:
 class Projector:
     """Projects snapshots, one epoch at a time and in order, into each view's frame.
 
-    Each view (and each group) has its own :class:`~lightning_ner_viz.frames.Frame`,
+    Each view (and each group) has its own :class:`~lightning_ner_viz.projection.frames.Frame`,
     so a point moves only when the model changed. Drift metrics compare each epoch
     with the previous and the first one, in the original feature space.
 

@@ -1,8 +1,8 @@
 """Per-epoch metrics of a :class:`~lightning_ner_viz.snapshot.Snapshot`, in numpy and torch only.
 
-:func:`epoch_metrics` gathers the drift metrics (:mod:`lightning_ner_viz.drift`: CKA, cosine
+:func:`epoch_metrics` gathers the drift metrics (:mod:`lightning_ner_viz.analysis.drift`: CKA, cosine
 displacement, centroid shift, prediction change, in the original feature space), the cluster
-and projection quality (:mod:`lightning_ner_viz.quality`: silhouette, kNN purity,
+and projection quality (:mod:`lightning_ner_viz.analysis.quality`: silhouette, kNN purity,
 trustworthiness) and the sample's accuracy and entity F1. Metrics given too few tokens or
 labels return NaN instead of raising.
 """
@@ -13,10 +13,10 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from lightning_ner_viz.drift import (  # noqa: F401 - re-exported
+from lightning_ner_viz.analysis.drift import (  # noqa: F401 - re-exported
     centroid_shift, cosine_displacement, linear_cka, match_tokens, prediction_change_rate,
 )
-from lightning_ner_viz.quality import (  # noqa: F401 - re-exported
+from lightning_ner_viz.analysis.quality import (  # noqa: F401 - re-exported
     _CHUNK_BYTES, _MAX_POINTS, knn_purity, silhouette_by_label, trustworthiness, view_quality,
 )
 from lightning_ner_viz.snapshot import Snapshot
