@@ -162,6 +162,16 @@ def test_resume_continues_the_same_file(tmp_path):
     assert data["epochs"][:2] == before["epochs"] and data["tokens"] == before["tokens"]
 
 
+def test_relative_path_resolves_under_the_save_dir_given_to_setup(tmp_path):
+    sink = HtmlSink("reports/r.html")
+    assert sink.path == Path("reports/r.html")
+    sink.setup(None, tmp_path / "store")
+    assert sink.path == tmp_path / "store" / "reports" / "r.html" and sink.location == str(sink.path)
+    sink.log_epoch(*make_snapshot(0, n_components=2))
+    assert [e["epoch"] for e in read_payload(tmp_path / "store" / "reports" / "r.html")["epochs"]] == [0]
+    assert sink.state_dict() == {"path": str(tmp_path / "store" / "reports" / "r.html")}
+
+
 def test_with_the_callback_relative_path_lands_in_ner_viz(tmp_path, datamodule, bert_config):
     callback = EmbeddingDriftCallback(sinks=[HtmlSink("report.html")], max_tokens=300, label_names=LABEL_NAMES,
                                       tokenizer=datamodule.tokenizer, background=False)

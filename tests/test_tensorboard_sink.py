@@ -87,7 +87,7 @@ def test_own_writer_under_default_root_dir(tmp_path):
     sink = TensorBoardSink()
     _fit(tmp_path, sink)
     log_dir = tmp_path / "ner_viz" / "tensorboard"
-    assert sink.writer_log_dir == str(log_dir)
+    assert sink.writer_log_dir == str(log_dir) and sink.save_dir == log_dir
     assert sink._writer is None  # closed by the callback at the end of fit
 
     snapshots = load_snapshots(tmp_path / "ner_viz")
@@ -105,10 +105,10 @@ def test_own_writer_under_default_root_dir(tmp_path):
 
 def test_reuses_the_trainers_tensorboard_logger(tmp_path):
     logger = TensorBoardLogger(str(tmp_path), name="tb", version=0)
-    sink = TensorBoardSink(tag_prefix="emb")
+    sink = TensorBoardSink(prefix="emb")
     _fit(tmp_path, sink, logger=logger)
     log_dir = Path(logger.log_dir)
-    assert sink.writer_log_dir == str(log_dir)
+    assert sink.writer_log_dir == str(log_dir) and sink.save_dir == log_dir
     assert not (tmp_path / "ner_viz" / "tensorboard").exists()  # no second writer
 
     _check_projector(log_dir, load_snapshots(tmp_path / "ner_viz"), prefix="emb")
@@ -143,11 +143,11 @@ def _trainer(tmp_path: Path, loggers=()) -> SimpleNamespace:
     return SimpleNamespace(default_root_dir=str(tmp_path), loggers=list(loggers))
 
 
-def test_relative_log_dir_resolves_under_ner_viz_and_wins_over_a_logger(tmp_path):
+def test_relative_save_dir_resolves_under_ner_viz_and_wins_over_a_logger(tmp_path):
     logger = TensorBoardLogger(str(tmp_path), name="tb")
     sink = TensorBoardSink("mine")
     sink.setup(_trainer(tmp_path, [logger]))
-    assert sink.resolved_log_dir == tmp_path / "ner_viz" / "mine"
+    assert sink.save_dir == tmp_path / "ner_viz" / "mine"
     _log(sink, _snapshot(0))
     sink.close()
     assert sink.writer_log_dir == str(tmp_path / "ner_viz" / "mine")
@@ -168,10 +168,10 @@ def test_close_leaves_the_loggers_writer_open(tmp_path):
 
 
 def test_picklable_before_and_after_first_use(tmp_path):
-    sink = TensorBoardSink(tag_prefix="p")
+    sink = TensorBoardSink(prefix="p")
     sink.setup(_trainer(tmp_path))
     clone = pickle.loads(pickle.dumps(sink))
-    assert clone.resolved_log_dir == sink.resolved_log_dir and clone._writer is None
+    assert clone.save_dir == sink.save_dir and clone._writer is None
     _log(sink, _snapshot(0))
     assert sink._writer is not None
     clone = pickle.loads(pickle.dumps(sink))  # an open writer is not pickled
@@ -221,6 +221,18 @@ def test_missing_tensorboard_names_the_extra(tmp_path, monkeypatch):
     TensorBoardSink().setup(_trainer(tmp_path, [TensorBoardLogger(str(tmp_path))]))
 
 
-def test_empty_tag_prefix_is_rejected():
-    with pytest.raises(ValueError, match="tag_prefix"):
-        TensorBoardSink(tag_prefix="/")
+def test_empty_prefix_is_rejected():
+    with pytest.raises(ValueError, match="prefix"):
+        TensorBoardSink(prefix="/")
+
+
+def test_save_dir_from_setup_holds_the_default_and_relative_dirs(tmp_path):
+    logger = TensorBoardLogger(str(tmp_path), name="tb")
+    default, relative = TensorBoardSink(), TensorBoardSink("mine")
+    default.setup(_trainer(tmp_path / "run"), tmp_path / "store")
+    relative.setup(_trainer(tmp_path / "run", [logger]), tmp_path / "store")
+    assert default.save_dir == tmp_path / "store" / "tensorboard"
+    assert relative.save_dir == tmp_path / "store" / "mine"
+    _log(relative, _snapshot(0))
+    relative.close()
+    _check_projector(tmp_path / "store" / "mine", [_snapshot(0)])

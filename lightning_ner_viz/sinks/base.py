@@ -1,16 +1,22 @@
-"""The interface every sink implements: one file per backend."""
+"""The interface every sink implements (one file per backend), and the path helpers they share."""
 
 from __future__ import annotations
 
+import warnings
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any
-
-import numpy as np
-
-from lightning_ner_viz.snapshot import Snapshot
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     import lightning.pytorch as pl
+    import numpy as np
+
+    from lightning_ner_viz.snapshot import Snapshot
+
+T = TypeVar("T")
+
+DEFAULT_SUBDIR = "ner_viz"
+"""The snapshot root under the Trainer's ``default_root_dir`` when the callback passes no ``save_dir``."""
 
 
 class Sink(ABC):
@@ -21,8 +27,19 @@ class Sink(ABC):
     only used on rank zero.
     """
 
-    def setup(self, trainer: pl.Trainer | None) -> None:  # noqa: B027 - optional hook
-        """Called once on rank zero before the first epoch, with the Trainer if there is one."""
+    def setup(self, trainer: pl.Trainer | None, save_dir: Path | None = None) -> None:  # noqa: B027 - optional hook
+        """Called once on rank zero before the first epoch.
+
+        Args:
+            trainer: the Trainer, if there is one.
+            save_dir: the callback's snapshot root. Default outputs and relative paths
+                resolve under it (``None``: under ``<default_root_dir>/ner_viz``).
+        """
+
+    @property
+    def location(self) -> str | None:
+        """Where this sink writes (a file, a directory or a URL), once known; ``None`` otherwise."""
+        return None
 
     @abstractmethod
     def log_epoch(self, snapshot: Snapshot, coords: dict[str, np.ndarray], metrics: dict[str, float]) -> None:
@@ -54,3 +71,38 @@ class Sink(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+
+def output_root(trainer: pl.Trainer | None, save_dir: Path | str | None) -> Path | None:
+    """The directory a sink's outputs go under: ``save_dir``, else ``<default_root_dir>/ner_viz``, else ``None``."""
+    if save_dir is not None:
+        return Path(save_dir)
+    if trainer is not None:
+        return Path(trainer.default_root_dir) / DEFAULT_SUBDIR
+    return None
+
+
+def resolve_under(path: Path, root: Path | None) -> Path:
+    """``path`` itself when absolute or without a ``root``; else ``root / path``."""
+    return path if root is None or path.is_absolute() else root / path
+
+
+def renamed_keyword(owner: str, old: str, new: str, old_value: T | None, new_value: T, default: T) -> T:
+    """The value of a keyword renamed from ``old`` to ``new``; warns when the caller used ``old``.
+
+    Raises:
+        TypeError: when both keywords were given.
+    """
+    if old_value is None:
+        return new_value
+    if new_value != default:
+        raise TypeError(f"{owner}: pass `{new}=` only; `{old}=` is its deprecated name.")
+    warnings.warn(f"{owner}({old}=...) is deprecated; use `{new}=` instead.", DeprecationWarning, stacklevel=3)
+    return old_value
+
+
+def renamed_attribute(owner: Any, old: str, new: str) -> Any:
+    """Read the attribute ``new`` for its deprecated name ``old``, with a :class:`DeprecationWarning`."""
+    warnings.warn(f"{type(owner).__name__}.{old} is deprecated; read `.{new}` instead.", DeprecationWarning,
+                  stacklevel=3)
+    return getattr(owner, new)

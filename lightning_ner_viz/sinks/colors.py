@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from lightning_ner_viz.labels import OUTSIDE, entity_type
+
+__all__ = ["OUTSIDE_COLOR", "entity_type", "hex_color", "label_colors"]
+
 _PALETTE = [
     (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
     (140, 86, 75), (227, 119, 194), (188, 189, 34), (23, 190, 207), (255, 187, 120),
@@ -9,18 +13,13 @@ _PALETTE = [
 OUTSIDE_COLOR = (90, 90, 90)
 
 
-def entity_type(label: str) -> str:
-    """``B-PER`` and ``I-PER`` -> ``PER``; other labels unchanged."""
-    return label[2:] if label[:2] in ("B-", "I-", "E-", "S-", "L-", "U-") else label
-
-
 def label_colors(label_names: list[str]) -> list[tuple[int, int, int]]:
     """An RGB colour per label: ``O`` dark grey; B- full hue, I- the same hue lighter."""
-    types = [t for t in dict.fromkeys(entity_type(n) for n in label_names) if t != "O"]
+    types = [t for t in dict.fromkeys(entity_type(n) for n in label_names) if t != OUTSIDE]
     hue = {t: _PALETTE[i % len(_PALETTE)] for i, t in enumerate(types)}
     colors = []
     for name in label_names:
-        if name == "O":
+        if name == OUTSIDE:
             colors.append(OUTSIDE_COLOR)
             continue
         r, g, b = hue[entity_type(name)]

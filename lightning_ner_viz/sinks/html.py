@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import datetime
 import html
 import json
-import math
 import os
 import re
 import tempfile
@@ -16,22 +14,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lightning_ner_viz._imports import require
-from lightning_ner_viz.sinks.base import Sink
-from lightning_ner_viz.sinks.colors import hex_color, label_colors
+from lightning_ner_viz.sinks.base import Sink, output_root, resolve_under
+from lightning_ner_viz.sinks.html_payload import build_payload, epoch_record, records_from_payload, token_rows
 from lightning_ner_viz.snapshot import Snapshot
 
 if TYPE_CHECKING:
     import lightning.pytorch as pl
 
 DEFAULT_FILE = "embeddings.html"
-CORRECT_COLOR, INCORRECT_COLOR = "#8fb996", "#d62728"
-_VIEW_COLORS = ["#1f4e79", "#e07b00", "#2a9d8f", "#8e44ad", "#7f7f7f"]
 _DATA_RE = re.compile(r'<script type="application/json" id="ner-viz-data">(.*?)</script>', re.S)
-_FAMILY_TITLES = {
-    "cka": "CKA similarity (1 = same geometry)", "displacement": "cosine displacement vs previous epoch",
-    "knn": "kNN label purity", "silhouette": "silhouette by gold label",
-    "trustworthiness": "trustworthiness of the projection", "centroid": "label centroid shift",
-}
 
 
 class HtmlSink(Sink):
@@ -49,7 +40,8 @@ class HtmlSink(Sink):
     at epoch ``N``; in the page, ``nerViz.setEpoch(N)`` and ``nerViz.setColor("pred")``.
 
     Args:
-        path: the HTML file. Relative paths resolve against ``<default_root_dir>/ner_viz``.
+        path: the HTML file. Relative paths resolve under the callback's snapshot root
+            (``<default_root_dir>/ner_viz`` by default).
         max_epochs_inline: keep at most this many epochs' clouds (first, latest and
             evenly spaced ones between), bounding memory and file size. Metrics of
             every epoch are kept.
@@ -66,7 +58,8 @@ class HtmlSink(Sink):
     ) -> None:
         if max_epochs_inline is not None and max_epochs_inline < 1:
             raise ValueError(f"max_epochs_inline must be None or >= 1; got {max_epochs_inline}.")
-        self.path = Path(path)
+        self._path = Path(path)
+        self._output_root: Path | None = None
         self.max_epochs_inline = max_epochs_inline
         self.title = title
         self._epochs: list[dict[str, Any]] = []  # ids, pred, conf, coords per kept epoch
@@ -78,10 +71,19 @@ class HtmlSink(Sink):
         self._restore = False
         self._plotlyjs: str | None = None
 
-    def setup(self, trainer: pl.Trainer | None) -> None:
-        """Resolve a relative ``path`` against ``<default_root_dir>/ner_viz``."""
-        if trainer is not None and not self.path.is_absolute():
-            self.path = Path(trainer.default_root_dir) / "ner_viz" / self.path
+    def setup(self, trainer: pl.Trainer | None, save_dir: Path | None = None) -> None:
+        """A relative ``path`` resolves under ``save_dir``."""
+        self._output_root = output_root(trainer, save_dir)
+
+    @property
+    def path(self) -> Path:
+        """The HTML file (resolved by :meth:`setup`)."""
+        return resolve_under(self._path, self._output_root)
+
+    @property
+    def location(self) -> str | None:
+        """The HTML file."""
+        return str(self.path)
 
     def log_epoch(self, snapshot: Snapshot, coords: dict[str, np.ndarray], metrics: dict[str, float]) -> None:
         """Remember this epoch and rewrite the file."""
@@ -91,24 +93,8 @@ class HtmlSink(Sink):
             self._load_previous(before=snapshot.epoch)
         self._labels = list(snapshot.label_names)
         self._view_dims.update({v: int(np.shape(x)[1]) for v, x in snapshot.views.items()})
-        ids = np.asarray(snapshot.token_id, dtype=np.int64)
-        sentence_cache: dict[tuple[int, int, str], str] = {}
-        for i, tid in enumerate(ids.tolist()):
-            if tid not in self._tokens:
-                sid, pos, word = int(snapshot.sentence_id[i]), int(snapshot.position[i]), snapshot.word[i]
-                key = (sid, pos, word)
-                if key not in sentence_cache:
-                    sentence_cache[key] = _mark(snapshot.sentences.get(sid, ""), word, pos)
-                self._tokens[tid] = [_esc(snapshot.token[i]), _esc(word), sentence_cache[key], int(snapshot.gold[i])]
-        conf = None
-        if "emissions" in snapshot.views and len(snapshot):
-            e = np.asarray(snapshot.views["emissions"], dtype=np.float64)
-            conf = 1.0 / np.exp(e - e.max(axis=1, keepdims=True)).sum(axis=1)
-        record = {
-            "epoch": int(snapshot.epoch), "step": int(snapshot.step), "ids": ids,
-            "pred": np.asarray(snapshot.pred, dtype=np.int16), "conf": conf,
-            "coords": {v: _fix_columns(np.asarray(c, dtype=np.float32)) for v, c in coords.items()},
-        }
+        token_rows(snapshot, self._tokens)
+        record = epoch_record(snapshot, coords)
         self._epochs = sorted([r for r in self._epochs if r["epoch"] != record["epoch"]] + [record],
                               key=lambda r: r["epoch"])
         self._metrics[int(snapshot.epoch)] = {k: float(v) for k, v in metrics.items()}
@@ -128,7 +114,7 @@ class HtmlSink(Sink):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue the file ``state['path']``: its epochs before the resumed one are kept."""
-        self.path = Path(state.get("path") or self.path)
+        self._path = Path(state.get("path") or self._path)
         self._restore = True
 
     def __getstate__(self) -> dict[str, Any]:
@@ -151,38 +137,8 @@ class HtmlSink(Sink):
 
     def payload(self) -> dict[str, Any]:
         """Everything the page shows, as JSON-ready plain values."""
-        token_ids = np.array(sorted(self._tokens), dtype=np.int64)
-        table = [self._tokens[t] for t in token_ids.tolist()]
-        epochs = []
-        for r in self._epochs:
-            epochs.append({
-                "epoch": r["epoch"], "step": r["step"], "idx": np.searchsorted(token_ids, r["ids"]).tolist(),
-                "pred": r["pred"].tolist(), "conf": None if r["conf"] is None else np.round(r["conf"], 3).tolist(),
-                "coords": {v: _round(c).ravel().tolist() for v, c in r["coords"].items()},
-            })
-        views = list(dict.fromkeys(v for r in self._epochs for v in r["coords"]))
-        ranges = {}
-        for v in views:
-            stack = np.concatenate([r["coords"][v] for r in self._epochs if v in r["coords"]])
-            k = stack.shape[1]
-            lo, hi = (stack.min(axis=0), stack.max(axis=0)) if len(stack) else (-np.ones(k), np.ones(k))
-            pad = np.maximum((hi - lo) * 0.04, 1e-6)
-            ranges[v] = _round(np.stack([lo - pad, hi + pad], axis=1)).tolist()
-        metric_epochs = sorted(self._metrics)
-        keys = list(dict.fromkeys(k for e in metric_epochs for k in self._metrics[e]))
-        series = {k: [_finite(self._metrics[e].get(k)) for e in metric_epochs] for k in keys}
-        colors = [hex_color(c) for c in label_colors(self._labels)]
-        return {
-            "format": 1, "title": self.title, "final": self._final,
-            "written": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M"),
-            "labels": self._labels, "colors": colors, "correct_color": CORRECT_COLOR,
-            "incorrect_color": INCORRECT_COLOR, "views": views, "view_dims": self._view_dims, "ranges": ranges,
-            "tokens": {"id": token_ids.tolist(), "text": [t[0] for t in table], "word": [t[1] for t in table],
-                       "sent": [t[2] for t in table], "gold": [t[3] for t in table]},
-            "epochs": epochs,
-            "metrics": {"epochs": metric_epochs, "series": series},
-            "charts": _charts(keys, views, dict(zip(self._labels, colors))),
-        }
+        return build_payload(self.title, self._final, self._labels, self._view_dims, self._tokens, self._epochs,
+                             self._metrics)
 
     def _write(self) -> None:
         if self._plotlyjs is None:
@@ -213,15 +169,7 @@ class HtmlSink(Sink):
         tok = data["tokens"]
         for t, *row in zip(tok["id"], tok["text"], tok["word"], tok["sent"], tok["gold"]):
             self._tokens.setdefault(int(t), list(row))
-        for e in data["epochs"]:
-            if e["epoch"] < before:
-                self._epochs.append({
-                    "epoch": e["epoch"], "step": e["step"], "ids": np.asarray(tok["id"], dtype=np.int64)[e["idx"]],
-                    "pred": np.asarray(e["pred"], dtype=np.int16),
-                    "conf": None if e["conf"] is None else np.asarray(e["conf"]),
-                    "coords": {v: np.asarray(c, dtype=np.float32).reshape(-1, len(data["ranges"][v]))
-                               for v, c in e["coords"].items()},
-                })
+        self._epochs.extend(records_from_payload(data, before))
         series = data["metrics"]["series"]
         for j, e in enumerate(data["metrics"]["epochs"]):
             if e < before:
@@ -238,80 +186,3 @@ def read_payload(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def _template() -> str:
     return resources.files("lightning_ner_viz.sinks").joinpath("html_template.html").read_text(encoding="utf-8")
-
-
-def _esc(text: str) -> str:
-    return html.escape(str(text), quote=False)
-
-
-def _mark(sentence: str, word: str, position: int, width: int = 90) -> str:
-    """The sentence with ``word`` in «» (the occurrence nearest before ``position``), shortened."""
-    words = sentence.split(" ")
-    hits = [i for i, w in enumerate(words) if w == word]
-    if hits:
-        i = max([h for h in hits if h <= position] or hits[:1])
-        words[i] = f"«{word}»"
-        left, right = " ".join(words[:i]), " ".join(words[i + 1:])
-        half = max(width - len(words[i]), 0) // 2
-        if len(left) > half:
-            left = "…" + left[len(left) - half:]
-        if len(right) > half:
-            right = right[:half] + "…"
-        text = " ".join(p for p in (left, words[i], right) if p)
-    else:
-        text = sentence if len(sentence) <= width else sentence[:width] + "…"
-    return _esc(text).replace(f"«{_esc(word)}»", f"<b>«{_esc(word)}»</b>")
-
-
-def _fix_columns(c: np.ndarray) -> np.ndarray:
-    c = np.nan_to_num(c if c.ndim == 2 else c.reshape(len(c), -1), nan=0.0, posinf=0.0, neginf=0.0)
-    return c[:, :3] if c.shape[1] >= 2 else np.pad(c, ((0, 0), (0, 2 - c.shape[1])))
-
-
-def _round(c: np.ndarray) -> np.ndarray:
-    """Four significant digits of the largest value: enough for a plot, a third of the bytes."""
-    scale = float(np.abs(c).max()) if c.size else 1.0
-    decimals = int(np.clip(3 - math.floor(math.log10(scale)) if scale > 0 else 3, 0, 10))
-    return np.round(c.astype(np.float64), decimals)
-
-
-def _finite(v: float | None) -> float | None:
-    return None if v is None or not math.isfinite(v) else round(float(v), 5)
-
-
-def _charts(keys: list[str], views: list[str], label_color: dict[str, str]) -> list[dict[str, Any]]:
-    """Group metric keys into small charts: one per family, views as colours, variants as dashes."""
-    dashes = ["solid", "dash", "dot", "dashdot"]
-    top = [k for k in keys if "/" not in k and k != "n_tokens"]
-    quality = [k for k in top if re.search(r"acc|f1|precision|recall", k)]
-    groups = ([("accuracy and F1 on the sample", quality)] if len(quality) > 1 else [(k, [k]) for k in quality]) + [
-        (k, [k]) for k in top if k not in quality]
-    charts = [{"title": title.replace("_", " "), "lines": [
-        {"key": k, "name": k.replace("_", " "), "color": _VIEW_COLORS[i % 5], "dash": "solid"} for i, k in enumerate(ks)
-    ]} for title, ks in groups]
-    families: dict[str, list[tuple[str, str, str]]] = {}
-    details: dict[str, list[str]] = {}
-    for k in keys:
-        parts = k.split("/")
-        if len(parts) == 2:
-            families.setdefault(parts[1].split("_")[0], []).append((k, parts[0], parts[1]))
-        elif len(parts) > 2:
-            details.setdefault(f"{parts[0]}/{parts[1]}", []).append(k)
-    order = ["cka", "displacement", "knn", "silhouette", "trustworthiness"]
-    for family, members in sorted(families.items(), key=lambda f: order.index(f[0]) if f[0] in order else 99):
-        variants = list(dict.fromkeys(m for _, _, m in members))
-        lines = []
-        for key, view, metric in members:
-            color = _VIEW_COLORS[views.index(view) % 5] if view in views else _VIEW_COLORS[4]
-            name = view if len(variants) == 1 else f"{view} · {metric[len(family) + 1:] or metric}"
-            lines.append({"key": key, "name": name, "color": color, "dash": dashes[variants.index(metric) % 4]})
-        title = _FAMILY_TITLES.get(family, variants[0].replace("_", " ") if len(variants) == 1 else family)
-        charts.append({"title": title, "lines": lines})
-    for group, members in details.items():
-        if len(members) > 12 or len(charts) >= 14:
-            continue
-        view, metric = group.split("/")
-        charts.append({"title": f"{metric.replace('_', ' ')} per label · {view}", "lines": [
-            {"key": k, "name": k[len(group) + 1:], "color": label_color.get(k[len(group) + 1:], "#777"),
-             "dash": "solid"} for k in members]})
-    return charts

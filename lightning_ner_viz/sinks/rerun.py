@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lightning_ner_viz._imports import require
-from lightning_ner_viz.sinks.base import Sink
+from lightning_ner_viz.sinks.base import Sink, output_root, renamed_attribute, renamed_keyword, resolve_under
 from lightning_ner_viz.sinks.colors import label_colors
 from lightning_ner_viz.sinks.rerun_blueprint import default_blueprint
-from lightning_ner_viz.snapshot import Snapshot
 from lightning_ner_viz.sinks.trajectories import TrajectoryHistory
+from lightning_ner_viz.snapshot import Snapshot
 
 if TYPE_CHECKING:
     import lightning.pytorch as pl
@@ -25,7 +25,7 @@ DEFAULT_FILE = "embeddings.rrd"
 class RerunSink(Sink):
     """Logs each epoch's clouds to a Rerun recording.
 
-    Entities (under ``root``, default ``embeddings``):
+    Entities (under ``prefix``, default ``embeddings``):
 
     - ``embeddings/<view>``: ``Points3D``/``Points2D`` per view, ``class_ids`` = gold
       label, with hover values token, word, gold, predicted, correct, token_id, sentence;
@@ -43,17 +43,18 @@ class RerunSink(Sink):
     snapshot's own values, so late (background) logging lands at the right time.
 
     Args:
-        path: write the recording to this ``.rrd`` file. Relative paths are resolved
-            against the Trainer's ``default_root_dir``/``ner_viz``.
+        path: write the recording to this ``.rrd`` file. Relative paths resolve under the
+            callback's snapshot root (``<default_root_dir>/ner_viz`` by default).
         spawn: start a local viewer and stream to it.
         connect: stream to a running viewer, e.g. ``"rerun+http://127.0.0.1:9876/proxy"``.
         application_id: the recording's application id.
         recording_id: continue this recording (restored automatically on resume).
-        root: the entity path prefix.
+        prefix: the entity path prefix.
         blueprint: send a default layout (one 3-D view per cloud, drift curves, the
             summary, the ``epoch`` timeline selected).
         trajectories: how many tracked tokens get a path over epochs
-            (``LineStrips3D`` at ``<root>/<view>/trajectories``); 0 turns paths off.
+            (``LineStrips3D`` at ``<prefix>/<view>/trajectories``); 0 turns paths off.
+        root: deprecated name of ``prefix``.
 
     Example::
 
@@ -68,19 +69,22 @@ class RerunSink(Sink):
         connect: str | None = None,
         application_id: str = "lightning_ner_viz",
         recording_id: str | None = None,
-        root: str = "embeddings",
+        prefix: str = "embeddings",
         trajectories: int = 200,
         blueprint: bool = True,
+        root: str | None = None,
     ) -> None:
+        prefix = renamed_keyword("RerunSink", "root", "prefix", root, prefix, "embeddings")
         targets = sum([path is not None, spawn, connect is not None])
         if targets > 1:
             raise ValueError("RerunSink takes one target: `path=`, `spawn=True` or `connect=`; got several.")
-        self.path = Path(path) if path is not None else (None if targets else Path(DEFAULT_FILE))
+        self._path = Path(path) if path is not None else (None if targets else Path(DEFAULT_FILE))
+        self._output_root: Path | None = None
         self.spawn = spawn
         self.connect = connect
         self.application_id = application_id
         self.recording_id = recording_id
-        self.root = root.strip("/")
+        self.prefix = prefix.strip("/")
         self.trajectories = trajectories
         self._history = TrajectoryHistory(max(trajectories, 1))
         self.written_path: Path | None = None
@@ -91,11 +95,27 @@ class RerunSink(Sink):
         self._clouds: list[str] = []
         self.blueprint = blueprint
 
-    def setup(self, trainer: pl.Trainer | None) -> None:
-        """Fix the recording id and resolve a relative ``path`` against ``<default_root_dir>/ner_viz``."""
+    def setup(self, trainer: pl.Trainer | None, save_dir: Path | None = None) -> None:
+        """Fix the recording id; a relative ``path`` resolves under ``save_dir``."""
         self.recording_id = self.recording_id or str(uuid.uuid4())
-        if trainer is not None and self.path is not None and not self.path.is_absolute():
-            self.path = Path(trainer.default_root_dir) / "ner_viz" / self.path
+        self._output_root = output_root(trainer, save_dir)
+
+    @property
+    def path(self) -> Path | None:
+        """The ``.rrd`` file (resolved by :meth:`setup`), or ``None`` when streaming to a viewer."""
+        return None if self._path is None else resolve_under(self._path, self._output_root)
+
+    @property
+    def location(self) -> str | None:
+        """The file written (or to be written), or the viewer streamed to."""
+        if self.path is not None:
+            return str(self.written_path or self.path)
+        return self.connect or "a spawned viewer"
+
+    @property
+    def root(self) -> str:
+        """Deprecated name of :attr:`prefix`."""
+        return renamed_attribute(self, "root", "prefix")
 
     def _stream(self) -> Any:
         if self._rec is None:
@@ -103,7 +123,6 @@ class RerunSink(Sink):
             self.recording_id = self.recording_id or str(uuid.uuid4())
             rec = rr.RecordingStream(self.application_id, recording_id=self.recording_id)
             if self.path is not None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
                 rec.save(self._next_free_path())
             elif self.spawn:
                 rec.spawn()
@@ -118,11 +137,13 @@ class RerunSink(Sink):
 
         Rerun merges files that share a recording id when they are opened together.
         """
-        assert self.path is not None
-        candidate, n = self.path, 0
+        path = self.path
+        assert path is not None
+        candidate, n = path, 0
         while candidate.exists() and self._continue_in_new_file:
             n += 1
-            candidate = self.path.with_name(f"{self.path.stem}-{n}{self.path.suffix}")
+            candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+        candidate.parent.mkdir(parents=True, exist_ok=True)
         self.written_path = candidate
         return candidate
 
@@ -158,9 +179,9 @@ class RerunSink(Sink):
         self._history.add(snapshot, coords)
         for view, xyz in coords.items():
             points = rr.Points3D if xyz.shape[1] == 3 else rr.Points2D
-            rec.log(f"{self.root}/{view}", points(xyz, class_ids=snapshot.gold, radii=rr.Radius.ui_points(3.0)), hover)
+            rec.log(f"{self.prefix}/{view}", points(xyz, class_ids=snapshot.gold, radii=rr.Radius.ui_points(3.0)), hover)
             rec.log(
-                f"{self.root}/{view}/errors",
+                f"{self.prefix}/{view}/errors",
                 points(xyz[wrong], class_ids=snapshot.pred[wrong].clip(min=0), radii=rr.Radius.ui_points(6.0)),
                 rr.AnyValues(token=[snapshot.token[i] for i in wrong], gold=[gold[i] for i in wrong],
                              predicted=[pred[i] for i in wrong]),
@@ -168,14 +189,14 @@ class RerunSink(Sink):
             strips, ids = self._history.strips(view) if self.trajectories else ([], [])
             if strips:
                 lines = rr.LineStrips3D if xyz.shape[1] == 3 else rr.LineStrips2D
-                rec.log(f"{self.root}/{view}/trajectories",
+                rec.log(f"{self.prefix}/{view}/trajectories",
                         lines(strips, class_ids=[gold_of.get(t, 0) for t in ids], radii=rr.Radius.ui_points(0.3)),
                         rr.AnyValues(token_id=ids))
         self._update_layout(list(coords))
-        rec.log(f"{self.root}/summary", rr.TextDocument(epoch_markdown(snapshot, metrics), media_type=rr.MediaType.MARKDOWN))
+        rec.log(f"{self.prefix}/summary", rr.TextDocument(epoch_markdown(snapshot, metrics), media_type=rr.MediaType.MARKDOWN))
         for name, value in metrics.items():
             if np.isfinite(value):
-                rec.log(f"{self.root}/metrics/{name}", rr.Scalars(float(value)))
+                rec.log(f"{self.prefix}/metrics/{name}", rr.Scalars(float(value)))
         rec.flush(timeout_sec=self.flush_timeout)  # the epoch is on disk (or sent) before the next one
 
     def _update_layout(self, clouds: list[str]) -> None:
@@ -183,16 +204,16 @@ class RerunSink(Sink):
         clouds = list(dict.fromkeys(clouds))
         if self.blueprint and set(clouds) - set(self._clouds):
             self._clouds = clouds
-            self._stream().send_blueprint(default_blueprint(self.root, clouds))
+            self._stream().send_blueprint(default_blueprint(self.prefix, clouds))
 
     flush_timeout = 10.0
     """Seconds to wait for a viewer to take an epoch before the sink reports it as failed."""
 
     def log_group(self, name: str, group: Snapshot, coords: np.ndarray) -> None:
-        """Log a group (``entities``, ``cls``) at ``<root>/<name>``, with its own class colours."""
+        """Log a group (``entities``, ``cls``) at ``<prefix>/<name>``, with its own class colours."""
         rr = require("rerun")
         rec = self._stream()
-        path = f"{self.root}/{name}"
+        path = f"{self.prefix}/{name}"
         if self._group_names.get(name) != group.label_names:
             colors = label_colors(group.label_names)
             infos = [rr.AnnotationInfo(id=i, label=n, color=c) for i, (n, c) in enumerate(zip(group.label_names, colors))]

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from lightning_utilities.core.imports import RequirementCache
 
-from lightning_ner_viz.sinks.base import Sink
+from lightning_ner_viz.sinks.base import (
+    DEFAULT_SUBDIR, Sink, output_root, renamed_attribute, renamed_keyword, resolve_under,
+)
 from lightning_ner_viz.snapshot import Snapshot
 
 if TYPE_CHECKING:
@@ -35,44 +38,56 @@ class TensorBoardSink(Sink):
 
     Per epoch and view it calls ``SummaryWriter.add_embedding`` with the view's raw
     vectors (not the 2-D/3-D projection: the projector runs its own PCA, t-SNE and
-    UMAP), tag ``<tag_prefix>/<view>`` and ``global_step`` = the epoch, so the
+    UMAP), tag ``<prefix>/<view>`` and ``global_step`` = the epoch, so the
     projector lists one tensor per epoch, e.g. ``ner_viz/hidden:00003``. Each point
     carries the metadata columns ``token``, ``gold``, ``predicted`` and ``correct``
     (colour by ``gold``, search by ``token``). Every metric is logged with
-    ``add_scalar`` as ``<tag_prefix>/<name>`` against the epoch.
+    ``add_scalar`` as ``<prefix>/<name>`` against the epoch.
 
     The writer is the Trainer's ``TensorBoardLogger`` writer (``logger.experiment``,
     so everything lands in that logger's ``version_N`` directory) when the Trainer
-    has one and ``log_dir`` is not given; otherwise this sink opens its own
-    ``SummaryWriter`` on ``log_dir`` at the first epoch.
+    has one and ``save_dir`` is not given; otherwise this sink opens its own
+    ``SummaryWriter`` on ``save_dir`` at the first epoch.
 
     Open it with ``tensorboard --logdir <dir>`` and pick the "Projector" tab.
 
     Args:
-        log_dir: write to this directory with an own writer. Relative paths are
-            resolved against the Trainer's ``default_root_dir``/``ner_viz``. ``None``:
-            the Trainer's ``TensorBoardLogger`` if any, else
-            ``<default_root_dir>/ner_viz/tensorboard``.
-        tag_prefix: the prefix of every tag.
+        save_dir: write to this directory with an own writer. Relative paths resolve
+            under the callback's snapshot root (``<default_root_dir>/ner_viz`` by default).
+            ``None``: the Trainer's ``TensorBoardLogger`` if any, else ``tensorboard``
+            under the snapshot root.
+        prefix: the prefix of every tag.
+        log_dir: deprecated name of ``save_dir``.
+        tag_prefix: deprecated name of ``prefix``.
 
     Example::
 
         trainer = Trainer(logger=TensorBoardLogger("runs"), callbacks=[EmbeddingDriftCallback(sinks=[TensorBoardSink()])])
     """
 
-    def __init__(self, log_dir: str | os.PathLike[str] | None = None, *, tag_prefix: str = "ner_viz") -> None:
-        self.log_dir = Path(log_dir) if log_dir is not None else None
-        self.tag_prefix = tag_prefix.strip("/")
-        if not self.tag_prefix:
-            raise ValueError("tag_prefix must be a non-empty string, e.g. 'ner_viz'.")
-        self.resolved_log_dir: Path | None = self.log_dir
+    def __init__(
+        self,
+        save_dir: str | os.PathLike[str] | None = None,
+        *,
+        prefix: str = "ner_viz",
+        log_dir: str | os.PathLike[str] | None = None,
+        tag_prefix: str | None = None,
+    ) -> None:
+        save_dir = renamed_keyword("TensorBoardSink", "log_dir", "save_dir", log_dir, save_dir, None)
+        prefix = renamed_keyword("TensorBoardSink", "tag_prefix", "prefix", tag_prefix, prefix, "ner_viz")
+        self._save_dir = Path(save_dir) if save_dir is not None else None
+        self.prefix = prefix.strip("/")
+        if not self.prefix:
+            raise ValueError("prefix must be a non-empty string, e.g. 'ner_viz'.")
+        self._own_dir: Path | None = self._save_dir
         self._logger: Any = None
         self._writer: Any = None
         self._owns_writer = False
         self._written_dir: str | None = None
 
-    def setup(self, trainer: pl.Trainer | None) -> None:
-        """Pick the Trainer's ``TensorBoardLogger`` (when ``log_dir`` is not given) or resolve ``log_dir``.
+    def setup(self, trainer: pl.Trainer | None, save_dir: Path | None = None) -> None:
+        """Pick the Trainer's ``TensorBoardLogger`` (when ``save_dir`` was not given), else resolve
+        this sink's directory under the snapshot root ``save_dir``.
 
         Raises:
             ModuleNotFoundError: when this sink needs its own writer and tensorboard is missing.
@@ -80,21 +95,51 @@ class TensorBoardSink(Sink):
         from lightning.pytorch.loggers import TensorBoardLogger
 
         loggers = trainer.loggers if trainer is not None else []
-        root = Path(trainer.default_root_dir) if trainer is not None else Path.cwd()
+        root = output_root(trainer, save_dir)
         self._logger = None
-        if self.log_dir is None:
+        if self._save_dir is None:
             self._logger = next((lg for lg in loggers if isinstance(lg, TensorBoardLogger)), None)
-            self.resolved_log_dir = None if self._logger is not None else root / "ner_viz" / DEFAULT_DIR
-        elif trainer is not None and not self.log_dir.is_absolute():
-            self.resolved_log_dir = root / "ner_viz" / self.log_dir
+            self._own_dir = None if self._logger is not None else _default_dir(root)
         else:
-            self.resolved_log_dir = self.log_dir
+            self._own_dir = resolve_under(self._save_dir, root)
         if self._logger is None:
             _require_tensorboard()
 
     @property
+    def save_dir(self) -> Path | None:
+        """The directory events go to: this sink's own (resolved by :meth:`setup`), or the
+        Trainer's ``TensorBoardLogger`` directory when writing through it."""
+        if self._logger is not None:
+            return Path(self._logger.log_dir)
+        return self._own_dir
+
+    @property
+    def location(self) -> str | None:
+        """The directory events go to."""
+        return self._written_dir or (str(self.save_dir) if self.save_dir is not None else None)
+
+    @property
+    def log_dir(self) -> Path | None:
+        """Deprecated: the ``save_dir`` given to the constructor."""
+        warnings.warn("TensorBoardSink.log_dir is deprecated; read `.save_dir` instead.", DeprecationWarning,
+                      stacklevel=2)
+        return self._save_dir
+
+    @property
+    def resolved_log_dir(self) -> Path | None:
+        """Deprecated name of this sink's own directory (``None`` when writing through a logger)."""
+        warnings.warn("TensorBoardSink.resolved_log_dir is deprecated; read `.save_dir` instead.",
+                      DeprecationWarning, stacklevel=2)
+        return self._own_dir
+
+    @property
+    def tag_prefix(self) -> str:
+        """Deprecated name of :attr:`prefix`."""
+        return renamed_attribute(self, "tag_prefix", "prefix")
+
+    @property
     def writer_log_dir(self) -> str | None:
-        """The directory the events and projector config went to: the own ``log_dir`` or the
+        """The directory the events and projector config went to: the own ``save_dir`` or the
         logger's ``version_N`` directory (``None`` before the first epoch)."""
         return self._written_dir
 
@@ -107,7 +152,7 @@ class TensorBoardSink(Sink):
                 _require_tensorboard()
                 from torch.utils.tensorboard import SummaryWriter
 
-                log_dir = self.resolved_log_dir or Path.cwd() / "ner_viz" / DEFAULT_DIR
+                log_dir = self._own_dir or _default_dir(None)
                 log_dir.mkdir(parents=True, exist_ok=True)
                 self._writer = SummaryWriter(log_dir=str(log_dir))
                 self._owns_writer = True
@@ -127,7 +172,7 @@ class TensorBoardSink(Sink):
             vectors = np.asarray(snapshot.views[view], dtype=np.float32)
             if len(vectors) == 0:
                 continue
-            tag = f"{self.tag_prefix}/{view}"
+            tag = f"{self.prefix}/{view}"
             _forget_embedding(writer, f"{tag}:{snapshot.epoch:05d}")
             writer.add_embedding(
                 mat=vectors, metadata=metadata, metadata_header=list(METADATA_HEADER), tag=tag,
@@ -135,7 +180,7 @@ class TensorBoardSink(Sink):
             )
         for name, value in metrics.items():
             if math.isfinite(value):
-                writer.add_scalar(f"{self.tag_prefix}/{name}", float(value), global_step=snapshot.epoch)
+                writer.add_scalar(f"{self.prefix}/{name}", float(value), global_step=snapshot.epoch)
         writer.flush()
 
     def close(self) -> None:
@@ -153,8 +198,13 @@ class TensorBoardSink(Sink):
         return state
 
     def __repr__(self) -> str:
-        target = f"log_dir={str(self.log_dir)!r}" if self.log_dir is not None else "log_dir=None"
-        return f"TensorBoardSink({target}, tag_prefix={self.tag_prefix!r})"
+        target = str(self._save_dir) if self._save_dir is not None else None
+        return f"TensorBoardSink(save_dir={target!r}, prefix={self.prefix!r})"
+
+
+def _default_dir(root: Path | None) -> Path:
+    """``tensorboard`` under the snapshot root, or under ``./ner_viz`` without one."""
+    return (root or Path.cwd() / DEFAULT_SUBDIR) / DEFAULT_DIR
 
 
 def _cell(text: str) -> str:

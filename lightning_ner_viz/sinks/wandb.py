@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from lightning_ner_viz._imports import require
-from lightning_ner_viz.sinks.base import Sink
+from lightning_ner_viz.sinks.base import Sink, resolve_under
 from lightning_ner_viz.sinks.colors import hex_color, label_colors
 from lightning_ner_viz.snapshot import Snapshot
 
@@ -32,7 +33,8 @@ class WandbSink(Sink):
         prefix: the key prefix.
         log_table: log the per-token table.
         log_plot: log the plotly scatter.
-        init_kwargs: passed to ``wandb.init`` when this sink starts the run.
+        init_kwargs: passed to ``wandb.init`` when this sink starts the run. A relative
+            ``dir`` resolves under the callback's snapshot root when the callback passes one.
 
     Example::
 
@@ -52,16 +54,19 @@ class WandbSink(Sink):
         self.log_plot = log_plot
         self.init_kwargs = dict(init_kwargs or {})
         self.run_id: str | None = None
+        self._run_dir: Path | None = None
+        self._output_root: Path | None = None
         self._logger: Any = None
         self._run: Any = None
         self._owns_run = False
         self._pending: dict[str, Any] | None = None
         self._groups_due: set[str] = set()
 
-    def setup(self, trainer: pl.Trainer | None) -> None:
-        """Remember the Trainer's ``WandbLogger``, if any."""
+    def setup(self, trainer: pl.Trainer | None, save_dir: Path | None = None) -> None:
+        """Remember the Trainer's ``WandbLogger``, if any, and the snapshot root ``save_dir``."""
         from lightning.pytorch.loggers import WandbLogger
 
+        self._output_root = Path(save_dir) if save_dir is not None else None
         loggers = trainer.loggers if trainer is not None else []
         self._logger = next((lg for lg in loggers if isinstance(lg, WandbLogger)), None)
         if self._logger is not None:
@@ -78,15 +83,31 @@ class WandbSink(Sink):
                 self._run = wandb.run
             else:
                 kwargs = {"project": "lightning-ner-viz", **self.init_kwargs}
+                if kwargs.get("dir") is not None:
+                    run_root = resolve_under(Path(kwargs["dir"]), self._output_root)
+                    run_root.mkdir(parents=True, exist_ok=True)
+                    kwargs["dir"] = str(run_root)
                 if self.run_id:
                     kwargs.setdefault("id", self.run_id)
                     kwargs.setdefault("resume", "allow")
                 self._run = wandb.init(**kwargs)
                 self._owns_run = True
             self.run_id = self._run.id
+            run_files = getattr(self._run, "dir", None)
+            self._run_dir = Path(run_files).parent if run_files else None
             self._run.define_metric(f"{self.prefix}/epoch")
             self._run.define_metric(f"{self.prefix}/*", step_metric=f"{self.prefix}/epoch")
         return self._run
+
+    @property
+    def run_dir(self) -> Path | None:
+        """The run's local directory (e.g. ``wandb/offline-run-...``), once the run is open."""
+        return self._run_dir
+
+    @property
+    def location(self) -> str | None:
+        """The run's local directory, once the run is open."""
+        return str(self._run_dir) if self._run_dir is not None else None
 
     def log_epoch(self, snapshot: Snapshot, coords: dict[str, np.ndarray], metrics: dict[str, float]) -> None:
         """Log one epoch's tables, plots and metrics in one history row."""
