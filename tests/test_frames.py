@@ -11,8 +11,8 @@ from lightning_ner_viz._warnings import NerVizWarning
 from lightning_ner_viz.projection.frames import (
     FRAMES,
     Frame,
-    aligned_umap,
     align_procrustes,
+    aligned_umap,
     extent,
     make_frame,
     procrustes_apply,
@@ -66,7 +66,7 @@ def test_make_frame_unknown_name_lists_choices() -> None:
     assert all(name in str(err.value) for name in FRAMES)
     with pytest.raises(ValueError, match="2 or 3"):
         make_frame("procrustes", "pca", 4, 0)
-    with pytest.raises(ValueError, match="Unknown reducer"):
+    with pytest.raises(ValueError, match="is not one of"):
         make_frame("procrustes", "isomap", 3, 0)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import pytest
 
@@ -48,11 +50,36 @@ def test_make_reducer_unknown_name_lists_choices() -> None:
 def test_make_reducer_builds_seeded_reducers() -> None:
     assert set(REDUCERS) == {"pca", "umap", "tsne"}
     tsne = make_reducer("tsne", 2, 7)
-    assert isinstance(tsne, TSNEReducer) and (tsne.n_components, tsne.random_state) == (2, 7)
+    assert isinstance(tsne, TSNEReducer) and (tsne.n_components, tsne.seed) == (2, 7)
     umap = make_reducer("umap", 3, 5)
-    assert isinstance(umap, UMAPReducer) and umap.random_state == 5
+    assert isinstance(umap, UMAPReducer) and umap.seed == 5
     with pytest.raises(TypeError):
         make_reducer(object(), 3, 0)
+
+
+@pytest.mark.parametrize("cls", [UMAPReducer, TSNEReducer])
+def test_random_state_is_a_deprecated_alias_of_seed(cls: type) -> None:
+    with pytest.warns(DeprecationWarning, match="use seed") as caught:
+        reducer = cls(random_state=4)
+    assert caught[0].filename == __file__  # the warning points at the caller
+    assert reducer.seed == 4
+    params = inspect.signature(cls).parameters
+    assert list(params).index("seed") == {UMAPReducer: 4, TSNEReducer: 3}[cls]  # random_state's old position
+    assert params["random_state"].kind is inspect.Parameter.KEYWORD_ONLY
+    with pytest.warns(DeprecationWarning, match="use seed"):
+        assert reducer.random_state == 4
+    with pytest.warns(DeprecationWarning, match="use seed"):
+        reducer.random_state = 5
+    assert reducer.seed == 5
+    with pytest.raises(ValueError, match="only seed"), pytest.warns(DeprecationWarning):
+        cls(seed=1, random_state=2)
+
+
+def test_the_alias_fits_as_the_seed_does() -> None:
+    X, _ = blobs(60)
+    with pytest.warns(DeprecationWarning):
+        old = TSNEReducer(n_components=2, n_iter=20, random_state=3).fit_transform(X)
+    np.testing.assert_array_equal(old, TSNEReducer(n_components=2, n_iter=20, seed=3).fit_transform(X))
 
 
 def test_constructor_only_stores_arguments() -> None:
@@ -110,7 +137,7 @@ def test_tsne_warm_start_stays_near_init() -> None:
 
 
 def test_umap_fit_transform_warm_start_and_transform() -> None:
-    X, labels = blobs(200)
+    X, _ = blobs(200)
     a = UMAPReducer(n_epochs=30).fit_transform(X)
     b = UMAPReducer(n_epochs=30).fit_transform(X)
     np.testing.assert_array_equal(a, b)

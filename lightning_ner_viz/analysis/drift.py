@@ -11,16 +11,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from lightning_ner_viz.analysis._checks import NAN, as_matrix
 from lightning_ner_viz.snapshot import Snapshot
-
-_NAN = float("nan")
-
-
-def _matrix(X: np.ndarray, name: str, n_rows: int | None = None, dtype: type = np.float64) -> np.ndarray:
-    X = np.asarray(X, dtype=dtype)
-    if X.ndim != 2 or n_rows not in (None, len(X)):
-        raise ValueError(f"{name} must have shape ({n_rows or 'n_tokens'}, n_features); got shape {X.shape}.")
-    return X
 
 
 def linear_cka(X: np.ndarray, Y: np.ndarray) -> float:
@@ -33,9 +25,9 @@ def linear_cka(X: np.ndarray, Y: np.ndarray) -> float:
     Returns:
         Similarity in [0, 1], invariant to rotation and isotropic scaling; NaN with < 2 rows or a constant matrix.
     """
-    x, y = _matrix(X, "X"), _matrix(Y, "Y", len(X))
+    x, y = as_matrix(X, "X"), as_matrix(Y, "Y", len(X))
     if len(x) < 2:
-        return _NAN
+        return NAN
     x, y = x - x.mean(0), y - y.mean(0)
     n, dx, dy = len(x), x.shape[1], y.shape[1]
     if n * (dx + dy) < dx * dx + dy * dy + dx * dy:  # the (n, n) Gram matrices are the cheaper route
@@ -44,7 +36,7 @@ def linear_cka(X: np.ndarray, Y: np.ndarray) -> float:
     else:
         hsic = float(np.square(y.T @ x).sum())
         norm_x, norm_y = np.linalg.norm(x.T @ x), np.linalg.norm(y.T @ y)
-    return hsic / float(norm_x * norm_y) if norm_x > 0 and norm_y > 0 else _NAN
+    return hsic / float(norm_x * norm_y) if norm_x > 0 and norm_y > 0 else NAN
 
 
 def cosine_displacement(prev: np.ndarray, cur: np.ndarray) -> np.ndarray:
@@ -56,7 +48,7 @@ def cosine_displacement(prev: np.ndarray, cur: np.ndarray) -> np.ndarray:
         prev: array of shape (n_tokens, n_features).
         cur: array of shape (n_tokens, n_features).
     """
-    a, b = _matrix(prev, "prev"), _matrix(cur, "cur")
+    a, b = as_matrix(prev, "prev"), as_matrix(cur, "cur")
     if a.shape != b.shape:
         raise ValueError(f"prev and cur must have the same shape; got {a.shape} and {b.shape}.")
     norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
@@ -86,7 +78,7 @@ def centroid_shift(
         Label name to ``||mean(prev[label]) - mean(cur[label])||`` over the RMS distance of ``cur``'s rows
         to their mean (NaN if that is 0), for the labels present.
     """
-    a, b, labels = _matrix(prev, "prev"), _matrix(cur, "cur"), np.asarray(labels, dtype=np.int64)
+    a, b, labels = as_matrix(prev, "prev"), as_matrix(cur, "cur"), np.asarray(labels, dtype=np.int64)
     if a.shape != b.shape or len(b) != len(labels):
         raise ValueError(f"prev {a.shape}, cur {b.shape} and labels {labels.shape} must be row-aligned.")
     if len(labels) == 0:
@@ -97,7 +89,7 @@ def centroid_shift(
         mask = labels == label
         shift = float(np.linalg.norm(a[mask].mean(0) - b[mask].mean(0)))
         name = label_names[label] if 0 <= label < len(label_names) else str(label)
-        out[name] = shift / spread if spread > 0 else _NAN
+        out[name] = shift / spread if spread > 0 else NAN
     return out
 
 
@@ -112,4 +104,4 @@ def prediction_change_rate(prev_pred: np.ndarray, cur_pred: np.ndarray) -> float
     if a.shape != b.shape:
         raise ValueError(f"prev_pred and cur_pred must have the same shape; got {a.shape} and {b.shape}.")
     known = (a >= 0) & (b >= 0)
-    return float((a[known] != b[known]).mean()) if known.any() else _NAN
+    return float((a[known] != b[known]).mean()) if known.any() else NAN

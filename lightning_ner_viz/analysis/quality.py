@@ -12,9 +12,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from lightning_ner_viz.analysis.drift import _matrix
+from lightning_ner_viz.analysis._checks import NAN, as_matrix
 
-_NAN = float("nan")
 _MAX_POINTS = 2000
 _CHUNK_BYTES = 64 * 2**20
 """Memory budget of one block of float32 distances in :func:`knn_purity` over every token."""
@@ -74,11 +73,11 @@ def _scores(x: np.ndarray, labels: np.ndarray | None = None, coords: np.ndarray 
             ranks = torch.stack([(d < reach[:, m, None]).sum(1) + 1 for m in range(k)], 1)
             penalty += int((ranks - k).clamp_min_(0).sum())
     if labels is not None:
-        out["silhouette"] = _silhouette_from_sums(sums, onehot, own) if sil else _NAN
+        out["silhouette"] = _silhouette_from_sums(sums, onehot, own) if sil else NAN
     if knn:
-        out["knn_purity"] = hits / (n * knn_k) if knn_k >= 1 else _NAN
+        out["knn_purity"] = hits / (n * knn_k) if knn_k >= 1 else NAN
     if coords is not None:
-        out["trustworthiness"] = 1.0 - penalty * 2.0 / (n * k * (2.0 * n - 3.0 * k - 1.0)) if trust else _NAN
+        out["trustworthiness"] = 1.0 - penalty * 2.0 / (n * k * (2.0 * n - 3.0 * k - 1.0)) if trust else NAN
     return out
 
 
@@ -109,7 +108,7 @@ def silhouette_by_label(X: np.ndarray, labels: np.ndarray, max_points: int = _MA
     """
     labels = np.asarray(labels)
     idx = _subsample(len(labels), max_points, seed)
-    return _scores(_matrix(X, "X", len(labels))[idx], labels[idx])["silhouette"]
+    return _scores(as_matrix(X, "X", len(labels))[idx], labels[idx])["silhouette"]
 
 
 def knn_purity(X: np.ndarray, labels: np.ndarray, k: int = 10) -> float:
@@ -123,11 +122,11 @@ def knn_purity(X: np.ndarray, labels: np.ndarray, k: int = 10) -> float:
         k: neighbours per token; ``min(k, n_tokens - 1)`` are used (NaN with fewer than 2 tokens).
     """
     labels = np.asarray(labels)
-    x = _matrix(X, "X", len(labels), np.float32)
+    x = as_matrix(X, "X", len(labels), np.float32)
     n, lab = len(labels), torch.from_numpy(np.asarray(labels, dtype=np.int64))
     k, hits = min(k, n - 1), 0
     if k < 1:
-        return _NAN
+        return NAN
     x = x - x.mean(0)  # distances are unchanged, and float rounding shrinks
     sq = torch.from_numpy(np.einsum("ij,ij->i", x, x))
     step = max(1, _CHUNK_BYTES // (x.itemsize * n))
@@ -155,9 +154,9 @@ def trustworthiness(
     Returns:
         Score in [0, 1]; NaN unless ``1 <= k < scored tokens / 2``.
     """
-    x = _matrix(X, "X")
+    x = as_matrix(X, "X")
     idx = _subsample(len(x), max_points, seed)
-    return _scores(x[idx], coords=_matrix(coords, "coords", len(x))[idx], k=k)["trustworthiness"]
+    return _scores(x[idx], coords=as_matrix(coords, "coords", len(x))[idx], k=k)["trustworthiness"]
 
 
 def view_quality(view: str, X: np.ndarray, labels: np.ndarray, coords: np.ndarray | None) -> dict[str, float]:
@@ -166,9 +165,9 @@ def view_quality(view: str, X: np.ndarray, labels: np.ndarray, coords: np.ndarra
     Scores the public functions' default subsample; kNN purity covers every token (with
     :func:`knn_purity`) when there are more than ``_MAX_POINTS``.
     """
-    x = _matrix(X, f"views[{view!r}]", len(labels))
+    x = as_matrix(X, f"views[{view!r}]", len(labels))
     idx = _subsample(len(x), _MAX_POINTS, seed=0)  # the public functions' defaults
-    e = None if coords is None else _matrix(coords, f"coords[{view!r}]", len(x))[idx]
+    e = None if coords is None else as_matrix(coords, f"coords[{view!r}]", len(x))[idx]
     found = _scores(x[idx], labels[idx], e, knn=len(idx) == len(x))
     if len(idx) != len(x):
         found["knn_purity"] = knn_purity(x, labels)

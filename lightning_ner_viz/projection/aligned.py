@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 
 from lightning_ner_viz._imports import require
-from lightning_ner_viz.reducers import REDUCERS, check_n_components
-from lightning_ner_viz.reducers.pca import pca_basis
+from lightning_ner_viz.reducers._linalg import check_n_components, pca_basis, pca_project
+from lightning_ner_viz.reducers.umap import UMAPReducer
 from lightning_ner_viz.snapshot import Snapshot
 
 
@@ -43,12 +43,11 @@ def aligned_umap(
             raise ValueError(f"Snapshot of epoch {snap.epoch} has duplicate token ids.")
         X = np.asarray(snap.views[view], dtype=np.float32)
         if pca_dims is not None and X.shape[1] > pca_dims:
-            mean, components, _ = pca_basis(X, pca_dims)
-            X = ((X - mean) @ components.T).astype(np.float32)
+            X = pca_project(X, *pca_basis(X, pca_dims)[:2])
         features.append(X)
     if len(snapshots) == 1:
         kwargs = {k: v for k, v in umap_kwargs.items() if k in ("n_neighbors", "min_dist", "n_epochs")}
-        return [REDUCERS["umap"](n_components=n_components, random_state=seed, pca_dims=None, **kwargs).fit_transform(features[0])]
+        return [UMAPReducer(n_components=n_components, seed=seed, pca_dims=None, **kwargs).fit_transform(features[0])]
     relations = []
     for before, after in zip(snapshots, snapshots[1:]):
         _, i, j = np.intersect1d(before.token_id, after.token_id, assume_unique=True, return_indices=True)

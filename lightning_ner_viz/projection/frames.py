@@ -19,14 +19,18 @@ import numpy as np
 
 from lightning_ner_viz._warnings import warn
 from lightning_ner_viz.projection.aligned import aligned_umap
+from lightning_ner_viz.projection.frame_names import FRAME_NAMES, FrameName, check_frame, check_reducer_frame
 from lightning_ner_viz.projection.procrustes import Similarity, align_procrustes, extent, procrustes_apply, procrustes_fit
-from lightning_ner_viz.reducers import PCAReducer, check_n_components, make_reducer
+from lightning_ner_viz.reducers._linalg import check_n_components
 from lightning_ner_viz.reducers.extension import KernelExtension
+from lightning_ner_viz.reducers.pca import PCAReducer
+from lightning_ner_viz.reducers.registry import Reducer, ReducerName, make_reducer
 
 __all__ = [
-    "FRAMES", "FixedFrame", "Frame", "IndependentFrame", "ProcrustesFrame", "Similarity", "WarmFrame",
-    "align_procrustes", "aligned_umap", "extent", "make_frame", "procrustes_apply", "procrustes_fit",
+    "FRAMES", "FRAME_NAMES", "FixedFrame", "Frame", "FrameName", "IndependentFrame", "ProcrustesFrame", "Similarity",
+    "WarmFrame", "align_procrustes", "aligned_umap", "extent", "make_frame", "procrustes_apply", "procrustes_fit",
 ]
+
 
 class Frame(ABC):
     """Keeps ONE view's projections stable across epochs.
@@ -49,7 +53,7 @@ class Frame(ABC):
     reuse_unchanged: bool = True
     """Return the previous coordinates when an epoch's ids and features are unchanged."""
 
-    def __init__(self, reducer: str | Any = "pca", n_components: int = 3, seed: int = 0) -> None:
+    def __init__(self, reducer: ReducerName | Reducer = "pca", n_components: int = 3, seed: int = 0) -> None:
         check_n_components(n_components)
         make_reducer(reducer, n_components, seed)  # fail at construction, not mid-training
         self.reducer, self.n_components, self.seed = reducer, n_components, seed
@@ -185,7 +189,9 @@ class WarmFrame(Frame):
     """Start each epoch's fit (UMAP, t-SNE) from the previous layout, then Procrustes-align it.
 
     Tokens new this epoch start at the previous cloud's mean plus a tiny
-    deterministic jitter. Reducers without an ``init`` (PCA) behave as ``procrustes``.
+    deterministic jitter. Reducers without an ``init`` (PCA) behave as ``procrustes``;
+    :func:`~lightning_ner_viz.projection.frame_names.check_reducer_frame`, which checks
+    a user's choice, refuses them.
     """
 
     name = "warm"
@@ -224,14 +230,13 @@ class FixedFrame(Frame):
 
     name = "fixed"
 
-    def __init__(self, reducer: str | Any = "pca", n_components: int = 3, seed: int = 0) -> None:
+    def __init__(self, reducer: ReducerName | Reducer = "pca", n_components: int = 3, seed: int = 0) -> None:
         super().__init__(reducer, n_components, seed)
         self.fitted_: Any = None
         self.similarity_: Similarity | None = None
 
     def project(self, token_id: np.ndarray, X: np.ndarray) -> np.ndarray:  # noqa: D102
-        if not isinstance(self.reducer, str) and not callable(getattr(self.reducer, "transform", None)):
-            raise TypeError(f"The 'fixed' frame needs a reducer with transform(X); {type(self.reducer).__name__} has none.")
+        check_reducer_frame(self.reducer, self.name)
         return self._project(token_id, X)
 
     def _layout(self, token_id: np.ndarray, X: np.ndarray) -> np.ndarray:
@@ -272,20 +277,18 @@ class FixedFrame(Frame):
                 self.similarity_ = (np.asarray(s["rotation"]), float(s["scale"]), np.asarray(s["translation"]))
 
 
-FRAMES: dict[str, type[Frame]] = {
-    "independent": IndependentFrame,
-    "procrustes": ProcrustesFrame,
-    "fixed": FixedFrame,
-    "warm": WarmFrame,
-}
+FRAMES: dict[str, type[Frame]] = {cls.name: cls for cls in (ProcrustesFrame, FixedFrame, WarmFrame, IndependentFrame)}
+"""Frame name to class, in the order of :data:`~lightning_ner_viz.projection.frame_names.FRAME_NAMES`."""
 
 
-def make_frame(name: str, reducer: str | Any = "pca", n_components: int = 3, seed: int = 0) -> Frame:
-    """A new frame by name (``independent``, ``procrustes``, ``fixed``, ``warm``).
+def make_frame(
+    name: FrameName | str, reducer: ReducerName | Reducer = "pca", n_components: int = 3, seed: int = 0
+) -> Frame:
+    """A new frame by name (``procrustes``, ``fixed``, ``warm``, ``independent``).
 
     Raises:
-        ValueError: for an unknown name, listing the valid ones.
+        ValueError: for an unknown frame or reducer name, listing the valid ones.
+        TypeError: for a reducer object without ``fit_transform``.
     """
-    if name not in FRAMES:
-        raise ValueError(f"Unknown frame {name!r}; choose one of {sorted(FRAMES)}.")
+    check_frame(name)
     return FRAMES[name](reducer, n_components, seed)

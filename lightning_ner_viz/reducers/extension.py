@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from lightning_ner_viz.reducers._linalg import pca_basis
 from lightning_ner_viz.reducers.base import NotFittedError
-from lightning_ner_viz.reducers.pca import pca_basis
 
 
 class KernelExtension:
@@ -23,8 +23,10 @@ class KernelExtension:
         pca_dims: compare features after this many principal axes (``None``: raw).
 
     Attributes:
-        reference_: array of shape (n_ref, n_dims), the pre-reduced reference features.
-        layout_: array of shape (n_ref, n_components), the reference layout.
+        mean_: array of shape (n_features,), or ``None`` without a PCA step.
+        components_: array of shape (pca_dims, n_features), or ``None`` without a PCA step.
+        reference_: float64 tensor of shape (n_ref, n_dims), the pre-reduced reference features.
+        layout_: float64 tensor of shape (n_ref, n_components), the reference layout.
         bandwidth_: the Gaussian kernel's width.
     """
 

@@ -1,36 +1,13 @@
-"""PCA in torch: no dependency beyond the core."""
+"""PCA in torch, with deterministic signs: no dependency beyond the core."""
 
 from __future__ import annotations
 
 import numpy as np
-import torch
 
-from lightning_ner_viz.reducers.base import NotFittedError, check_matrix, check_n_components
+from lightning_ner_viz.reducers._linalg import check_matrix, check_n_components, pca_basis, pca_project
+from lightning_ner_viz.reducers.base import NotFittedError
 
-
-def pca_basis(X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean, top-``k`` principal axes and their explained variance ratios, with deterministic signs.
-
-    Args:
-        X: array of shape (n_tokens, n_features).
-        k: components wanted; missing ones (fewer features than ``k``) are zero axes.
-
-    Returns:
-        ``mean`` (n_features,), ``components`` (k, n_features), ``ratio`` (k,).
-    """
-    data = torch.from_numpy(np.asarray(X, dtype=np.float32)).double()
-    mean = data.mean(0)
-    _, s, vh = torch.linalg.svd(data - mean, full_matrices=False)
-    components = vh[:k]
-    signs = torch.sign(components.gather(1, components.abs().argmax(1, keepdim=True)))
-    components = components * torch.where(signs == 0, torch.ones_like(signs), signs)
-    variance = s[:k] ** 2
-    total = float((s**2).sum()) or 1.0
-    if components.shape[0] < k:
-        pad = k - components.shape[0]
-        components = torch.cat([components, components.new_zeros(pad, vh.shape[1])])
-        variance = torch.cat([variance, variance.new_zeros(pad)])
-    return mean.float().numpy(), components.float().numpy(), (variance / total).float().numpy()
+__all__ = ["PCAReducer", "pca_basis"]
 
 
 class PCAReducer:
@@ -68,8 +45,7 @@ class PCAReducer:
         """Project X of shape (n_tokens, n_features) to shape (n_tokens, n_components)."""
         if not hasattr(self, "components_"):
             raise NotFittedError("This PCAReducer is not fitted yet; call fit(X) first.")
-        X = np.asarray(X, dtype=np.float32)
-        return ((X - self.mean_) @ self.components_.T).astype(np.float32)
+        return pca_project(X, self.mean_, self.components_)
 
     def fit_transform(self, X: np.ndarray) -> np.ndarray:
         """Fit on X and return its projection."""

@@ -9,16 +9,10 @@ from collections.abc import Iterator
 import numpy as np
 
 from lightning_ner_viz._imports import require
-from lightning_ner_viz.reducers.base import (
-    NotFittedError,
-    PCAPrereduction,
-    check_init,
-    check_matrix,
-    check_n_components,
-)
+from lightning_ner_viz.reducers.base import NotFittedError, SeededReducer
 
 
-class TSNEReducer(PCAPrereduction):
+class TSNEReducer(SeededReducer):
     """t-SNE (openTSNE) with a fixed random state, on a PCA pre-reduction for speed.
 
     2-D uses openTSNE's automatic gradient method (FFT from 10,000 tokens); 3-D
@@ -28,7 +22,7 @@ class TSNEReducer(PCAPrereduction):
         n_components: 2 or 3.
         perplexity: t-SNE's effective neighbourhood size (openTSNE lowers it for tiny inputs).
         pca_dims: reduce to this many dimensions with PCA first (``None`` to skip).
-        random_state: the seed; the same seed and data give the same layout.
+        seed: the random state of openTSNE; the same seed and data give the same layout.
         n_iter: optimisation iterations after the early-exaggeration ones (from PCA).
         init: optional array of shape (n_tokens, n_components) to start from (a
             warm start, e.g. the previous epoch's layout). It is centred but kept
@@ -36,10 +30,10 @@ class TSNEReducer(PCAPrereduction):
         early_exaggeration_iter: early-exaggeration iterations; ``None`` means 250
             from PCA and 0 from ``init`` (a converged layout needs none, and
             skipping them keeps it in place).
-        warm_n_iter: optimisation iterations when started from ``init``: a converged
-            start needs few (100 moved points less than 500 and took a fifth of the
-            time, docs/performance.md).
         n_jobs: threads; 1 (the default) keeps results bit-for-bit reproducible.
+        warm_n_iter: optimisation iterations when started from ``init`` (a converged
+            start needs few).
+        random_state: deprecated name of ``seed``.
 
     Attributes:
         embedding_: array of shape (n_tokens, n_components), the fitted layout.
@@ -51,19 +45,18 @@ class TSNEReducer(PCAPrereduction):
         n_components: int = 3,
         perplexity: float = 30,
         pca_dims: int | None = 50,
-        random_state: int = 0,
+        seed: int = 0,
         n_iter: int = 500,
         init: np.ndarray | None = None,
         early_exaggeration_iter: int | None = None,
         n_jobs: int = 1,
         warm_n_iter: int = 100,
+        *,
+        random_state: int | None = None,
     ) -> None:
-        self.n_components = n_components
+        super().__init__(n_components, pca_dims, seed, init, random_state)
         self.perplexity = perplexity
-        self.pca_dims = pca_dims
-        self.random_state = random_state
         self.n_iter = n_iter
-        self.init = init
         self.early_exaggeration_iter = early_exaggeration_iter
         self.n_jobs = n_jobs
         self.warm_n_iter = warm_n_iter
@@ -74,11 +67,9 @@ class TSNEReducer(PCAPrereduction):
         Raises:
             ValueError: when there are fewer than 4 tokens, or ``init`` has the wrong shape.
         """
-        check_n_components(self.n_components)
-        X = check_matrix(X, self.n_components)
+        X, init = self._check_input(X)
         if X.shape[0] < 4:
             raise ValueError(f"t-SNE needs at least 4 tokens; got {X.shape[0]}. Use reducer='pca'.")
-        init = check_init(self.init, X.shape[0], self.n_components)
         openTSNE = require("openTSNE")
         exaggeration_iter = self.early_exaggeration_iter
         if exaggeration_iter is None:
@@ -90,7 +81,7 @@ class TSNEReducer(PCAPrereduction):
             early_exaggeration_iter=exaggeration_iter,
             initialization="pca" if init is None else init - init.mean(0),
             negative_gradient_method="bh" if self.n_components > 2 else "auto",
-            random_state=self.random_state,
+            random_state=self.seed,
             n_jobs=self.n_jobs,
             verbose=False,
         )

@@ -8,16 +8,10 @@ import numpy as np
 import torch
 
 from lightning_ner_viz._imports import require
-from lightning_ner_viz.reducers.base import (
-    NotFittedError,
-    PCAPrereduction,
-    check_init,
-    check_matrix,
-    check_n_components,
-)
+from lightning_ner_viz.reducers.base import NotFittedError, SeededReducer
 
 
-class UMAPReducer(PCAPrereduction):
+class UMAPReducer(SeededReducer):
     """UMAP with a fixed random state, on a PCA pre-reduction for speed.
 
     Args:
@@ -25,21 +19,20 @@ class UMAPReducer(PCAPrereduction):
         n_neighbors: UMAP's neighbourhood size.
         min_dist: UMAP's minimum distance between embedded points.
         pca_dims: reduce to this many dimensions with PCA first (``None`` to skip).
-        random_state: the seed; the same seed and data give the same layout.
+        seed: the random state of umap-learn; the same seed and data give the same layout.
         n_epochs: UMAP optimisation epochs (``None`` lets umap-learn choose, or uses
             ``warm_n_epochs`` when started from ``init``).
         init: optional array of shape (n_tokens, n_components) to start the
             optimisation from (a warm start, e.g. the previous epoch's layout).
             umap-learn rescales each axis to [0, 10] first, so only its shape
             matters. ``None`` uses the spectral start.
+        warm_n_epochs: optimisation epochs of a warm start when ``n_epochs`` is ``None``
+            (a layout that starts converged needs few steps).
         exact_knn_max: up to this many tokens the nearest neighbours are found
-            exactly, by one chunked matrix product in torch, and handed to umap-learn
-            (whose own exact path calls a Python distance function once per pair: 2.5 s of
-            a 3.8 s fit on 2,000 tokens). Above it, umap-learn's NN-descent. ``0`` disables.
-        warm_n_epochs: optimisation epochs of a warm start when ``n_epochs`` is ``None``.
-            A layout that starts converged needs few steps: on 5,000 tokens 50 epochs
-            took a third of the time of umap-learn's default and moved points less
-            (docs/performance.md).
+            exactly, by one chunked matrix product in torch (:func:`exact_knn`), and
+            handed to umap-learn, whose own exact path calls a Python distance function
+            once per pair. Above it, umap-learn's NN-descent. ``0`` disables.
+        random_state: deprecated name of ``seed``.
 
     Attributes:
         embedding_: array of shape (n_tokens, n_components), the fitted layout.
@@ -52,20 +45,17 @@ class UMAPReducer(PCAPrereduction):
         n_neighbors: int = 15,
         min_dist: float = 0.1,
         pca_dims: int | None = 50,
-        random_state: int = 0,
+        seed: int = 0,
         n_epochs: int | None = None,
         init: np.ndarray | None = None,
         warm_n_epochs: int = 50,
         exact_knn_max: int = 20_000,
+        *,
+        random_state: int | None = None,
     ) -> None:
-        self.n_components = n_components
-        self.n_neighbors = n_neighbors
-        self.min_dist = min_dist
-        self.pca_dims = pca_dims
-        self.random_state = random_state
-        self.n_epochs = n_epochs
-        self.init = init
-        self.warm_n_epochs = warm_n_epochs
+        super().__init__(n_components, pca_dims, seed, init, random_state)
+        self.n_neighbors, self.min_dist = n_neighbors, min_dist
+        self.n_epochs, self.warm_n_epochs = n_epochs, warm_n_epochs
         self.exact_knn_max = exact_knn_max
 
     def fit(self, X: np.ndarray) -> UMAPReducer:
@@ -74,14 +64,12 @@ class UMAPReducer(PCAPrereduction):
         Raises:
             ValueError: when there are not more tokens than ``n_neighbors``, or ``init`` has the wrong shape.
         """
-        check_n_components(self.n_components)
-        X = check_matrix(X, self.n_components)
+        X, init = self._check_input(X)
         if X.shape[0] <= self.n_neighbors:
             raise ValueError(
                 f"UMAP needs more tokens than n_neighbors={self.n_neighbors}; got {X.shape[0]}. "
                 "Lower n_neighbors, raise max_tokens, or use reducer='pca'."
             )
-        init = check_init(self.init, X.shape[0], self.n_components)
         umap = require("umap")
         X = self._prereduce(X, fit=True)
         exact = X.shape[0] <= self.exact_knn_max
@@ -89,9 +77,9 @@ class UMAPReducer(PCAPrereduction):
             n_components=self.n_components,
             n_neighbors=self.n_neighbors,
             min_dist=self.min_dist,
-            random_state=self.random_state,
+            random_state=self.seed,
             n_epochs=self.n_epochs if self.n_epochs is not None or init is None else self.warm_n_epochs,
-            transform_seed=self.random_state,
+            transform_seed=self.seed,
             init="spectral" if init is None else init.astype(np.float32),
             precomputed_knn=exact_knn(X, self.n_neighbors) if exact else (None, None, None),
             force_approximation_algorithm=exact,  # with a precomputed kNN, skip the all-pairs path
@@ -113,7 +101,7 @@ class UMAPReducer(PCAPrereduction):
 
             self.umap_._knn_search_index = NNDescent(
                 self.umap_._raw_data, metric="euclidean", n_neighbors=self.n_neighbors,
-                random_state=self.random_state, n_jobs=1)
+                random_state=self.seed, n_jobs=1)
         return np.asarray(self.umap_.transform(self._prereduce(np.asarray(X, np.float32), fit=False)), np.float32)
 
     def fit_transform(self, X: np.ndarray) -> np.ndarray:
