@@ -13,14 +13,17 @@ import urllib.request
 from pathlib import Path
 
 import lightning.pytorch as pl
+import numpy as np
 import pytest
 from conftest import trainer_kwargs
 from outside_model import UserCrfTagger
 from rrd_reading import read_rrd
 
-from lightning_ner_viz import EmbeddingDriftCallback
+from lightning_ner_viz import EmbeddingDriftCallback, NerVizWarning, Snapshot, load_snapshots
 from lightning_ner_viz.cli import main
+from lightning_ner_viz.cli.render import render_snapshots
 from lightning_ner_viz.demo.data import LABEL_NAMES
+from lightning_ner_viz.sinks.base import Sink
 
 SCRIPT = Path(sys.executable).with_name("lightning-ner-viz")
 
@@ -76,12 +79,50 @@ def test_render_html(run_dir, tmp_path):
     assert out.stat().st_size > 100_000 and "<html" in out.read_text()[:2000].lower()
 
 
-def test_render_aligned_umap(run_dir, tmp_path):
+def test_render_aligned_umap_logs_views_and_groups(run_dir, tmp_path):
     out = tmp_path / "aligned.rrd"
-    done = _cli("render", str(run_dir), "--reducer", "umap", "--frame", "aligned", "--out", str(out), timeout=400)
+    done = _cli("render", str(run_dir), "--frame", "aligned", "--out", str(out), timeout=400)  # umap by default
     assert done.returncode == 0, done.stderr[-2000:]
-    clouds = read_rrd(out)["/embeddings/hidden"]
-    assert [len(c["Points3D:positions"]) for c in clouds] == [150, 150, 150]
+    assert "(umap, frame aligned)" in done.stdout
+    rows = read_rrd(out)
+    assert [len(c["Points3D:positions"]) for c in rows["/embeddings/hidden"]] == [150, 150, 150]
+    snapshots = load_snapshots(run_dir / "ner_viz")
+    assert "entities" in snapshots[0].groups
+    for name in snapshots[0].groups:
+        clouds = [r for r in rows[f"/embeddings/{name}"] if r.get("Points3D:positions") is not None]
+        assert [len(c["Points3D:positions"]) for c in clouds] == [len(s.groups[name]) for s in snapshots]
+
+
+class _Recording(Sink):
+    def __init__(self) -> None:
+        self.epochs: list[int] = []
+        self.groups: list[tuple[int, str, tuple[int, ...]]] = []
+        self.closed = False
+
+    def log_epoch(self, snapshot: Snapshot, coords: dict[str, np.ndarray], metrics: dict[str, float]) -> None:
+        self.epochs.append(snapshot.epoch)
+
+    def log_group(self, name: str, group: Snapshot, coords: np.ndarray) -> None:
+        self.groups.append((group.epoch, name, coords.shape))
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class _Failing(_Recording):
+    def log_epoch(self, snapshot: Snapshot, coords: dict[str, np.ndarray], metrics: dict[str, float]) -> None:
+        raise OSError("disk full")
+
+
+def test_render_snapshots_isolates_a_failing_sink_and_logs_groups(run_dir):
+    snapshots = load_snapshots(run_dir / "ner_viz")
+    failing, recording = _Failing(), _Recording()
+    with pytest.warns(NerVizWarning, match="disk full"):
+        failures = render_snapshots(snapshots, [failing, recording], reducer="pca", frame="fixed", n_components=2)
+    assert len(failures) == 1 and "disk full" in failures[0]
+    assert recording.epochs == [0, 1, 2] and recording.closed and failing.closed
+    assert {(epoch, name) for epoch, name, _ in recording.groups} == {(e, "entities") for e in (0, 1, 2)}
+    assert {shape[1] for _, _, shape in recording.groups} == {2}
 
 
 def test_snapshot_links_out_of_the_root_are_refused(run_dir, tmp_path):
@@ -121,9 +162,3 @@ def test_replay_web_serves_the_viewer_on_loopback(run_dir, tmp_path):
         proc.terminate()
         out, _ = proc.communicate(timeout=30)
     assert f"http://127.0.0.1:{web}/?url=" in out
-
-
-def test_subcommands_have_help():
-    for command in ("demo", "replay", "render"):
-        done = _cli(command, "--help", timeout=120)
-        assert done.returncode == 0 and "usage:" in done.stdout

@@ -1,103 +1,51 @@
-"""Look again without retraining: open a recording, or re-render saved snapshots."""
+"""``lightning-ner-viz replay``: open a recording in the Rerun viewer, or build one from saved snapshots."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from lightning_ner_viz.analysis.epoch_metrics import epoch_metrics
-from lightning_ner_viz.projection.renderer import Renderer
-from lightning_ner_viz.sinks.base import Sink
-from lightning_ner_viz.snapshot import Snapshot, load_snapshots
+if TYPE_CHECKING:
+    from lightning_ner_viz.projection.frame_names import RenderFrameName
+    from lightning_ner_viz.reducers.registry import ReducerName
 
-SINK_NAMES = ("rerun", "wandb", "html", "tensorboard")
-
-
-def safe_path(path: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> Path:
-    """Resolve a user-given path and, when ``root`` is given, refuse one that escapes it.
-
-    Raises:
-        ValueError: when the resolved path is outside ``root`` (``..`` or a symlink out).
-    """
-    resolved = Path(path).expanduser().resolve()
-    if root is not None:
-        base = Path(root).expanduser().resolve()
-        if resolved != base and base not in resolved.parents:
-            raise ValueError(f"{path} resolves to {resolved}, outside {base}; refusing to follow it.")
-    return resolved
+    SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
 
-def load_snapshot_dir(directory: str | os.PathLike[str]) -> list[Snapshot]:
-    """Snapshots under ``directory`` (or ``directory/ner_viz``), refusing entries that link outside it."""
-    base = safe_path(directory)
-    if not base.is_dir():
-        raise FileNotFoundError(f"{directory} is not a directory of snapshots (epoch=NNNN folders).")
-    if not any(base.glob("epoch=*")) and (base / "ner_viz").is_dir():
-        base = base / "ner_viz"
-    for entry in base.glob("epoch=*"):
-        safe_path(entry, base)
-    return load_snapshots(base)
+def add_replay_parser(subparsers: SubParsers) -> argparse.ArgumentParser:
+    """Add the ``replay`` subcommand to ``subparsers``."""
+    parser = subparsers.add_parser(
+        "replay", help="open a .rrd recording, or build one from a snapshot directory",
+        description="Open PATH (a .rrd file or a directory of epoch=NNNN snapshots) in the Rerun viewer.",
+    )
+    parser.add_argument("path", help="a .rrd file, or a snapshot directory (e.g. demo-out/ner_viz)")
+    parser.add_argument("--web", action="store_true", help="serve the web viewer on 127.0.0.1 and print its URL")
+    parser.add_argument("--save", metavar="OUT.rrd", help="write a recording from snapshots instead of opening it")
+    parser.add_argument("--port", type=int, default=9876, help="gRPC port for --web (default: %(default)s)")
+    parser.add_argument("--web-port", type=int, default=9090, help="web viewer port for --web (default: %(default)s)")
+    parser.set_defaults(handler=run)
+    return parser
 
 
-def make_sink(name: str, out: Path) -> Sink:
-    """A sink by name, writing under ``out`` (a file path for rerun/html, a directory otherwise)."""
-    if name == "rerun":
-        from lightning_ner_viz.sinks import RerunSink
-
-        return RerunSink(path=out)
-    if name == "html":
-        from lightning_ner_viz.sinks.html import HtmlSink
-
-        return HtmlSink(path=out)
-    if name == "tensorboard":
-        from lightning_ner_viz.sinks import TensorBoardSink
-
-        return TensorBoardSink(log_dir=str(out))
-    if name == "wandb":
-        from lightning_ner_viz.sinks import WandbSink
-
-        return WandbSink(init_kwargs={"dir": str(out), "project": "lightning-ner-viz-render"})
-    raise ValueError(f"Unknown sink {name!r}; choose one of {list(SINK_NAMES)}.")
-
-
-def render_snapshots(
-    snapshots: list[Snapshot], sinks: list[Sink], reducer: str | Any = "pca", frame: str = "procrustes",
-    n_components: int = 3, seed: int = 0,
-) -> None:
-    """Re-render saved snapshots, in epoch order, to the sinks.
-
-    ``frame="aligned"`` lays all epochs out together with ``umap.AlignedUMAP``;
-    the other frames replay the epochs one by one as during training.
-    """
-    for sink in sinks:
-        sink.setup(None)
-    if frame != "aligned":
-        renderer = Renderer(reducer, n_components, seed, sinks, strict=True, frame=frame)
-        for snapshot in snapshots:
-            renderer.render(snapshot)
-        renderer.close()
-        return
-    from lightning_ner_viz.projection.frames import aligned_umap
-
-    layouts = {view: aligned_umap(snapshots, view, n_components, seed) for view in snapshots[0].views}
-    previous = None
-    for i, snapshot in enumerate(snapshots):
-        coords = {view: layouts[view][i] for view in snapshot.views}
-        metrics = epoch_metrics(snapshot, coords, previous=previous, first=snapshots[0] if i else None)
-        for sink in sinks:
-            sink.log_epoch(snapshot, coords, metrics)
-        previous = snapshot
-    for sink in sinks:
-        sink.close()
+def run(args: argparse.Namespace) -> int:
+    """The ``replay`` handler."""
+    return replay(args.path, web=args.web, save=args.save, port=args.port, web_port=args.web_port)
 
 
 def rerun_executable() -> str:
-    """The ``rerun`` viewer binary shipped in the rerun-sdk wheel (not its Python wrapper script,
-    which would leave the viewer running when it is stopped)."""
+    """The ``rerun`` viewer binary shipped in the rerun-sdk wheel.
+
+    Not its Python wrapper script, which would leave the viewer running when it is stopped.
+
+    Raises:
+        ModuleNotFoundError: when rerun-sdk is not installed.
+        FileNotFoundError: when the binary is missing.
+    """
     from lightning_ner_viz._imports import require
 
     require("rerun")
@@ -121,18 +69,39 @@ def viewer_command(rrd: Path, web: bool, port: int, web_port: int) -> list[str]:
 
 
 def replay(path: str | os.PathLike[str], *, web: bool = False, save: str | None = None, port: int = 9876,
-           web_port: int = 9090, reducer: str = "pca", frame: str = "procrustes") -> int:
-    """Open a recording, or build one from snapshots (``save`` writes it instead of opening)."""
-    source = safe_path(path)
+           web_port: int = 9090, reducer: ReducerName = "pca", frame: RenderFrameName = "procrustes") -> int:
+    """Open a recording, or build one from snapshots first.
+
+    Args:
+        path: a ``.rrd`` file, or a snapshot directory (or the run directory above it).
+        web: serve the web viewer on 127.0.0.1 instead of opening the native viewer.
+        save: write the recording built from snapshots here and return, without opening it.
+        port: gRPC port of the web viewer's server.
+        web_port: HTTP port of the web viewer.
+        reducer: the projection used to build a recording from snapshots.
+        frame: how those epochs share one frame.
+
+    Returns:
+        The exit code: 0 after ``save``, 1 when the recording could not be written. Otherwise
+        the viewer replaces this process and it does not return.
+
+    Raises:
+        ValueError: for ``save`` with a ``.rrd`` path, or snapshots that cannot be read.
+        FileNotFoundError: when ``path`` is neither a ``.rrd`` file nor a directory.
+    """
+    source = Path(path).expanduser().resolve()
     if source.is_file() and source.suffix == ".rrd":
         if save:
             raise ValueError("--save builds a recording from snapshots; PATH is already a .rrd file.")
         rrd = source
     else:
-        snapshots = load_snapshot_dir(source)
+        from lightning_ner_viz.cli.render import render_to_sink, report_failures
+
         rrd = Path(save).resolve() if save else Path(tempfile.mkdtemp(prefix="ner-viz-replay-")) / "replay.rrd"
-        render_snapshots(snapshots, [make_sink("rerun", rrd)], reducer=reducer, frame=frame)
-        print(f"Wrote {rrd} ({len(snapshots)} epochs).")
+        epochs, failures = render_to_sink(source, "rerun", rrd, reducer=reducer, frame=frame)
+        if failures:
+            return report_failures("replay", failures)
+        print(f"Wrote {rrd} ({epochs} epochs).")
         if save:
             return 0
     command = viewer_command(rrd, web, port, web_port)

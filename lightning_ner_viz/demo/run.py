@@ -11,24 +11,6 @@ from typing import Any
 from lightning_ner_viz.demo.data import LABEL_NAMES, Example, generate_examples, iter_text, label_names_of, read_conll
 
 
-def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of the ``demo`` subcommand."""
-    parser.add_argument("--out", default="demo-out", help="output directory (default: %(default)s)")
-    parser.add_argument("--epochs", type=int, default=3, help="training epochs (default: %(default)s)")
-    parser.add_argument("--data", help="train on this CoNLL file (word ... label per line) instead of the bundled set")
-    parser.add_argument(
-        "--model", default="tiny",
-        help="'tiny' (a small BERT built from a config, default), 'minilm' (the pretrained all-MiniLM-L6-v2 "
-        "from the 'demo' extra), or a local Hugging Face model directory / hub name",
-    )
-    parser.add_argument("--reducer", default="pca", choices=["pca", "umap", "tsne"], help="projection (default: %(default)s)")
-    parser.add_argument("--frame", default="procrustes", choices=["procrustes", "fixed", "warm", "independent"],
-                        help="how epochs share one frame (default: %(default)s)")
-    parser.add_argument("--max-tokens", type=int, default=2000, help="tokens per epoch (default: %(default)s)")
-    parser.add_argument("--examples", type=int, default=2500, help="bundled examples to generate (default: %(default)s)")
-    parser.add_argument("--no-wandb", action="store_true", help="skip the offline W&B run")
-
-
 def _load_examples(args: argparse.Namespace) -> tuple[list[Example], list[str]]:
     if args.data:
         examples = read_conll(args.data)
@@ -62,7 +44,11 @@ def _load_model(name: str, vocab_texts: list[str], label_names: list[str]) -> tu
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    """Train, log, and print what was written and how to open it."""
+    """Train, log, and print what was written and how to open it.
+
+    Args:
+        args: the options of :func:`lightning_ner_viz.cli.demo.add_demo_arguments`.
+    """
     import lightning.pytorch as pl
 
     from lightning_ner_viz import EmbeddingDriftCallback
@@ -70,8 +56,6 @@ def run_demo(args: argparse.Namespace) -> int:
     from lightning_ner_viz.demo.model import HFTokenClassifier
     from lightning_ner_viz.sinks import HtmlSink, RerunSink, WandbSink
 
-    if args.epochs < 1:
-        raise ValueError(f"--epochs must be at least 1; got {args.epochs}.")
     start = time.perf_counter()
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,53 @@
+"""``lightning-ner-viz demo``: its options. The training itself is :func:`lightning_ner_viz.demo.run.run_demo`."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+from lightning_ner_viz.projection.frame_names import FRAME_NAMES, check_reducer_frame
+from lightning_ner_viz.reducers.registry import REDUCER_NAMES
+
+if TYPE_CHECKING:
+    SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]
+
+
+def add_demo_parser(subparsers: SubParsers) -> argparse.ArgumentParser:
+    """Add the ``demo`` subcommand to ``subparsers``."""
+    parser = subparsers.add_parser(
+        "demo",
+        help="train a small NER model on CPU and write a Rerun recording, a W&B offline run and snapshots",
+        description="Train a small NER tagger on CPU (bundled product-title data) with EmbeddingDriftCallback, "
+        "then print where each output is and how to open it.",
+    )
+    add_demo_arguments(parser)
+    parser.set_defaults(handler=run)
+    return parser
+
+
+def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of the ``demo`` subcommand."""
+    parser.add_argument("--out", default="demo-out", help="output directory (default: %(default)s)")
+    parser.add_argument("--epochs", type=int, default=3, help="training epochs (default: %(default)s)")
+    parser.add_argument("--data", help="train on this CoNLL file (word ... label per line) instead of the bundled set")
+    parser.add_argument(
+        "--model", default="tiny",
+        help="'tiny' (a small BERT built from a config, default), 'minilm' (the pretrained all-MiniLM-L6-v2 "
+        "from the 'demo' extra), or a local Hugging Face model directory / hub name",
+    )
+    parser.add_argument("--reducer", default="pca", choices=REDUCER_NAMES, help="projection (default: %(default)s)")
+    parser.add_argument("--frame", default="procrustes", choices=FRAME_NAMES,
+                        help="how epochs share one frame (default: %(default)s)")
+    parser.add_argument("--max-tokens", type=int, default=2000, help="tokens per epoch (default: %(default)s)")
+    parser.add_argument("--examples", type=int, default=2500, help="bundled examples to generate (default: %(default)s)")
+    parser.add_argument("--no-wandb", action="store_true", help="skip the offline W&B run")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Check the options, then train and log (imports torch and Lightning only now)."""
+    check_reducer_frame(args.reducer, args.frame)
+    if args.epochs < 1:
+        raise ValueError(f"--epochs must be at least 1; got {args.epochs}.")
+    from lightning_ner_viz.demo.run import run_demo
+
+    return run_demo(args)

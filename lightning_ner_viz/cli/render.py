@@ -1,0 +1,192 @@
+"""``lightning-ner-viz render``: re-project saved snapshots with another reducer, frame or sink, without retraining."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lightning_ner_viz.projection.frame_names import RENDER_FRAME_NAMES, check_reducer_frame
+from lightning_ner_viz.reducers.registry import REDUCER_NAMES
+from lightning_ner_viz.sinks.registry import SINK_NAMES, make_sink, setup_sinks
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from lightning_ner_viz.projection.frame_names import RenderFrameName
+    from lightning_ner_viz.reducers.registry import Reducer, ReducerName
+    from lightning_ner_viz.sinks.base import Sink
+    from lightning_ner_viz.snapshot import Snapshot
+
+    SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]
+    AlignedEpoch = tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, float]]
+    """One epoch's view coordinates, group coordinates and metrics."""
+
+DEFAULT_OUT = {"rerun": "render.rrd", "html": "render.html", "wandb": "wandb-render", "tensorboard": "tensorboard-render"}
+"""The output's name next to the snapshots, by sink, when ``--out`` is not given."""
+
+
+def add_render_parser(subparsers: SubParsers) -> argparse.ArgumentParser:
+    """Add the ``render`` subcommand to ``subparsers``."""
+    parser = subparsers.add_parser(
+        "render", help="re-render saved snapshots with another reducer, frame or sink, without retraining",
+        description="Re-project every epoch under SNAPSHOT_DIR and log it to one sink.",
+    )
+    parser.add_argument("snapshot_dir", help="directory of epoch=NNNN snapshots (or the run directory above it)")
+    parser.add_argument("--reducer", choices=REDUCER_NAMES,
+                        help="default: pca, or umap with --frame aligned (the only reducer that frame takes)")
+    parser.add_argument("--frame", default="procrustes", choices=RENDER_FRAME_NAMES,
+                        help="how epochs share one frame; 'aligned' uses umap.AlignedUMAP (default: %(default)s)")
+    parser.add_argument("--sink", default="rerun", choices=SINK_NAMES, help="default: %(default)s")
+    parser.add_argument("--out", help="output file (rerun, html) or directory (wandb, tensorboard); "
+                        "default: next to the snapshots")
+    parser.add_argument("--n-components", type=int, default=3, choices=[2, 3], help="default: %(default)s")
+    parser.set_defaults(handler=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """The ``render`` handler: check the options, then render every epoch to one sink."""
+    reducer = resolve_reducer(args.reducer, args.frame)
+    out = Path(args.out) if args.out else Path(args.snapshot_dir).resolve() / DEFAULT_OUT.get(args.sink, args.sink)
+    epochs, failures = render_to_sink(args.snapshot_dir, args.sink, out.resolve(), reducer=reducer, frame=args.frame,
+                                      n_components=args.n_components)
+    if failures:
+        return report_failures("render", failures)
+    print(f"Rendered {epochs} epochs ({reducer}, frame {args.frame}) to {out.resolve()}")
+    return 0
+
+
+def resolve_reducer(reducer: ReducerName | Reducer | None, frame: RenderFrameName) -> ReducerName | Reducer:
+    """The reducer to use: ``reducer``, else ``"umap"`` for the aligned frame and ``"pca"`` for the others.
+
+    Raises:
+        ValueError: when the frame cannot use that reducer (e.g. ``"pca"`` with ``"aligned"``).
+    """
+    if reducer is None:
+        reducer = "umap" if frame == "aligned" else "pca"
+    check_reducer_frame(reducer, frame)
+    return reducer
+
+
+def render_to_sink(directory: str | os.PathLike[str], sink: str, out: Path, *, reducer: ReducerName | None = None,
+                   frame: RenderFrameName = "procrustes", n_components: int = 3) -> tuple[int, list[str]]:
+    """Render every snapshot under ``directory`` to the sink named ``sink``, writing to ``out``.
+
+    Returns:
+        The number of epochs, and the sink's error if it failed (see :func:`render_snapshots`).
+
+    Raises:
+        FileNotFoundError: when ``directory`` is not a directory.
+        ValueError: when it holds no snapshot, links outside itself, or the options do not fit together.
+    """
+    from lightning_ner_viz.store import resolve_snapshot_root
+
+    store = resolve_snapshot_root(directory)
+    snapshots = store.load_all()
+    failures = render_snapshots(snapshots, [make_sink(sink, out)], reducer=reducer, frame=frame,
+                                n_components=n_components, save_dir=store.root)
+    return len(snapshots), failures
+
+
+def report_failures(command: str, failures: list[str]) -> int:
+    """Print which sink failed and why, and return the exit code of a failed run (1)."""
+    for failure in failures:
+        print(f"lightning-ner-viz {command}: error: {failure}", file=sys.stderr)
+    return 1
+
+
+def render_snapshots(
+    snapshots: list[Snapshot], sinks: list[Sink], reducer: ReducerName | Reducer | None = None,
+    frame: RenderFrameName = "procrustes",
+    n_components: int = 3, seed: int = 0, strict: bool = False, save_dir: Path | None = None,
+) -> list[str]:
+    """Re-render saved snapshots, in epoch order, to the sinks, as the callback does during training.
+
+    Each epoch (and each of its groups: ``entities``, ``cls``) goes through
+    :meth:`~lightning_ner_viz.projection.renderer.Renderer.log`, so a failing sink warns and
+    is skipped while the others go on. ``frame="aligned"`` lays every epoch of a view (and of
+    a group) out together with :func:`~lightning_ner_viz.projection.aligned.aligned_umap`; the
+    other frames project the epochs one by one.
+
+    Args:
+        snapshots: the epochs, in order.
+        sinks: where to log; each is set up here and closed at the end.
+        reducer: a name or an object with ``fit_transform``; ``None`` picks one for the frame.
+        frame: a name from ``RENDER_FRAME_NAMES``.
+        n_components: 2 or 3.
+        seed: the reducers' random state.
+        strict: raise a sink's error instead of warning.
+        save_dir: handed to each sink's ``setup``: where default and relative output paths resolve.
+
+    Returns:
+        One ``"<sink> failed: <error>"`` per sink that failed (empty when every sink has every epoch).
+    """
+    from lightning_ner_viz.projection.renderer import Renderer
+
+    reducer = resolve_reducer(reducer, frame)
+    setup_sinks(sinks, None, save_dir)
+    renderer = Renderer(reducer, n_components, seed, sinks, strict=strict, frame=frame)
+    try:
+        if frame == "aligned":
+            for snapshot, (coords, group_coords, metrics) in zip(snapshots, aligned_epochs(snapshots, n_components, seed)):
+                renderer.log(snapshot, coords, metrics, group_coords)
+        else:
+            for snapshot in snapshots:
+                renderer.render(snapshot)
+    finally:
+        renderer.close()
+    failed = renderer.failed_sinks
+    return [f"{sink!r} failed: {failed[id(sink)]}" for sink in sinks if id(sink) in failed]
+
+
+def aligned_epochs(snapshots: list[Snapshot], n_components: int = 3, seed: int = 0) -> list[AlignedEpoch]:
+    """Every epoch's coordinates, group coordinates and metrics in one AlignedUMAP layout per view and group.
+
+    A group (``entities``, ``cls``) that cannot be laid out (too few rows for UMAP's
+    neighbours, or no rows shared between epochs) is left out with a warning; the
+    views are still rendered.
+
+    Raises:
+        ValueError: when a view cannot be laid out.
+    """
+    from lightning_ner_viz.analysis.epoch_metrics import epoch_metrics
+    from lightning_ner_viz.projection.aligned import aligned_umap
+
+    if not snapshots:
+        return []
+    layouts = {view: aligned_umap(snapshots, view, n_components, seed) for view in snapshots[0].views}
+    group_layouts = _aligned_groups(snapshots, n_components, seed)
+    first: Snapshot | None = None
+    previous: Snapshot | None = None
+    epochs: list[AlignedEpoch] = []
+    for i, snapshot in enumerate(snapshots):
+        coords = {view: layouts[view][i] for view in snapshot.views}
+        metrics = epoch_metrics(snapshot, coords, previous=previous, first=first)
+        group_coords = {name: layout[i] for name, layout in group_layouts.items() if i in layout}
+        for name, xyz in group_coords.items():
+            earlier = [s.groups.get(name) if s is not None else None for s in (previous, first)]
+            found = epoch_metrics(snapshot.groups[name], {name: xyz}, *earlier)
+            metrics.update({key: value for key, value in found.items() if key.startswith(f"{name}/")})
+        epochs.append((coords, group_coords, metrics))
+        first, previous = first or snapshot, snapshot
+    return epochs
+
+
+def _aligned_groups(snapshots: list[Snapshot], n_components: int, seed: int) -> dict[str, dict[int, np.ndarray]]:
+    """Group name to {index of the snapshot: coordinates}, over the snapshots that have that group."""
+    from lightning_ner_viz._warnings import warn
+    from lightning_ner_viz.projection.aligned import aligned_umap
+
+    layouts: dict[str, dict[int, np.ndarray]] = {}
+    for name in dict.fromkeys(name for snapshot in snapshots for name in snapshot.groups):
+        having = [i for i, snapshot in enumerate(snapshots) if len(snapshot.groups.get(name, ())) > 1]
+        try:
+            found = aligned_umap([snapshots[i].groups[name] for i in having], name, n_components, seed)
+        except ValueError as err:
+            warn(f"The {name!r} group is not rendered in the aligned frame: {err}")
+            continue
+        layouts[name] = dict(zip(having, found))
+    return layouts
