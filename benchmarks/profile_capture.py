@@ -38,10 +38,10 @@ def micro(model_name: str, sentences: int, repeats: int, tracked: bool, work: st
     import torch
 
     from lightning_ner_viz.capture.batch import adapt_batch
-    from lightning_ner_viz.capture.discovery import ForwardCapture
+    from lightning_ner_viz.capture.hooks import ForwardCapture
     from lightning_ner_viz.capture.collector import EpochCollector
     from lightning_ner_viz.demo.data import LABEL_NAMES
-    from lightning_ner_viz.capture.entities import EntityTypes
+    from lightning_ner_viz.labels import EntityTypes
 
     model, batches = C.build_model(model_name), list(C.loader(sentences))
     ids = torch.tensor(tracked_ids(sentences, work), dtype=torch.long) if tracked else None
@@ -54,7 +54,7 @@ def micro(model_name: str, sentences: int, repeats: int, tracked: bool, work: st
     for r in range(repeats + 1):  # the first is a warm-up
         fwd, cap = [0.0, 0.0], [0.0, 0.0]
         collector = EpochCollector(("hidden", "emissions"), len(LABEL_NAMES), MAX_TOKENS, 0, None, types)
-        collector.track(ids)  # as the callback does: a steady epoch keeps the tracked tokens
+        collector.track(None if ids is None else ids.tolist())  # as the callback does: a steady epoch keeps the tracked tokens
         seen = 0
         with torch.no_grad():
             for batch in batches:
@@ -72,7 +72,7 @@ def micro(model_name: str, sentences: int, repeats: int, tracked: bool, work: st
                     fwd[i] += u[i] - t[i]
                     cap[i] += w[i] - u[i]
             t = [c() for c in clocks]
-            collector.finish(torch.device("cpu"), ids)
+            collector.finish(torch.device("cpu"), epoch=r, step=0)
             u = [c() for c in clocks]
         fin = [u[i] - t[i] for i in range(2)]
         if r:

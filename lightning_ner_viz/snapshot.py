@@ -29,6 +29,17 @@ def make_token_id(sentence_id: np.ndarray, position: np.ndarray) -> np.ndarray:
     return (np.asarray(sentence_id, dtype=np.int64) << POSITION_BITS) | np.asarray(position, dtype=np.int64)
 
 
+def split_token_id(token_id: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The sentence ids and positions of token ids (the inverse of :func:`make_token_id`)."""
+    ids = np.asarray(token_id, dtype=np.int64)
+    return ids >> POSITION_BITS, ids & ((1 << POSITION_BITS) - 1)
+
+
+def sentence_of(token_id: np.ndarray) -> np.ndarray:
+    """The sentence id of each token id."""
+    return np.asarray(token_id, dtype=np.int64) >> POSITION_BITS
+
+
 @dataclass
 class Snapshot:
     """One epoch's sample of validation tokens.
@@ -85,11 +96,6 @@ class Snapshot:
 
     def __len__(self) -> int:
         return len(self.token_id)
-
-    @property
-    def entities(self) -> Snapshot | None:
-        """The ``entities`` group, if captured."""
-        return self.groups.get("entities")
 
     @property
     def correct(self) -> np.ndarray:
@@ -198,21 +204,3 @@ def _unflatten_tags(arrays: dict[str, np.ndarray]) -> dict[int, tuple[np.ndarray
         return {}
     sids, gold, pred = arrays["tags.sentence_id"], arrays["tags.gold"], arrays["tags.pred"]
     return {int(s): (gold[sids == s], pred[sids == s]) for s in np.unique(sids)}
-
-
-def snapshot_dir_name(epoch: int) -> str:
-    """The directory name of an epoch's snapshot, e.g. ``epoch=0003``."""
-    return f"epoch={epoch:04d}"
-
-
-def load_snapshots(root: str | os.PathLike[str]) -> list[Snapshot]:
-    """Load every ``epoch=NNNN`` snapshot under ``root``, sorted by epoch.
-
-    Raises:
-        ValueError: when ``root`` holds no snapshot.
-    """
-    base = Path(root)
-    dirs = sorted(p for p in base.glob("epoch=*") if p.is_dir())
-    if not dirs:
-        raise ValueError(f"No snapshots (epoch=NNNN directories) under {base}.")
-    return [Snapshot.load(d) for d in dirs]

@@ -9,8 +9,9 @@ from torch import nn
 from transformers import BertForTokenClassification
 
 from lightning_ner_viz.capture.batch import adapt_batch
+from lightning_ner_viz.capture.hooks import ForwardCapture, unwrap_token_tensor
 from lightning_ner_viz.capture.discovery import (
-    ForwardCapture, detect_emissions_module, detect_hidden_module, find_crf, get_module, unwrap_token_tensor,
+    detect_emissions_module, detect_hidden_module, find_crf, get_module,
 )
 
 
@@ -77,7 +78,7 @@ def test_batch_adapter_maps_tuples():
 
 
 def test_finite_rows_matches_isfinite_without_overflow():
-    from lightning_ner_viz.capture.collector import _finite_rows
+    from lightning_ner_viz.capture.tensor_ops import finite_rows as _finite_rows
 
     x = torch.randn(3, 5, 7)
     x[0, 1, 2] = float("nan")
@@ -89,7 +90,7 @@ def test_finite_rows_matches_isfinite_without_overflow():
 
 
 def test_rows_at_reads_sliced_outputs():
-    from lightning_ner_viz.capture.collector import _rows_at
+    from lightning_ner_viz.capture.tensor_ops import rows_at as _rows_at
 
     full = torch.randn(4, 9, 3)
     flat = torch.tensor([0, 5, 13, 20, 27])
@@ -101,7 +102,7 @@ def test_rows_at_reads_sliced_outputs():
 def test_one_thread_is_scoped_to_this_thread():
     import threading
 
-    from lightning_ner_viz.capture.collector import _one_thread
+    from lightning_ner_viz.capture.tensor_ops import one_thread as _one_thread
 
     before = torch.get_num_threads()
     torch.set_num_threads(2)

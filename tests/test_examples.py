@@ -57,7 +57,7 @@ def test_hf_example_needs_no_configuration_and_auto_sinks_follow_the_loggers(tmp
     pl.Trainer(**trainer_kwargs(tmp_path, max_epochs=2, limit_train_batches=2, logger=loggers),
                callbacks=[callback]).fit(module, data)
     loggers[0].experiment.finish()
-    kinds = [type(s) for s in callback._renderer.sinks]
+    kinds = [type(s) for s in callback.renderer.sinks]
     assert kinds == [RerunSink, HtmlSink, WandbSink, TensorBoardSink]
     assert (tmp_path / "ner_viz" / "embeddings.rrd").is_file() and (tmp_path / "ner_viz" / "embeddings.html").is_file()
     snapshot = load_snapshots(tmp_path / "ner_viz")[-1]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import threading
 
 import lightning.pytorch as pl
@@ -19,7 +20,7 @@ from lightning_ner_viz._warnings import NerVizWarning
 from lightning_ner_viz.demo.data import LABEL_NAMES
 from lightning_ner_viz.projection.projector import Projector
 from lightning_ner_viz.projection.process import acquire, release
-from lightning_ner_viz.projection.renderer import RENDER_STATE
+from lightning_ner_viz.store import RENDER_STATE
 from lightning_ner_viz.sinks import RerunSink
 from lightning_ner_viz.sinks.base import Sink
 
@@ -40,7 +41,7 @@ def test_child_process_gives_the_same_coordinates_as_the_thread(tmp_path, datamo
                         background="thread", sinks=[RerunSink(path=tmp_path / "t.rrd")])
     _, in_child = _fit(tmp_path / "p", datamodule, bert_config, reducer="umap", frame="fixed",
                        sinks=[RerunSink(path=tmp_path / "p.rrd")])
-    assert in_thread._renderer.place == "thread" and in_child._renderer.place == "process"
+    assert in_thread.renderer.place == "thread" and in_child.renderer.place == "process"
     a, b = read_rrd(tmp_path / "t.rrd")["/embeddings/hidden"], read_rrd(tmp_path / "p.rrd")["/embeddings/hidden"]
     assert [r["epoch"] for r in b] == [0, 1]
     for x, y in zip(a, b):
@@ -69,8 +70,8 @@ class KillTheChild(Callback):
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         if trainer.current_epoch == 1:
-            self.drift._worker.wait(progress=False)
-            self.drift._renderer._process._proc.kill()
+            self.drift.wait_until_rendered()
+            os.kill(self.drift.renderer.child_pid, signal.SIGKILL)
 
 
 def test_a_dead_child_warns_and_rendering_goes_on_in_process(tmp_path, datamodule, bert_config):
@@ -99,7 +100,7 @@ def test_a_reducer_that_cannot_be_pickled_projects_in_process(tmp_path, datamodu
 
     with pytest.warns(NerVizWarning, match="cannot be sent to a child process"):
         _, callback = _fit(tmp_path, datamodule, bert_config, reducer=LocalPCA(), sinks=[])
-    assert callback._renderer.place == "thread" and callback._renderer.rendered_epochs == [0, 1]
+    assert callback.renderer.place == "thread" and callback.renderer.rendered_epochs == [0, 1]
 
 
 class SlowSink(Sink):

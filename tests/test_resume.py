@@ -35,9 +35,9 @@ def test_resume_continues_recording_run_and_token_set(tmp_path, datamodule, bert
     clouds = [row for f in files for row in read_rrd(f)["/embeddings/hidden"]]
     assert sorted(r["epoch"] for r in clouds) == [0, 1, 2, 3]  # no epoch twice
     assert all(r["token_id"] == clouds[0]["token_id"] for r in clouds)
-    rerun_sink, wandb_sink = first._renderer.sinks
-    assert second._renderer.sinks[0].recording_id == rerun_sink.recording_id
-    assert second._renderer.sinks[1].run_id == wandb_sink.run_id
+    rerun_sink, wandb_sink = first.renderer.sinks
+    assert second.renderer.sinks[0].recording_id == rerun_sink.recording_id
+    assert second.renderer.sinks[1].run_id == wandb_sink.run_id
     runs = sorted(tmp_path.rglob(f"offline-run-*-{wandb_sink.run_id}*"))  # "-1" when both start in one second
     assert len(runs) == 2, sorted(tmp_path.rglob("offline-run-*"))  # the same W&B run id, continued
     epochs = [r["ner_viz/epoch"] for run in runs for r in history(run) if "ner_viz/epoch" in r]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lightning_ner_viz.snapshot import Snapshot, load_snapshots, make_token_id
+from lightning_ner_viz import load_snapshots
+from lightning_ner_viz.snapshot import Snapshot, make_token_id
 
 
 def _snapshot(epoch: int = 0, n: int = 5) -> Snapshot:

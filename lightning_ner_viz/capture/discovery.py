@@ -1,19 +1,14 @@
-"""Find the modules to watch and capture their outputs with forward hooks.
-
-The callback never runs a second forward pass: it reads what the model's own
-validation forward produced, through hooks that hold a tensor only until the
-batch is processed.
-"""
+"""Find what to watch in the user's model: the hidden, emissions and CRF modules, labels and tokenizer."""
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
-import torch
 from torch import nn
-from torch.utils.hooks import RemovableHandle
 
 
 def get_module(root: nn.Module, name: str, *, argument: str) -> nn.Module:
@@ -100,70 +95,128 @@ def detect_emissions_module(root: nn.Module, num_labels: int | None) -> str:
     return linears[-1]
 
 
-def unwrap_token_tensor(output: object, *, module_name: str) -> torch.Tensor:
-    """The per-token tensor ``(batch, seq_len, dim)`` inside a module's output.
+def find_num_labels(root: nn.Module, emissions: nn.Module | None, label_names: list[str] | None) -> int | None:
+    """The number of labels: the emission layer's ``out_features``, else the label names, else the HF config."""
+    if isinstance(emissions, nn.Linear):
+        return emissions.out_features
+    if label_names is not None:
+        return len(label_names)
+    model = find_pretrained_model(root)
+    return getattr(getattr(model, "config", None), "num_labels", None)
 
-    Accepts a tensor, an HF ``ModelOutput`` (``last_hidden_state`` or its first
-    tensor), a tuple/list (its first tensor) or a mapping.
+
+def find_label_names(root: nn.Module, datamodule: Any, num_labels: int) -> tuple[list[str], str]:
+    """Label names and where they came from: the HF config's ``id2label`` (unless generic), a
+    ``label_names`` attribute of the module or datamodule, else ``LABEL_i``."""
+    model = find_pretrained_model(root)
+    id2label = getattr(getattr(model, "config", None), "id2label", None) or {}
+    names = [id2label.get(i) for i in range(num_labels)] if len(id2label) == num_labels else []
+    if names and not all(str(n) == f"LABEL_{i}" for i, n in enumerate(names)):
+        return [str(n) for n in names], "the model config's id2label"
+    for owner, where in ((root, "the LightningModule"), (datamodule, "the datamodule")):
+        found = getattr(owner, "label_names", None)
+        if found is not None and len(found) == num_labels:
+            return [str(n) for n in found], f"{where}'s label_names"
+    return [f"LABEL_{i}" for i in range(num_labels)], "generic LABEL_i names (pass label_names= for real ones)"
+
+
+def find_tokenizer(root: nn.Module, datamodule: Any) -> Any | None:
+    """A ``tokenizer`` attribute of the LightningModule or the datamodule, if any."""
+    for owner in (root, datamodule):
+        tokenizer = getattr(owner, "tokenizer", None)
+        if tokenizer is not None and hasattr(tokenizer, "convert_ids_to_tokens"):
+            return tokenizer
+    return None
+
+
+def validation_set_size(trainer: Any) -> int | None:
+    """Length of the first validation dataset, when it has one."""
+    loaders = trainer.val_dataloaders
+    loader = loaders[0] if isinstance(loaders, (list, tuple)) and loaders else loaders
+    dataset = getattr(loader, "dataset", None)
+    try:
+        return len(dataset) if dataset is not None else None
+    except TypeError:
+        return None
+
+
+def check_capture_arguments(max_tokens: int, every_n_epochs: int,
+                            hidden_module: str | Sequence[str] | None) -> str | list[str] | None:
+    """Check the callback's capture arguments; ``hidden_module`` comes back as a name, a list or ``None``.
 
     Raises:
-        ValueError: when no 3-D tensor is found.
+        ValueError: naming the argument and what it must be.
     """
-    candidate: object = output
-    if isinstance(output, Mapping):
-        candidate = output.get("last_hidden_state", output.get("logits"))
-        if candidate is None:
-            candidate = next((v for v in output.values() if isinstance(v, torch.Tensor)), None)
-    elif isinstance(output, (tuple, list)):
-        candidate = next((v for v in output if isinstance(v, torch.Tensor)), None)
-    if isinstance(candidate, torch.Tensor) and candidate.dim() == 3:
-        return candidate
-    shape = tuple(candidate.shape) if isinstance(candidate, torch.Tensor) else type(output).__name__
-    raise ValueError(
-        f"The output of module {module_name!r} has no per-token tensor of shape "
-        f"(batch, seq_len, dim); got {shape}. Point `hidden_module`/`emissions_module` at a layer "
-        "that returns one (for example the encoder, or a transformer layer)."
-    )
+    if not isinstance(max_tokens, int) or max_tokens <= 0:
+        raise ValueError(f"max_tokens must be a positive int; got {max_tokens!r}.")
+    if not isinstance(every_n_epochs, int) or every_n_epochs < 1:
+        raise ValueError(f"every_n_epochs must be an int >= 1; got {every_n_epochs!r}.")
+    if hidden_module is None or isinstance(hidden_module, str):
+        return hidden_module
+    names = list(hidden_module)
+    if not names or len(set(names)) != len(names):
+        raise ValueError(f"hidden_module must be a name or a list of distinct names; got {names!r}.")
+    return names
+
+
+def hidden_view_name(module_name: str, index: int) -> str:
+    """The view name of the ``index``-th hidden module: ``hidden``, then ``hidden_<dotted_name_with_underscores>``."""
+    return "hidden" if index == 0 else "hidden_" + re.sub(r"\W+", "_", module_name).strip("_")
 
 
 @dataclass
-class ForwardCapture:
-    """Forward hooks that keep the latest per-token output of each named module.
+class CaptureTargets:
+    """What the callback watches in a model, as found at ``setup``.
 
-    ``outputs`` holds at most one detached tensor per module, and :meth:`pop`
-    empties it, so no tensor outlives its batch.
+    Attributes:
+        modules: view name (``hidden``, ``hidden_<layer>``, ``emissions``) to ``(dotted name, module)``.
+        crf: the CRF whose Viterbi decode gives predictions, or ``None`` (argmax).
+        crf_name: its dotted name, or ``None``.
+        label_names: label id to name, one per emission column.
+        label_source: where the label names came from.
+        tokenizer: the tokenizer for hover text, or ``None``.
     """
 
     modules: dict[str, tuple[str, nn.Module]]
-    outputs: dict[str, torch.Tensor] = field(default_factory=dict)
-    _handles: list[RemovableHandle] = field(default_factory=list)
-
-    def attach(self) -> None:
-        """Register one forward hook per module (idempotent)."""
-        if self._handles:
-            return
-        for view, (name, module) in self.modules.items():
-            self._handles.append(module.register_forward_hook(self._hook(view, name)))
-
-    def _hook(self, view: str, name: str):  # noqa: ANN202 - torch hook signature
-        def hook(_module: nn.Module, _inputs: object, output: object) -> None:
-            self.outputs[view] = unwrap_token_tensor(output, module_name=name).detach()
-
-        return hook
-
-    def pop(self) -> dict[str, torch.Tensor]:
-        """Return and forget the outputs captured since the last call."""
-        outputs, self.outputs = self.outputs, {}
-        return outputs
-
-    def detach(self) -> None:
-        """Remove every hook and drop captured tensors."""
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
-        self.outputs.clear()
+    crf: nn.Module | None
+    crf_name: str | None
+    label_names: list[str]
+    label_source: str
+    tokenizer: Any | None
 
     @property
-    def attached(self) -> bool:
-        """Whether hooks are registered."""
-        return bool(self._handles)
+    def module_names(self) -> dict[str, str]:
+        """View name to the hooked module's dotted name."""
+        return {view: name for view, (name, _) in self.modules.items()}
+
+
+def discover_targets(root: nn.Module, datamodule: Any, *, hidden_module: str | Sequence[str] | None,
+                     emissions_module: str | None, crf_module: str | None, label_names: list[str] | None,
+                     tokenizer: Any | None) -> CaptureTargets:
+    """Resolve the callback's module, label and tokenizer arguments against the model.
+
+    Raises:
+        ValueError: for a module name that does not exist (naming the closest ones), when the
+            number of labels cannot be told, or when ``label_names`` does not match the emissions.
+    """
+    hidden_names = [hidden_module] if isinstance(hidden_module, str) else list(hidden_module or [])
+    hidden_names = hidden_names or [detect_hidden_module(root)]
+    modules = {hidden_view_name(name, i): (name, get_module(root, name, argument="hidden_module"))
+               for i, name in enumerate(hidden_names)}
+    emissions_name = emissions_module or detect_emissions_module(root, len(label_names) if label_names else None)
+    emissions = get_module(root, emissions_name, argument="emissions_module")
+    modules["emissions"] = (emissions_name, emissions)
+    crf = get_module(root, crf_module, argument="crf_module") if crf_module else find_crf(root)
+    num_labels = find_num_labels(root, emissions, label_names)
+    if num_labels is None:
+        raise ValueError("Could not tell the number of labels; pass `label_names=[...]`.")
+    names, source = (label_names, "the label_names argument") if label_names else find_label_names(root, datamodule, num_labels)
+    if len(names) != num_labels:
+        raise ValueError(
+            f"label_names has {len(names)} names but {emissions_name!r} outputs {num_labels} "
+            "columns; pass one name per emission column, in label-id order."
+        )
+    return CaptureTargets(
+        modules=modules, crf=crf, crf_name=None if crf is None else _name_of(root, crf), label_names=names,
+        label_source=source, tokenizer=tokenizer or find_tokenizer(root, datamodule),
+    )

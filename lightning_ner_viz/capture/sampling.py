@@ -125,14 +125,12 @@ class TokenSampler:
             self._device_threshold = self._threshold.to(device)
         return self._device_threshold
 
-    def admissible(self, token_id: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Indices of the tokens that could still be selected, and all tokens' priorities (no state changes).
+    def could_keep(self, priority: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Indices of the rows whose priority is below their label's current bar (no state changes).
 
-        Lets a caller compute expensive columns only for those rows; pass the priorities
-        (indexed like the rows) on to :meth:`update`.
+        Lets a caller compute expensive columns (e.g. span means) only for rows that may be kept.
         """
-        priority = token_priority(token_id, self.seed)
-        return (priority < self._bar(priority.device)[labels]).nonzero().squeeze(1), priority
+        return (priority < self._bar(priority.device)[labels]).nonzero().squeeze(1)
 
     def update(
         self, token_id: torch.Tensor, labels: torch.Tensor, columns: Columns, count: bool = True,
@@ -147,7 +145,7 @@ class TokenSampler:
                 function that returns them for given row indices (called once, with the kept
                 rows only, so unkept rows are never gathered).
             count: add ``labels`` to the per-label totals (``False`` when :meth:`count` already did).
-            priority: the tokens' priorities when already computed (:meth:`admissible`).
+            priority: the tokens' priorities when already computed (:func:`token_priority`).
 
         Returns:
             The indices (into this batch's tokens) that were kept, or ``None`` if none.
@@ -158,7 +156,7 @@ class TokenSampler:
             self.count(labels)
         if priority is None:
             priority = token_priority(token_id, self.seed)
-        idx = (priority < self._bar(priority.device)[labels]).nonzero().squeeze(1)
+        idx = self.could_keep(priority, labels)
         if idx.numel() == 0:
             return None
         ints = torch.stack([token_id, labels.long(), priority])[:, idx].cpu()  # one gather, one copy

@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from lightning_ner_viz.capture.sentences import Sentence, known_word_ids
+
 _SPECIAL_PREFIXES = ("[", "<")
 
 
@@ -49,11 +51,10 @@ class TokenTexts:
     def __init__(self, tokenizer: Any | None) -> None:
         self.tokenizer = tokenizer
 
-    def tokens_and_words(self, sentence: dict[str, np.ndarray]) -> tuple[list[str], list[int]]:
+    def tokens_and_words(self, sentence: Sentence) -> tuple[list[str], list[int]]:
         """A stored sentence's token strings and each token's word index."""
         tokens = self._tokens(sentence["input_ids"])
-        wids = sentence.get("word_ids")
-        return tokens, word_index(tokens, None if wids is None or (wids == -2).all() else wids)
+        return tokens, word_index(tokens, known_word_ids(sentence))
 
     def sentence_texts(self, sentences: dict[int, tuple[np.ndarray, np.ndarray | None]]) -> dict[int, str]:
         """Sentence id to readable text."""

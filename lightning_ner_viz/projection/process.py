@@ -62,6 +62,11 @@ class ProjectorProcess:
         self._send(list(sys.path))  # so the child can unpickle reducers from the caller's modules
 
     @property
+    def pid(self) -> int:
+        """The child's process id."""
+        return self._proc.pid
+
+    @property
     def alive(self) -> bool:
         """Whether the child is still running."""
         return self._proc.poll() is None

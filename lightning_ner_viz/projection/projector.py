@@ -7,7 +7,6 @@ process or in a separate low-priority process (:mod:`lightning_ner_viz.projectio
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,6 +14,7 @@ import numpy as np
 from lightning_ner_viz.projection.frames import Frame, make_frame
 from lightning_ner_viz.analysis.epoch_metrics import epoch_metrics
 from lightning_ner_viz.snapshot import Snapshot
+from lightning_ner_viz.store import SnapshotStore
 
 
 @dataclass
@@ -48,8 +48,8 @@ class Projector:
         n_components: 2 or 3.
         seed: the reducers' random state.
         frame: ``"procrustes"``, ``"fixed"``, ``"warm"`` or ``"independent"``.
-        snapshot_root: where earlier snapshots are, so that a resumed run can compare
-            with the first and previous epochs.
+        store: the saved snapshots, so that a resumed run can compare with the first and
+            previous epochs.
     """
 
     def __init__(
@@ -58,13 +58,13 @@ class Projector:
         n_components: int = 3,
         seed: int = 0,
         frame: str = "procrustes",
-        snapshot_root: str | Path | None = None,
+        store: SnapshotStore | None = None,
     ) -> None:
         self.reducer = reducer
         self.n_components = n_components
         self.seed = seed
         self.frame = frame
-        self.snapshot_root = Path(snapshot_root) if snapshot_root is not None else None
+        self.store = store
         self.frames: dict[str, Frame] = {}
         self.first: Snapshot | None = None
         self.previous: Snapshot | None = None
@@ -82,11 +82,11 @@ class Projector:
 
     def _earlier_snapshots(self, epoch: int) -> None:
         """After a resume, read the first and previous epochs back from disk."""
-        if self.first is not None or self.snapshot_root is None or not self.snapshot_root.is_dir():
+        if self.first is not None or self.store is None:
             return
-        dirs = sorted(p for p in self.snapshot_root.glob("epoch=*") if p.is_dir() and int(p.name[6:]) < epoch)
-        if dirs:
-            self.first, self.previous = Snapshot.load(dirs[0]), Snapshot.load(dirs[-1])
+        earlier = [e for e in self.store.epochs() if e < epoch]
+        if earlier:
+            self.first, self.previous = self.store.load(earlier[0]), self.store.load(earlier[-1])
 
     def project(self, snapshot: Snapshot) -> Projection:
         """Coordinates of every view and group of ``snapshot``, and its metrics.

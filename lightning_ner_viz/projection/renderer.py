@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,9 +10,7 @@ from lightning_ner_viz._warnings import warn
 from lightning_ner_viz.projection.projector import Projection, Projector
 from lightning_ner_viz.sinks.base import Sink
 from lightning_ner_viz.snapshot import Snapshot
-
-RENDER_STATE = "render_state.json"
-"""Written into a snapshot's directory once every sink has it: the frames' state after that epoch."""
+from lightning_ner_viz.store import SnapshotStore
 
 PLACES = ("thread", "process")
 
@@ -37,8 +32,8 @@ class Renderer:
         sinks: where to log.
         strict: re-raise sink errors instead of warning.
         frame: ``"procrustes"``, ``"fixed"``, ``"warm"`` or ``"independent"``.
-        snapshot_root: where earlier snapshots are, so that a resumed run can compare
-            with the first and previous epochs.
+        store: the saved snapshots: a resumed run reads the first and previous epochs from it,
+            and each rendered epoch's frame state is written into it.
         place: ``"thread"`` (project in the calling thread) or ``"process"``.
     """
 
@@ -50,7 +45,7 @@ class Renderer:
         sinks: list[Sink],
         strict: bool = False,
         frame: str = "procrustes",
-        snapshot_root: str | Path | None = None,
+        store: SnapshotStore | None = None,
         place: str = "thread",
     ) -> None:
         if place not in PLACES:
@@ -58,7 +53,8 @@ class Renderer:
         self.sinks = sinks
         self.strict = strict
         self.place = place
-        self.projector = Projector(reducer, n_components, seed, frame, snapshot_root)
+        self.store = store
+        self.projector = Projector(reducer, n_components, seed, frame, store)
         self.rendered_epochs: list[int] = []
         self.failed_sinks: dict[int, str] = {}
         self._state: dict[str, Any] = {}
@@ -93,22 +89,24 @@ class Renderer:
                 self.projector.load_state_dict(self._state)
         return self.projector.project(snapshot)
 
-    def render(self, snapshot: Snapshot, directory: str | os.PathLike[str] | None = None) -> dict[str, np.ndarray]:
+    def render(self, snapshot: Snapshot, record_state: bool = True) -> None:
         """Project, measure and log one snapshot to every sink.
 
-        Args:
-            snapshot: the epoch to render.
-            directory: where the snapshot was saved; :data:`RENDER_STATE` is written there
-                once every sink has the epoch, so a resumed run knows it was rendered.
+        Once every sink has the epoch, its frame state is written beside its saved snapshot
+        (with ``record_state`` and a store), so a resumed run knows it was rendered.
         """
         snapshot.groups = {name: group for name, group in snapshot.groups.items() if len(group) > 1}
         projection = self._project(snapshot)
         self.log(snapshot, projection.coords, projection.metrics, projection.group_coords)
         self._state = projection.state
         self.rendered_epochs.append(snapshot.epoch)
-        if directory is not None:
-            write_render_state(directory, snapshot.epoch, projection.state)
-        return projection.coords
+        if self.store is not None and record_state:
+            self.store.write_render_state(snapshot.epoch, projection.state)
+
+    @property
+    def child_pid(self) -> int | None:
+        """The projector child process's id while one is in use, else ``None``."""
+        return None if self._process is None else self._process.pid
 
     def log(self, snapshot: Snapshot, coords: dict[str, np.ndarray], metrics: dict[str, float],
             group_coords: dict[str, np.ndarray] | None = None) -> None:
@@ -133,7 +131,7 @@ class Renderer:
         return {**self._state, "rendered_epochs": list(self.rendered_epochs)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Continue from a :meth:`state_dict` (or a :data:`RENDER_STATE` file's ``state``)."""
+        """Continue from a :meth:`state_dict` (or a saved render state)."""
         self.rendered_epochs = list(state.get("rendered_epochs", self.rendered_epochs))
         self._state = {k: v for k, v in state.items() if k != "rendered_epochs"}
         self.projector.load_state_dict(self._state)
@@ -162,24 +160,3 @@ class Renderer:
                     raise
                 warn(f"{sink!r} failed to close ({type(err).__name__}: {err}).")
 
-
-def write_render_state(directory: str | os.PathLike[str], epoch: int, state: dict[str, Any]) -> None:
-    """Record that ``epoch`` reached every sink, with the frames' state after it (atomic)."""
-    path = Path(directory) / RENDER_STATE
-    if not path.parent.is_dir():
-        return
-    try:
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"epoch": epoch, "state": state}))
-        os.replace(tmp, path)
-    except OSError as err:
-        warn(f"Could not write {path} ({err}); a resumed run may render epoch {epoch} again.")
-
-
-def read_render_state(directory: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """The frames' state saved after the epoch in ``directory``, or ``None`` if it was not rendered."""
-    path = Path(directory) / RENDER_STATE
-    try:
-        return json.loads(path.read_text())["state"]
-    except (OSError, ValueError, KeyError):
-        return None

@@ -1,0 +1,180 @@
+"""Every rank's capture of the validation epochs: hooks, per-batch selection off the training thread, the gather."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+from lightning_ner_viz.runtime.jobs import JobRunner
+from lightning_ner_viz._warnings import warn
+from lightning_ner_viz.capture import gather
+from lightning_ner_viz.capture.assembly import GatheredEpoch, assemble_snapshot
+from lightning_ner_viz.capture.batch import BatchAdapter, TokenBatch, adapt_batch, example_ids
+from lightning_ner_viz.capture.collector import EpochCollector
+from lightning_ner_viz.capture.discovery import CaptureTargets
+from lightning_ner_viz.capture.hooks import ForwardCapture
+from lightning_ner_viz.capture.text import TokenTexts
+from lightning_ner_viz.labels import EntityTypes
+from lightning_ner_viz.snapshot import Snapshot
+
+CAPTURE_QUEUE = 4
+"""Batches whose captured tensors may wait (on the model's device) for the capture thread."""
+
+Deliver = Callable[[GatheredEpoch], None]
+
+
+class ValidationCapture:
+    """Captures the due validation epochs on this rank.
+
+    The training thread only pops each batch's hooked tensors and queues them; the capture
+    thread selects the batch's tokens. With one process it also finishes the epoch and hands
+    the gathered rows to ``deliver``; under DDP the finish is a collective, so it runs on the
+    training thread after this rank's queue drained.
+
+    Args:
+        targets: the watched modules, labels and CRF.
+        max_tokens: rows kept per epoch and group.
+        seed: the sampling seed.
+        entity_view: also sample gold entity spans.
+        cls_view: also sample one row per sentence.
+        batch_adapter: maps a batch to a dict of ``input_ids``, ``labels``, ... (see :func:`adapt_batch`).
+        in_thread: run the selection in the capture thread (``False``: on the training thread).
+    """
+
+    def __init__(self, targets: CaptureTargets, *, max_tokens: int, seed: int, entity_view: bool, cls_view: bool,
+                 batch_adapter: BatchAdapter | None, in_thread: bool) -> None:
+        self.targets = targets
+        self.max_tokens = max_tokens
+        self.seed = seed
+        self.entity_view = entity_view
+        self.cls_view = cls_view
+        self.batch_adapter = batch_adapter
+        self.views = tuple(targets.modules)
+        self.entity_types = EntityTypes.from_label_names(targets.label_names) if entity_view or cls_view else None
+        self.tracked_ids: list[int] | None = None
+        self.capturing: list[int] = []  # epochs whose selection is still running in the capture thread
+        self._hooks = ForwardCapture(dict(targets.modules))
+        self._jobs = JobRunner("ner-viz-capture", max_pending=CAPTURE_QUEUE, enabled=in_thread)
+        self._collector: EpochCollector | None = None
+        self._epoch = -1
+        self._rows_seen = 0
+        self._dataset_size: int | None = None
+
+    def snapshot_builder(self) -> Callable[[GatheredEpoch], Snapshot]:
+        """A function that turns a gathered epoch into its Snapshot (texts from the tokenizer)."""
+        return functools.partial(assemble_snapshot, texts=TokenTexts(self.targets.tokenizer),
+                                 label_names=self.targets.label_names, entity_types=self.entity_types)
+
+    @property
+    def active(self) -> bool:
+        """Whether an epoch is being captured."""
+        return self._collector is not None
+
+    def raise_errors(self) -> None:
+        """Raise the first error of a capture job, if one failed; never waits."""
+        errors = self._jobs.take_errors()
+        if errors:
+            raise errors[0]
+
+    def start_epoch(self, epoch: int, dataset_size: int | None) -> None:
+        """Attach the hooks and start a new epoch's collector (later epochs keep the tracked tokens)."""
+        self.raise_errors()
+        self._hooks.attach()
+        self._epoch, self._rows_seen, self._dataset_size = epoch, 0, dataset_size
+        self._collector = EpochCollector(
+            self.views, len(self.targets.label_names), self.max_tokens, self.seed, self.targets.crf,
+            self.entity_types, entity_view=self.entity_view, cls_view=self.cls_view,
+        )
+        self._jobs.submit(self._track, self._collector, group=epoch)
+
+    def _track(self, collector: EpochCollector) -> None:
+        """In the capture thread, after the previous epoch's finish: later epochs keep its tokens."""
+        collector.track(self.tracked_ids)
+
+    def add_batch(self, batch: Any, dataloader_idx: int) -> None:
+        """Hand one validation batch's captured tensors to the capture thread."""
+        if self._collector is None:
+            return
+        captured = self._hooks.pop()
+        if dataloader_idx != 0:
+            return
+        tokens = adapt_batch(batch, self.batch_adapter)
+        missing = [v for v in self.views if v not in captured]
+        if missing:
+            names = {v: self.targets.modules[v][0] for v in missing}
+            raise RuntimeError(
+                f"The hooked modules {names} did not run during validation_step, so nothing was captured. "
+                "Point `hidden_module`/`emissions_module` at modules your validation forward calls."
+            )
+        offset, self._rows_seen = self._rows_seen, self._rows_seen + tokens.input_ids.shape[0]
+        self.raise_errors()
+        self._jobs.submit(self._select, self._collector, tokens, captured, offset, group=self._epoch)
+
+    @torch.inference_mode()  # like the validation loop (a thread-local mode): inference tensors stay writable
+    def _select(self, collector: EpochCollector, tokens: TokenBatch, captured: dict[str, torch.Tensor],
+                offset: int) -> None:
+        ids = example_ids(tokens, offset, gather.world_size(), gather.rank(), self._dataset_size)
+        seq = tokens.input_ids.shape[1]
+        collector.add_batch(tokens, {v: t[:, :seq] for v, t in captured.items()}, ids)
+
+    def end_epoch(self, device: torch.device, step: int, deliver: Deliver | None, distributed: bool) -> None:
+        """Detach the hooks and finish the epoch: gather, select, then ``deliver`` the rows (rank zero)."""
+        if self._collector is None:
+            return
+        self._hooks.detach()
+        collector, self._collector = self._collector, None
+        if distributed:  # the finish is collective: it stays on the training thread
+            self._jobs.wait()
+            self.raise_errors()
+            self._finish(collector, device, self._epoch, step, deliver)
+        else:
+            self.capturing.append(self._epoch)
+            self._jobs.submit(self._finish, collector, device, self._epoch, step, deliver, group=self._epoch)
+
+    @torch.inference_mode()
+    def _finish(self, collector: EpochCollector, device: torch.device, epoch: int, step: int,
+                deliver: Deliver | None) -> None:
+        try:
+            gathered = collector.finish(device, epoch, step)
+            if self.tracked_ids is None:  # the first epoch fixes the tracked tokens, on every rank
+                chosen = torch.as_tensor(gathered.tokens["token_id"] if gathered is not None else np.zeros(0, np.int64))
+                ids = gather.broadcast_rows(chosen if gather.rank() == 0 else None, device)
+                self.tracked_ids = ids.tolist() or None
+            if deliver is not None:
+                self._report(epoch, collector, gathered)
+                if gathered is not None:
+                    deliver(gathered)
+        finally:
+            if epoch in self.capturing:  # after `deliver` recorded it (see the callback's state_dict)
+                self.capturing.remove(epoch)
+
+    def _report(self, epoch: int, collector: EpochCollector, gathered: GatheredEpoch | None) -> None:
+        if gathered is None:
+            warn(f"Epoch {epoch}: no valid validation token (every label was -100, "
+                 "or the validation set is empty); nothing was logged.")
+            return
+        kept = len(gathered.tokens["token_id"])
+        if collector.tokens.tracking and self.tracked_ids is not None and kept < len(self.tracked_ids):
+            warn(f"Epoch {epoch}: only {kept} of the {len(self.tracked_ids)} tracked tokens were seen (did "
+                 "`limit_val_batches` or the validation data change?). Logging the tokens seen in both, so every "
+                 "point still has a history.")
+        if collector.stats["nonfinite_filtered"]:
+            warn(f"Epoch {epoch}: {collector.stats['nonfinite_filtered']} tokens had NaN or Inf hidden states or "
+                 "emissions and were left out (counted as `nonfinite_filtered`).")
+
+    def wait(self) -> None:
+        """Block until the queued capture jobs are done (their errors stay queued for :meth:`raise_errors`)."""
+        self._jobs.wait()
+
+    def close(self) -> BaseException | None:
+        """Detach the hooks, finish the queued jobs and stop the thread; return (not raise) a job's error."""
+        self._hooks.detach()
+        self._collector = None
+        self._jobs.wait()
+        self._jobs.close()
+        errors = self._jobs.take_errors()
+        return errors[0] if errors else None
