@@ -25,7 +25,7 @@ from lightning_ner_viz.reducers.registry import Reducer, ReducerName
 from lightning_ner_viz.runtime.lifecycle import Lifecycle
 from lightning_ner_viz.sinks import HtmlSink, RerunSink, TensorBoardSink, WandbSink  # noqa: F401 - LightningCLI's short names
 from lightning_ner_viz.sinks.base import Sink
-from lightning_ner_viz.store import SnapshotStore
+from lightning_ner_viz.store import DEFAULT_SUBDIR, SnapshotStore
 
 class EmbeddingDriftCallback(Callback):
     r"""Capture token embeddings every validation epoch and log the evolving cloud.
@@ -160,7 +160,7 @@ class EmbeddingDriftCallback(Callback):
             targets, max_tokens=self.max_tokens, seed=self.seed, entity_view=self.entity_view,
             cls_view=self.cls_view, batch_adapter=self.batch_adapter, in_thread=runs_in_background(self.background))
         self._run.start_capture(capture)
-        store = SnapshotStore(self.save_dir or Path(trainer.default_root_dir) / "ner_viz")
+        store = SnapshotStore(self.save_dir or Path(trainer.default_root_dir) / DEFAULT_SUBDIR)
         if trainer.world_size > 1:
             destroy_gloo_group_at_exit()
         if trainer.is_global_zero and self._run.render is None:

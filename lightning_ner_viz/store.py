@@ -5,10 +5,15 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lightning_ner_viz._warnings import warn
-from lightning_ner_viz.snapshot import Snapshot
+
+if TYPE_CHECKING:
+    from lightning_ner_viz.snapshot import Snapshot
+
+DEFAULT_SUBDIR = "ner_viz"
+"""The snapshot root under the Trainer's ``default_root_dir`` when the callback is given no ``save_dir``."""
 
 RENDER_STATE = "render_state.json"
 """Written into a snapshot's directory once every sink has it: the frames' state after that epoch."""
@@ -60,6 +65,8 @@ class SnapshotStore:
 
     def load(self, epoch: int) -> Snapshot:
         """Read the snapshot of ``epoch``."""
+        from lightning_ner_viz.snapshot import Snapshot
+
         return Snapshot.load(self.directory(epoch))
 
     def load_all(self) -> list[Snapshot]:

@@ -7,6 +7,8 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from lightning_ner_viz.store import DEFAULT_SUBDIR
+
 if TYPE_CHECKING:
     import lightning.pytorch as pl
     import numpy as np
@@ -14,9 +16,6 @@ if TYPE_CHECKING:
     from lightning_ner_viz.snapshot import Snapshot
 
 T = TypeVar("T")
-
-DEFAULT_SUBDIR = "ner_viz"
-"""The snapshot root under the Trainer's ``default_root_dir`` when the callback passes no ``save_dir``."""
 
 
 class Sink(ABC):
