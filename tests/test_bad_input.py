@@ -6,22 +6,12 @@ import lightning.pytorch as pl
 import numpy as np
 import pytest
 import torch
-from conftest import trainer_kwargs
 from outside_model import UserCrfTagger
 from torch.utils.data import DataLoader
 
-from lightning_ner_viz import EmbeddingDriftCallback, load_snapshots
-from lightning_ner_viz._warnings import NerVizWarning
+from lightning_ner_viz import EmbeddingDriftCallback, NerVizWarning, load_snapshots
 from lightning_ner_viz.demo.data import LABEL_NAMES
 from lightning_ner_viz.demo.datamodule import collate
-
-
-def _fit(tmp_path, model, data, epochs: int = 1, **kwargs):
-    kwargs = {"sinks": [], "max_tokens": 60, "label_names": LABEL_NAMES, **kwargs}
-    callback = EmbeddingDriftCallback(**kwargs)
-    trainer = pl.Trainer(**trainer_kwargs(tmp_path, max_epochs=epochs, limit_train_batches=2), callbacks=[callback])
-    trainer.fit(model, data)
-    return callback
 
 
 @pytest.fixture()
@@ -53,12 +43,12 @@ def test_bad_arguments_fail_at_construction(kwargs, match):
         EmbeddingDriftCallback(**kwargs)
 
 
-def test_unknown_module_suggests_the_closest(tmp_path, model, datamodule):
+def test_unknown_module_suggests_the_closest(fit_with_callback):
     with pytest.raises(ValueError, match=r"hidden_module='backbone.encodr'.*Did you mean.*'backbone.encoder'"):
-        _fit(tmp_path, model, datamodule, hidden_module="backbone.encodr")
+        fit_with_callback(epochs=1, hidden_module="backbone.encodr")
 
 
-def test_module_without_per_token_output_says_which(tmp_path, model, datamodule):
+def test_module_without_per_token_output_says_which(fit_with_callback, model):
     model.backbone.pool = torch.nn.Identity()
     original = model.forward
 
@@ -68,43 +58,43 @@ def test_module_without_per_token_output_says_which(tmp_path, model, datamodule)
 
     model.forward = forward
     with pytest.raises(ValueError, match=r"'backbone.pool' has no per-token tensor"):
-        _fit(tmp_path, model, datamodule, hidden_module="backbone.pool")
+        fit_with_callback(model=model, epochs=1, hidden_module="backbone.pool")
 
 
-def test_batches_without_labels_explain_batch_adapter(tmp_path, model, datamodule):
+def test_batches_without_labels_explain_batch_adapter(fit_with_callback, bert_config, datamodule):
     class NoLabels(Rows):
         def val_dataloader(self):
             return DataLoader(self.val_rows, batch_size=8,
                               collate_fn=lambda b: {k: v for k, v in collate(b).items() if k != "labels"})
 
-    class Tagger(type(model)):
+    class Tagger(UserCrfTagger):
         def validation_step(self, batch, batch_idx):
             self(batch["input_ids"], batch["attention_mask"])
 
-    tagger = Tagger(model.backbone.config, num_tags=len(LABEL_NAMES))
+    tagger = Tagger(bert_config, num_tags=len(LABEL_NAMES))
     with pytest.raises(ValueError, match="batch_adapter"):
-        _fit(tmp_path, tagger, NoLabels(datamodule.train_rows, datamodule.val_rows))
+        fit_with_callback(model=tagger, data=NoLabels(datamodule.train_rows, datamodule.val_rows), epochs=1)
 
 
-def test_label_names_that_do_not_match_emissions(tmp_path, model, datamodule):
+def test_label_names_that_do_not_match_emissions(fit_with_callback):
     with pytest.raises(ValueError, match=r"label_names has 3 names but 'head.1' outputs 11 columns"):
-        _fit(tmp_path, model, datamodule, label_names=["O", "B-X", "I-X"])
+        fit_with_callback(epochs=1, label_names=["O", "B-X", "I-X"])
 
 
-def test_all_tokens_ignored_warns_and_logs_nothing(tmp_path, model, datamodule):
+def test_all_tokens_ignored_warns_and_logs_nothing(tmp_path, fit_with_callback, datamodule):
     ignored = [dict(r, labels=[-100] * len(r["labels"])) for r in datamodule.val_rows]
     with pytest.warns(NerVizWarning, match="no valid validation token"):
-        callback = _fit(tmp_path, model, Rows(datamodule.train_rows, ignored))
+        _, callback = fit_with_callback(data=Rows(datamodule.train_rows, ignored), epochs=1)
     assert callback.logged_epochs == []
     assert not (tmp_path / "ner_viz").exists()
 
 
-def test_empty_validation_set_warns(tmp_path, model, datamodule):
+def test_empty_validation_set_warns(fit_with_callback, datamodule):
     with pytest.warns(NerVizWarning, match="No validation epoch was captured"):
-        _fit(tmp_path, model, Rows(datamodule.train_rows, []))
+        fit_with_callback(data=Rows(datamodule.train_rows, []), epochs=1)
 
 
-def test_nan_hidden_states_are_filtered_counted_and_reported(tmp_path, model, datamodule):
+def test_nan_hidden_states_are_filtered_counted_and_reported(tmp_path, fit_with_callback, model):
     def poison(module, _inputs, output):
         if not module.training:  # validation only: NaN in training would poison the weights
             output.last_hidden_state[0, 1:3] = float("nan")  # two tokens of each batch's first row
@@ -112,53 +102,51 @@ def test_nan_hidden_states_are_filtered_counted_and_reported(tmp_path, model, da
 
     model.backbone.register_forward_hook(poison)
     with pytest.warns(NerVizWarning, match="NaN or Inf"):
-        _fit(tmp_path, model, datamodule, max_tokens=2000)
+        fit_with_callback(model=model, epochs=1, max_tokens=2000)
     snap = load_snapshots(tmp_path / "ner_viz")[0]
     assert snap.stats["nonfinite_filtered"] > 0
     assert np.isfinite(snap.views["hidden"]).all()
 
 
-def test_too_few_tokens_for_umap_fall_back_to_pca(tmp_path, model, datamodule):
+def test_too_few_tokens_for_umap_fall_back_to_pca(fit_with_callback):
     with pytest.warns(NerVizWarning, match="falls back to PCA"):
-        callback = _fit(tmp_path, model, datamodule, reducer="umap", max_tokens=8, background=False)
+        _, callback = fit_with_callback(epochs=1, reducer="umap", max_tokens=8, background=False)
     assert callback.logged_epochs == [0]
 
 
-def test_validation_set_that_shrinks_keeps_the_intersection(tmp_path, model, datamodule):
-    def shrink(trainer, rows):
-        return rows if trainer.current_epoch == 0 else rows[: len(rows) // 2]
+def _changing_rows(datamodule, grows: bool) -> Rows:
+    """Validation rows that grow (half of them at epoch 0, then all) or shrink (all, then half)."""
+    def rows(trainer, val_rows):
+        half = trainer.current_epoch == 0 if grows else trainer.current_epoch > 0
+        return val_rows[: len(val_rows) // 2] if half else val_rows
 
-    data = Rows(datamodule.train_rows, datamodule.val_rows, transform=shrink)
-    callback = EmbeddingDriftCallback(sinks=[], max_tokens=200, label_names=LABEL_NAMES)
-    trainer = pl.Trainer(**trainer_kwargs(tmp_path, max_epochs=2, limit_train_batches=2,
-                                          reload_dataloaders_every_n_epochs=1), callbacks=[callback])
+    return Rows(datamodule.train_rows, datamodule.val_rows, transform=rows)
+
+
+def test_validation_set_that_shrinks_keeps_the_intersection(tmp_path, fit_with_callback, datamodule):
     with pytest.warns(NerVizWarning, match=r"only \d+ of the 200 tracked tokens were seen"):
-        trainer.fit(model, data)
+        fit_with_callback(data=_changing_rows(datamodule, grows=False), max_tokens=200,
+                          trainer={"reload_dataloaders_every_n_epochs": 1})
     first, second = load_snapshots(tmp_path / "ner_viz")
     assert 0 < len(second) < len(first)
     assert set(second.token_id.tolist()) <= set(first.token_id.tolist())
 
 
 @pytest.mark.parametrize("background", [True, False])
-def test_gold_labels_out_of_range_stop_the_fit_with_the_fix(tmp_path, model, datamodule, background):
+def test_gold_labels_out_of_range_stop_the_fit_with_the_fix(fit_with_callback, background):
     """The check runs in the capture thread (or inline): either way the fit raises the same clear error."""
     def shifted(batch):  # the model trains on the right labels; the callback is told wrong ones
         return {**batch, "labels": torch.where(batch["labels"] >= 0, batch["labels"] + 20, batch["labels"])}
 
     with pytest.raises(ValueError, match=r"Gold labels must be in \[0, 11\).*Check `label_names`"):
-        _fit(tmp_path, model, datamodule, batch_adapter=shifted, background=background)
+        fit_with_callback(epochs=1, batch_adapter=shifted, background=background)
 
 
-def test_validation_set_that_grows_keeps_every_tracked_token(tmp_path, model, datamodule):
+def test_validation_set_that_grows_keeps_every_tracked_token(tmp_path, fit_with_callback, datamodule):
     """New sentences would outrank some tracked tokens in a fresh sample; the tracked ones are kept anyway."""
-    def grow(trainer, rows):
-        return rows[: len(rows) // 2] if trainer.current_epoch == 0 else rows
-
-    data = Rows(datamodule.train_rows, datamodule.val_rows, transform=grow)
-    callback = EmbeddingDriftCallback(sinks=[], max_tokens=200, label_names=LABEL_NAMES)
-    trainer = pl.Trainer(**trainer_kwargs(tmp_path, max_epochs=2, limit_train_batches=2,
-                                          reload_dataloaders_every_n_epochs=1), callbacks=[callback])
-    trainer.fit(model, data)  # warnings are errors here: no "only N of the tracked tokens" warning
+    # NerVizWarning is an error here: no "only N of the tracked tokens" warning
+    fit_with_callback(data=_changing_rows(datamodule, grows=True), max_tokens=200,
+                      trainer={"reload_dataloaders_every_n_epochs": 1})
     first, second = load_snapshots(tmp_path / "ner_viz")
     assert len(first) == 200 and np.array_equal(first.token_id, second.token_id)
     assert second.stats["tokens_seen"] > 1.5 * first.stats["tokens_seen"]

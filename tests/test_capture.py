@@ -9,16 +9,8 @@ from torch import nn
 from transformers import BertForTokenClassification
 
 from lightning_ner_viz.capture.batch import adapt_batch
+from lightning_ner_viz.capture.discovery import detect_emissions_module, detect_hidden_module, find_crf
 from lightning_ner_viz.capture.hooks import ForwardCapture, unwrap_token_tensor
-from lightning_ner_viz.capture.discovery import (
-    detect_emissions_module, detect_hidden_module, find_crf, get_module,
-)
-
-
-def test_unknown_module_name_lists_the_closest(bert_config):
-    model = UserCrfTagger(bert_config, num_tags=11)
-    with pytest.raises(ValueError, match=r"Did you mean.*backbone\.encoder"):
-        get_module(model, "backbone.encoderr", argument="hidden_module")
 
 
 def test_detects_hidden_emissions_and_crf_in_a_user_module(bert_config):
@@ -64,15 +56,11 @@ def test_hooks_hold_nothing_past_pop_and_detach():
     assert capture.outputs == {} and not layer._forward_hooks
 
 
-def test_batch_without_labels_explains_batch_adapter():
-    with pytest.raises(ValueError, match="batch_adapter"):
-        adapt_batch({"input_ids": torch.zeros(2, 3, dtype=torch.long)})
-    with pytest.raises(ValueError, match="batch_adapter"):
-        adapt_batch((torch.zeros(2, 3), torch.zeros(2, 3)))
-
-
-def test_batch_adapter_maps_tuples():
+def test_tuple_batches_need_a_batch_adapter_that_maps_them():
+    """(A dict batch without labels is checked through a whole fit in test_bad_input.py.)"""
     ids, labels = torch.ones(2, 3, dtype=torch.long), torch.zeros(2, 3, dtype=torch.long)
+    with pytest.raises(ValueError, match="batch_adapter"):
+        adapt_batch((ids, labels))
     batch = adapt_batch((ids, labels), lambda b: {"input_ids": b[0], "labels": b[1]})
     assert batch.valid.all()
 

@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import lightning.pytorch as pl
 import numpy as np
-import torch
-from conftest import trainer_kwargs
-from outside_model import UserCrfTagger
 from rrd_reading import read_rrd
 from torch.utils.data import DataLoader
 
-from lightning_ner_viz import EmbeddingDriftCallback, load_snapshots
-from lightning_ner_viz.demo.data import LABEL_NAMES
+from lightning_ner_viz import load_snapshots
 from lightning_ner_viz.demo.datamodule import collate
 from lightning_ner_viz.sinks import RerunSink
 
@@ -32,21 +28,18 @@ class OddExamplesIgnored(pl.LightningDataModule):
         return DataLoader(self.rows, batch_size=8, collate_fn=collate)
 
 
-def _run(tmp_path, datamodule, bert_config, strategy: str, devices: int, ignore_odd: bool):
-    rows = datamodule.val_rows[:61]
-    torch.manual_seed(0)
-    model = UserCrfTagger(bert_config, num_tags=len(LABEL_NAMES))
-    rrd = tmp_path / "emb.rrd"
-    callback = EmbeddingDriftCallback(sinks=[RerunSink(path=rrd)], max_tokens=150, label_names=LABEL_NAMES, seed=3)
-    trainer = pl.Trainer(**trainer_kwargs(tmp_path, max_epochs=2, strategy=strategy, devices=devices,
-                                          limit_train_batches=2), callbacks=[callback])
-    trainer.fit(model, OddExamplesIgnored(rows, ignore_odd))
-    return load_snapshots(tmp_path / "ner_viz"), read_rrd(rrd)
+def _run(fit_with_callback, root, datamodule, strategy: str, devices: int, ignore_odd: bool):
+    """Fit on 61 validation rows with a Rerun sink; the saved snapshots and the recording."""
+    rrd = root / "emb.rrd"
+    fit_with_callback(root=root, data=OddExamplesIgnored(datamodule.val_rows[:61], ignore_odd), torch_seed=0,
+                      trainer={"strategy": strategy, "devices": devices},
+                      sinks=[RerunSink(path=rrd)], max_tokens=150, seed=3)
+    return load_snapshots(root / "ner_viz"), read_rrd(rrd)
 
 
-def test_ddp_spawn_with_an_empty_rank_matches_single_process(tmp_path, datamodule, bert_config):
-    single, _ = _run(tmp_path / "single", datamodule, bert_config, "auto", 1, ignore_odd=True)
-    ddp, rows = _run(tmp_path / "ddp", datamodule, bert_config, "ddp_spawn", 2, ignore_odd=True)
+def test_ddp_spawn_with_an_empty_rank_matches_single_process(tmp_path, fit_with_callback, datamodule):
+    single, _ = _run(fit_with_callback, tmp_path / "single", datamodule, "auto", 1, ignore_odd=True)
+    ddp, rows = _run(fit_with_callback, tmp_path / "ddp", datamodule, "ddp_spawn", 2, ignore_odd=True)
     assert [s.epoch for s in ddp] == [0, 1]
     assert np.array_equal(single[0].token_id, ddp[0].token_id)  # the same tracked set as one process
     assert np.array_equal(ddp[0].token_id, ddp[1].token_id)
@@ -54,8 +47,8 @@ def test_ddp_spawn_with_an_empty_rank_matches_single_process(tmp_path, datamodul
     assert len(rows["/embeddings/hidden"]) == 2  # rank zero alone logged
 
 
-def test_ddp_spawn_uneven_shards_gather_both_ranks(tmp_path, datamodule, bert_config):
-    ddp, _ = _run(tmp_path, datamodule, bert_config, "ddp_spawn", 2, ignore_odd=False)
+def test_ddp_spawn_uneven_shards_gather_both_ranks(tmp_path, fit_with_callback, datamodule):
+    ddp, _ = _run(fit_with_callback, tmp_path, datamodule, "ddp_spawn", 2, ignore_odd=False)
     sentences = set(ddp[0].sentence_id.tolist())
     assert any(s % 2 for s in sentences) and any(s % 2 == 0 for s in sentences)
     assert max(sentences) < 61  # DistributedSampler's padding duplicates were dropped

@@ -14,18 +14,18 @@ from rrd_reading import read_rrd
 from wandb_reading import history, run_dir
 
 from lightning_ner_viz import EmbeddingDriftCallback, load_snapshots
+from lightning_ner_viz.capture.sampling import stratified_quotas
 from lightning_ner_viz.demo.data import LABEL_NAMES
 from lightning_ner_viz.sinks import RerunSink, WandbSink
 
 MAX_TOKENS = 800
+FULL_EPOCHS = {"limit_train_batches": 1.0}  # train on every batch, as a user's run would
 
 
-def test_rerun_recording_has_one_cloud_per_epoch_and_view(tmp_path, datamodule, bert_config):
+def test_rerun_recording_has_one_cloud_per_epoch_and_view(tmp_path, fit_with_callback, datamodule, bert_config):
     rrd = tmp_path / "out" / "emb.rrd"
-    callback = EmbeddingDriftCallback(sinks=[RerunSink(path=rrd)], max_tokens=MAX_TOKENS, label_names=LABEL_NAMES,
-                                      tokenizer=datamodule.tokenizer)
-    model = UserCrfTagger(bert_config, num_tags=len(LABEL_NAMES))
-    pl.Trainer(**trainer_kwargs(tmp_path, num_sanity_val_steps=2), callbacks=[callback]).fit(model, datamodule)
+    fit_with_callback(sinks=[RerunSink(path=rrd)], max_tokens=MAX_TOKENS, tokenizer=datamodule.tokenizer,
+                      epochs=3, trainer=FULL_EPOCHS | {"num_sanity_val_steps": 2})
 
     rows = read_rrd(rrd)
     for view in ("hidden", "emissions"):
@@ -74,13 +74,11 @@ def test_rerun_recording_has_one_cloud_per_epoch_and_view(tmp_path, datamodule, 
     assert snapshots[0].views["emissions"].shape[1] == len(LABEL_NAMES)
 
 
-def test_wandb_offline_run_has_tables_and_plots_per_epoch(tmp_path, datamodule, bert_config):
+def test_wandb_offline_run_has_tables_and_plots_per_epoch(tmp_path, fit_with_callback, bert_config):
     from lightning.pytorch.loggers import WandbLogger
 
     logger = WandbLogger(project="ner-viz-test", save_dir=str(tmp_path), offline=True)
-    callback = EmbeddingDriftCallback(sinks=[WandbSink()], max_tokens=MAX_TOKENS, label_names=LABEL_NAMES)
-    model = UserCrfTagger(bert_config, num_tags=len(LABEL_NAMES))
-    pl.Trainer(**trainer_kwargs(tmp_path, logger=logger), callbacks=[callback]).fit(model, datamodule)
+    fit_with_callback(sinks=[WandbSink()], max_tokens=MAX_TOKENS, epochs=3, trainer=FULL_EPOCHS | {"logger": logger})
     logger.experiment.finish()
 
     run = run_dir(tmp_path)
@@ -110,15 +108,13 @@ def test_callback_and_sinks_pickle_before_fit(tmp_path):
     assert repr(clone.sinks[0]) == repr(callback.sinks[0])
 
 
-def test_sanity_check_and_every_n_epochs(tmp_path, datamodule, bert_config):
-    callback = EmbeddingDriftCallback(sinks=[], every_n_epochs=2, max_tokens=100, label_names=LABEL_NAMES)
-    model = UserCrfTagger(bert_config, num_tags=len(LABEL_NAMES))
-    pl.Trainer(**trainer_kwargs(tmp_path, max_epochs=4, num_sanity_val_steps=2), callbacks=[callback]).fit(model, datamodule)
+def test_sanity_check_and_every_n_epochs(tmp_path, fit_with_callback):
+    _, callback = fit_with_callback(every_n_epochs=2, max_tokens=100, epochs=4, trainer={"num_sanity_val_steps": 2})
     assert callback.logged_epochs == [0, 2]
     assert [s.epoch for s in load_snapshots(tmp_path / "ner_viz")] == [0, 2]
 
 
-def test_hooks_are_removed_after_validation_and_on_exception(tmp_path, datamodule, bert_config):
+def test_hooks_are_removed_after_validation_and_on_exception(fit_with_callback, bert_config):
     class Boom(UserCrfTagger):
         def validation_step(self, batch, batch_idx):
             if batch_idx == 1:
@@ -126,9 +122,8 @@ def test_hooks_are_removed_after_validation_and_on_exception(tmp_path, datamodul
             return super().validation_step(batch, batch_idx)
 
     model = Boom(bert_config, num_tags=len(LABEL_NAMES))
-    callback = EmbeddingDriftCallback(sinks=[], max_tokens=50, label_names=LABEL_NAMES)
     with pytest.raises(RuntimeError, match="boom"):
-        pl.Trainer(**trainer_kwargs(tmp_path, max_epochs=1), callbacks=[callback]).fit(model, datamodule)
+        fit_with_callback(model=model, epochs=1, max_tokens=50)
     hooks = sum(len(m._forward_hooks) for m in model.modules())
     assert hooks == 0
 
@@ -147,5 +142,8 @@ def test_same_tokens_whatever_the_batch_size(tmp_path, datamodule, bert_config, 
         picked.append(load_snapshots(out / "ner_viz")[0])
     assert np.array_equal(picked[0].token_id, picked[1].token_id)
     assert len(picked[0]) == 300
+    # stratified: every label gets an equal share of the 300, and what a rare label cannot fill goes to the others
+    available = np.bincount([label for row in datamodule.val_rows for label in row["labels"] if label >= 0],
+                            minlength=len(LABEL_NAMES))
     counts = np.bincount(picked[0].gold, minlength=len(LABEL_NAMES))
-    assert counts.min() > 0 and counts.max() <= 300 // len(LABEL_NAMES) + 300  # every label represented
+    assert counts.min() > 0 and counts.tolist() == stratified_quotas(available, 300).tolist()

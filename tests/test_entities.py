@@ -48,21 +48,14 @@ def test_mean_vector_averages_the_subwords_of_each_span():
     assert TYPES.names == ["O", "BRAND", "TYPE"] and spans["type"].tolist() == [1, 2]
 
 
-def test_cls_view_alone_logs_one_point_per_sentence(tmp_path, datamodule, bert_config):
-    import lightning.pytorch as pl
-    from conftest import trainer_kwargs
-    from outside_model import UserCrfTagger
+def test_cls_view_alone_logs_one_point_per_sentence(tmp_path, fit_with_callback, datamodule, bert_config):
     from rrd_reading import read_rrd
 
-    from lightning_ner_viz import EmbeddingDriftCallback, load_snapshots
-    from lightning_ner_viz.demo.data import LABEL_NAMES
+    from lightning_ner_viz import load_snapshots
     from lightning_ner_viz.sinks import RerunSink
 
     rrd = tmp_path / "cls.rrd"
-    callback = EmbeddingDriftCallback(sinks=[RerunSink(path=rrd)], max_tokens=50, label_names=LABEL_NAMES,
-                                      entity_view=False, cls_view=True)
-    model = UserCrfTagger(bert_config, num_tags=len(LABEL_NAMES))
-    pl.Trainer(**trainer_kwargs(tmp_path, max_epochs=2, limit_train_batches=2), callbacks=[callback]).fit(model, datamodule)
+    fit_with_callback(sinks=[RerunSink(path=rrd)], max_tokens=50, entity_view=False, cls_view=True)
     rows = read_rrd(rrd)
     assert "/embeddings/entities" not in rows
     clouds = [r for r in rows["/embeddings/cls"] if "epoch" in r]

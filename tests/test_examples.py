@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import lightning.pytorch as pl
 import numpy as np
-from conftest import trainer_kwargs
 from rrd_reading import read_rrd
 
 from lightning_ner_viz import EmbeddingDriftCallback, load_snapshots
@@ -12,29 +10,25 @@ from lightning_ner_viz.demo.data import LABEL_NAMES, generate_examples, read_con
 from lightning_ner_viz.sinks import HtmlSink, RerunSink, TensorBoardSink, WandbSink
 
 
-def test_bert_crf_example_with_a_middle_encoder_layer(tmp_path, datamodule, bert_config):
+def test_bert_crf_example_with_a_middle_encoder_layer(tmp_path, fit_with_callback, bert_config):
     from examples.bert_crf_tagger import BertCrfTagger
 
     model = BertCrfTagger(bert_config, num_labels=len(LABEL_NAMES))
     rrd = tmp_path / "crf.rrd"
-    callback = EmbeddingDriftCallback(sinks=[RerunSink(path=rrd)], hidden_module="encoder.encoder.layer.0",
-                                      max_tokens=100, label_names=LABEL_NAMES)
-    pl.Trainer(**trainer_kwargs(tmp_path, max_epochs=2, limit_train_batches=2), callbacks=[callback]).fit(model, datamodule)
+    fit_with_callback(model=model, sinks=[RerunSink(path=rrd)], hidden_module="encoder.encoder.layer.0", max_tokens=100)
     assert [r["epoch"] for r in read_rrd(rrd)["/embeddings/hidden"]] == [0, 1]
     assert load_snapshots(tmp_path / "ner_viz")[0].views["hidden"].shape[1] == bert_config.hidden_size
 
 
-def test_several_hidden_layers_in_one_callback(tmp_path, datamodule, bert_config):
+def test_several_hidden_layers_in_one_callback(tmp_path, fit_with_callback, bert_config):
     from examples.bert_crf_tagger import BertCrfTagger
 
     from wandb_reading import history, run_dir
 
     model = BertCrfTagger(bert_config, num_labels=len(LABEL_NAMES))
     rrd = tmp_path / "layers.rrd"
-    callback = EmbeddingDriftCallback(
-        sinks=[RerunSink(path=rrd), WandbSink(init_kwargs={"dir": str(tmp_path)})], max_tokens=100,
-        hidden_module=["encoder", "encoder.encoder.layer.0"], label_names=LABEL_NAMES)
-    pl.Trainer(**trainer_kwargs(tmp_path, max_epochs=2, limit_train_batches=2), callbacks=[callback]).fit(model, datamodule)
+    fit_with_callback(model=model, sinks=[RerunSink(path=rrd), WandbSink(init_kwargs={"dir": str(tmp_path)})],
+                      max_tokens=100, hidden_module=["encoder", "encoder.encoder.layer.0"])
     layer = "hidden_encoder_encoder_layer_0"
     clouds = read_rrd(rrd)
     assert [r["epoch"] for r in clouds[f"/embeddings/{layer}"]] == [0, 1]
@@ -46,7 +40,7 @@ def test_several_hidden_layers_in_one_callback(tmp_path, datamodule, bert_config
     assert any(f"ner_viz/{layer}/cka_prev" in r for r in rows), sorted({k for r in rows for k in r})
 
 
-def test_hf_example_needs_no_configuration_and_auto_sinks_follow_the_loggers(tmp_path):
+def test_hf_example_needs_no_configuration_and_auto_sinks_follow_the_loggers(tmp_path, fit_with_callback):
     from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 
     from examples.hf_token_classifier import build
@@ -54,10 +48,9 @@ def test_hf_example_needs_no_configuration_and_auto_sinks_follow_the_loggers(tmp
     module, data = build(n_examples=200, batch_size=16)
     callback = EmbeddingDriftCallback(max_tokens=100)  # sinks=None: automatic
     loggers = [WandbLogger(project="t", save_dir=str(tmp_path), offline=True), TensorBoardLogger(str(tmp_path))]
-    pl.Trainer(**trainer_kwargs(tmp_path, max_epochs=2, limit_train_batches=2, logger=loggers),
-               callbacks=[callback]).fit(module, data)
+    fit_with_callback(callback, model=module, data=data, trainer={"logger": loggers})
     loggers[0].experiment.finish()
-    kinds = [type(s) for s in callback.renderer.sinks]
+    kinds = [type(s) for s in callback.resolved_sinks]
     assert kinds == [RerunSink, HtmlSink, WandbSink, TensorBoardSink]
     assert (tmp_path / "ner_viz" / "embeddings.rrd").is_file() and (tmp_path / "ner_viz" / "embeddings.html").is_file()
     snapshot = load_snapshots(tmp_path / "ner_viz")[-1]

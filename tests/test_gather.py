@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from conftest import free_port
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -33,18 +33,12 @@ def _worker(rank: int, port: int, cases: list[list[int]], out: str) -> None:
     dist.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @settings(max_examples=2, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(cases=st.lists(st.lists(st.integers(0, 40), min_size=2, max_size=2), min_size=10, max_size=40))
 def test_gather_pads_and_trims_any_lengths(tmp_path, cases):
     cases = [[0, 0], [0, 5], [7, 0], *cases]  # empty ranks always included
     out = tmp_path / f"result-{abs(hash(str(cases)))}.json"
-    mp.spawn(_worker, args=(_free_port(), cases, str(out)), nprocs=2, join=True)
+    mp.spawn(_worker, args=(free_port(), cases, str(out)), nprocs=2, join=True)
     results = json.loads(out.read_text())
     for (n0, n1), got in zip(cases, results):
         assert got["id"] == list(range(n0)) + [1000 + i for i in range(n1)]  # rank order, trimmed

@@ -6,41 +6,38 @@ import os
 import signal
 import threading
 
-import lightning.pytorch as pl
 import numpy as np
 import pytest
 import torch
-from conftest import trainer_kwargs
+from conftest import RecordingSink
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from outside_model import UserCrfTagger
 from rrd_reading import read_rrd
 
-from lightning_ner_viz import EmbeddingDriftCallback, load_snapshots
-from lightning_ner_viz._warnings import NerVizWarning
+from lightning_ner_viz import EmbeddingDriftCallback, NerVizWarning, Snapshot, load_snapshots
 from lightning_ner_viz.demo.data import LABEL_NAMES
-from lightning_ner_viz.projection.projector import Projector
 from lightning_ner_viz.projection.process import acquire, release
-from lightning_ner_viz.store import RENDER_STATE
+from lightning_ner_viz.projection.projector import Projector
+from lightning_ner_viz.projection.renderer import Renderer
 from lightning_ner_viz.sinks import RerunSink
-from lightning_ner_viz.sinks.base import Sink
+from lightning_ner_viz.store import RENDER_STATE
+
+MAX_TOKENS = 80
 
 
-def _fit(tmp_path, datamodule, bert_config, epochs=2, callbacks=(), ckpt_path=None, **kwargs):
-    callback = EmbeddingDriftCallback(max_tokens=80, label_names=LABEL_NAMES, **kwargs)
-    trainer = pl.Trainer(**trainer_kwargs(tmp_path, max_epochs=epochs, limit_train_batches=2,
-                                          enable_checkpointing=ckpt_path is not None or any(
-                                              isinstance(c, ModelCheckpoint) for c in callbacks)),
-                         callbacks=[callback, *callbacks])
-    torch.manual_seed(0)
-    trainer.fit(UserCrfTagger(bert_config, num_tags=len(LABEL_NAMES)), datamodule, ckpt_path=ckpt_path)
-    return trainer, callback
+def _random_snapshot(rng: np.random.Generator, epoch: int, n: int, dim: int, words: int) -> Snapshot:
+    """``n`` tokens in sentences of ``words`` tokens, random labels and ``dim``-wide hidden vectors."""
+    return Snapshot(epoch=epoch, step=epoch, token_id=np.arange(n), sentence_id=np.arange(n) // words,
+                    position=np.arange(n) % words, token=["t"] * n, word=["w"] * n, gold=rng.integers(0, 3, n),
+                    pred=rng.integers(0, 3, n), views={"hidden": rng.normal(size=(n, dim)).astype(np.float32)},
+                    label_names=["O", "B-X", "I-X"])
 
 
-def test_child_process_gives_the_same_coordinates_as_the_thread(tmp_path, datamodule, bert_config):
-    _, in_thread = _fit(tmp_path / "t", datamodule, bert_config, reducer="umap", frame="fixed",
-                        background="thread", sinks=[RerunSink(path=tmp_path / "t.rrd")])
-    _, in_child = _fit(tmp_path / "p", datamodule, bert_config, reducer="umap", frame="fixed",
-                       sinks=[RerunSink(path=tmp_path / "p.rrd")])
+def test_child_process_gives_the_same_coordinates_as_the_thread(tmp_path, fit_with_callback):
+    _, in_thread = fit_with_callback(root=tmp_path / "t", torch_seed=0, max_tokens=MAX_TOKENS, reducer="umap",
+                                     frame="fixed", background="thread", sinks=[RerunSink(path=tmp_path / "t.rrd")])
+    _, in_child = fit_with_callback(root=tmp_path / "p", torch_seed=0, max_tokens=MAX_TOKENS, reducer="umap",
+                                    frame="fixed", sinks=[RerunSink(path=tmp_path / "p.rrd")])
     assert in_thread.renderer.place == "thread" and in_child.renderer.place == "process"
     a, b = read_rrd(tmp_path / "t.rrd")["/embeddings/hidden"], read_rrd(tmp_path / "p.rrd")["/embeddings/hidden"]
     assert [r["epoch"] for r in b] == [0, 1]
@@ -51,14 +48,14 @@ def test_child_process_gives_the_same_coordinates_as_the_thread(tmp_path, datamo
 def test_the_child_runs_at_low_priority_and_is_reused():
     first = acquire(threads=1)
     first.start(Projector("pca", 3, 0))  # a round trip: the child has set its priority by now
-    pid = first._proc.pid
+    pid = first.pid
     if hasattr(os, "getpriority"):
         assert os.getpriority(os.PRIO_PROCESS, pid) == 19
     if hasattr(os, "SCHED_IDLE"):
         assert os.sched_getscheduler(pid) == os.SCHED_IDLE
     release(first)
     again = acquire(threads=1)
-    assert again._proc.pid == pid  # numba code compiled once per training process, not once per fit
+    assert again.pid == pid  # numba code compiled once per training process, not once per fit
     release(again)
 
 
@@ -74,14 +71,12 @@ class KillTheChild(Callback):
             os.kill(self.drift.renderer.child_pid, signal.SIGKILL)
 
 
-def test_a_dead_child_warns_and_rendering_goes_on_in_process(tmp_path, datamodule, bert_config):
+def test_a_dead_child_warns_and_rendering_goes_on_in_process(tmp_path, fit_with_callback):
     rrd = tmp_path / "emb.rrd"
-    callback = EmbeddingDriftCallback(max_tokens=80, label_names=LABEL_NAMES, reducer="umap", frame="fixed",
+    callback = EmbeddingDriftCallback(max_tokens=MAX_TOKENS, label_names=LABEL_NAMES, reducer="umap", frame="fixed",
                                       sinks=[RerunSink(path=rrd)])
-    trainer = pl.Trainer(**trainer_kwargs(tmp_path, max_epochs=3, limit_train_batches=2),
-                         callbacks=[callback, KillTheChild(callback)])
     with pytest.warns(NerVizWarning, match="projector process exited") as record:
-        trainer.fit(UserCrfTagger(bert_config, num_tags=len(LABEL_NAMES)), datamodule)
+        fit_with_callback(callback, epochs=3, callbacks=[KillTheChild(callback)])
     clouds = read_rrd(rrd)["/embeddings/hidden"]
     assert [r["epoch"] for r in clouds] == [0, 1, 2], [str(w.message) for w in record]
     extent = np.ptp(np.asarray(clouds[0]["Points3D:positions"]), axis=0).max()
@@ -89,7 +84,7 @@ def test_a_dead_child_warns_and_rendering_goes_on_in_process(tmp_path, datamodul
     assert moved < 0.5 * extent  # the in-process projector continued the child's frame
 
 
-def test_a_reducer_that_cannot_be_pickled_projects_in_process(tmp_path, datamodule, bert_config):
+def test_a_reducer_that_cannot_be_pickled_projects_in_process(fit_with_callback):
     class LocalPCA:  # defined in a function: pickle cannot find it
         def fit_transform(self, X):
             X = X - X.mean(0)
@@ -99,45 +94,35 @@ def test_a_reducer_that_cannot_be_pickled_projects_in_process(tmp_path, datamodu
             return self.fit_transform(X)
 
     with pytest.warns(NerVizWarning, match="cannot be sent to a child process"):
-        _, callback = _fit(tmp_path, datamodule, bert_config, reducer=LocalPCA(), sinks=[])
+        _, callback = fit_with_callback(torch_seed=0, max_tokens=MAX_TOKENS, reducer=LocalPCA())
     assert callback.renderer.place == "thread" and callback.renderer.rendered_epochs == [0, 1]
 
 
-class SlowSink(Sink):
-    """Holds each epoch until released, like a slow network sink."""
-
-    def __init__(self) -> None:
-        self.release = threading.Event()
-        self.epochs: list[int] = []
-
-    def log_epoch(self, snapshot, coords, metrics) -> None:
-        self.release.wait(timeout=60)
-        self.epochs.append(snapshot.epoch)
-
-
 class CheckpointWhilePending(Callback):
-    def __init__(self, drift: EmbeddingDriftCallback, sink: SlowSink) -> None:
-        self.drift, self.sink, self.states = drift, sink, []
+    """Takes the callback's state while its sink holds the epoch, then lets the sink go on."""
+
+    def __init__(self, drift: EmbeddingDriftCallback, release: threading.Event) -> None:
+        self.drift, self.release, self.states = drift, release, []
 
     def on_validation_end(self, trainer, pl_module) -> None:
         self.states.append(self.drift.state_dict())  # what ModelCheckpoint stores
-        self.sink.release.set()
+        self.release.set()
 
 
-def test_a_checkpoint_does_not_wait_for_rendering(tmp_path, datamodule, bert_config):
-    sink = SlowSink()
-    callback = EmbeddingDriftCallback(max_tokens=80, label_names=LABEL_NAMES, sinks=[sink])
-    probe = CheckpointWhilePending(callback, sink)
-    trainer = pl.Trainer(**trainer_kwargs(tmp_path, max_epochs=1, limit_train_batches=2), callbacks=[callback, probe])
-    trainer.fit(UserCrfTagger(bert_config, num_tags=len(LABEL_NAMES)), datamodule)
+def test_a_checkpoint_does_not_wait_for_rendering(fit_with_callback):
+    release = threading.Event()
+    sink = RecordingSink(gate=release)  # a slow sink: holds each epoch until released
+    callback = EmbeddingDriftCallback(max_tokens=MAX_TOKENS, label_names=LABEL_NAMES, sinks=[sink])
+    probe = CheckpointWhilePending(callback, release)
+    fit_with_callback(callback, epochs=1, callbacks=[probe])
     (state,) = probe.states
     assert state["logged_epochs"] == [0] and state["renderer"]["rendered_epochs"] == []  # it did not wait
     assert sink.epochs == [0]
 
 
-def test_resume_renders_what_was_captured_but_never_rendered(tmp_path, datamodule, bert_config):
+def test_resume_renders_what_was_captured_but_never_rendered(tmp_path, fit_with_callback):
     ckpt = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
-    _fit(tmp_path, datamodule, bert_config, epochs=2, callbacks=[ckpt], sinks=[RerunSink(path=tmp_path / "a.rrd")])
+    fit_with_callback(torch_seed=0, max_tokens=MAX_TOKENS, callbacks=[ckpt], sinks=[RerunSink(path=tmp_path / "a.rrd")])
     # as if the run died after checkpointing epoch 1 but before epoch 1 reached the sinks
     checkpoint = torch.load(tmp_path / "ckpt" / "last.ckpt", weights_only=False)
     (key,) = [k for k in checkpoint["callbacks"] if k.startswith("EmbeddingDriftCallback")]
@@ -145,8 +130,9 @@ def test_resume_renders_what_was_captured_but_never_rendered(tmp_path, datamodul
     torch.save(checkpoint, tmp_path / "ckpt" / "last.ckpt")
     (tmp_path / "ner_viz" / "epoch=0001" / RENDER_STATE).unlink()
 
-    _fit(tmp_path, datamodule, bert_config, epochs=3, ckpt_path=tmp_path / "ckpt" / "last.ckpt",
-         callbacks=[ModelCheckpoint(dirpath=tmp_path / "ckpt2")], sinks=[RerunSink(path=tmp_path / "b.rrd")])
+    fit_with_callback(epochs=3, ckpt_path=tmp_path / "ckpt" / "last.ckpt", torch_seed=0, max_tokens=MAX_TOKENS,
+                      callbacks=[ModelCheckpoint(dirpath=tmp_path / "ckpt2")],
+                      sinks=[RerunSink(path=tmp_path / "b.rrd")])
     assert [r["epoch"] for r in read_rrd(tmp_path / "b.rrd")["/embeddings/hidden"]] == [1, 2]
     assert [s.epoch for s in load_snapshots(tmp_path / "ner_viz")] == [0, 1, 2]
     assert all((tmp_path / "ner_viz" / f"epoch={e:04d}" / RENDER_STATE).is_file() for e in range(3))
@@ -172,7 +158,7 @@ class TrackedAtStart(Callback):
         self.tracked = self.drift.tracked_ids
 
 
-def test_a_checkpoint_does_not_wait_for_the_capture_and_a_resume_recovers_the_tokens(tmp_path, datamodule,
+def test_a_checkpoint_does_not_wait_for_the_capture_and_a_resume_recovers_the_tokens(tmp_path, fit_with_callback,
                                                                                        bert_config):
     gate = threading.Event()
     model = UserCrfTagger(bert_config, num_tags=len(LABEL_NAMES))
@@ -183,12 +169,11 @@ def test_a_checkpoint_does_not_wait_for_the_capture_and_a_resume_recovers_the_to
         return decode(*args, **kwargs)
 
     model.crf.decode = held_decode
-    callback = EmbeddingDriftCallback(max_tokens=80, label_names=LABEL_NAMES, sinks=[RerunSink(path=tmp_path / "a.rrd")])
+    callback = EmbeddingDriftCallback(max_tokens=MAX_TOKENS, label_names=LABEL_NAMES,
+                                      sinks=[RerunSink(path=tmp_path / "a.rrd")])
     probe = CheckpointWhileCapturing(callback, gate)
-    trainer = pl.Trainer(**trainer_kwargs(tmp_path, max_epochs=1, limit_train_batches=2, limit_val_batches=2,
-                                          num_sanity_val_steps=0), callbacks=[callback, probe])
-    torch.manual_seed(0)
-    trainer.fit(model, datamodule)
+    trainer, _ = fit_with_callback(callback, model=model, epochs=1, callbacks=[probe], torch_seed=0,
+                                   trainer={"limit_val_batches": 2})
     (state,) = probe.states
     assert state["capturing_epochs"] == [0] and state["logged_epochs"] == [0]  # listed, not waited for
     assert state["tracked_ids"] is None and callback.tracked_ids is not None
@@ -202,11 +187,10 @@ def test_a_checkpoint_does_not_wait_for_the_capture_and_a_resume_recovers_the_to
     (key,) = [k for k in checkpoint["callbacks"] if k.startswith("EmbeddingDriftCallback")]
     checkpoint["callbacks"][key] = state
     torch.save(checkpoint, tmp_path / "last.ckpt")
-    resumed = EmbeddingDriftCallback(max_tokens=80, label_names=LABEL_NAMES, sinks=[RerunSink(path=tmp_path / "b.rrd")])
+    resumed = EmbeddingDriftCallback(max_tokens=MAX_TOKENS, label_names=LABEL_NAMES,
+                                     sinks=[RerunSink(path=tmp_path / "b.rrd")])
     restored = TrackedAtStart(resumed)
-    pl.Trainer(**trainer_kwargs(tmp_path, max_epochs=2, limit_train_batches=2, limit_val_batches=2),
-               callbacks=[resumed, restored]).fit(UserCrfTagger(bert_config, num_tags=len(LABEL_NAMES)), datamodule,
-                                        ckpt_path=tmp_path / "last.ckpt")
+    fit_with_callback(resumed, ckpt_path=tmp_path / "last.ckpt", callbacks=[restored], trainer={"limit_val_batches": 2})
     assert restored.tracked == callback.tracked_ids  # from the snapshot, before epoch 1 ran
     assert [r["epoch"] for r in read_rrd(tmp_path / "b.rrd")["/embeddings/hidden"]] == [0, 1]
     first, second = load_snapshots(tmp_path / "ner_viz")
@@ -214,18 +198,8 @@ def test_a_checkpoint_does_not_wait_for_the_capture_and_a_resume_recovers_the_to
 
 
 def test_projector_in_a_child_matches_in_process_on_random_snapshots():
-    from lightning_ner_viz.snapshot import Snapshot
-
     rng = np.random.default_rng(0)
-    n = 120
-
-    def snapshot(epoch: int) -> Snapshot:
-        return Snapshot(epoch=epoch, step=epoch, token_id=np.arange(n), sentence_id=np.arange(n) // 8,
-                        position=np.arange(n) % 8, token=["t"] * n, word=["w"] * n,
-                        gold=rng.integers(0, 3, n), pred=rng.integers(0, 3, n),
-                        views={"hidden": rng.normal(size=(n, 16)).astype(np.float32)}, label_names=["O", "B-X", "I-X"])
-
-    snapshots = [snapshot(e) for e in range(3)]
+    snapshots = [_random_snapshot(rng, e, n=120, dim=16, words=8) for e in range(3)]
     local = Projector("pca", 3, 0, "procrustes")
     child = acquire(threads=1)
     try:
@@ -240,21 +214,14 @@ def test_projector_in_a_child_matches_in_process_on_random_snapshots():
 
 def test_a_child_killed_mid_send_leaves_no_error_behind():
     """A snapshot larger than the pipe's buffer, sent to a child that was just killed, falls back cleanly."""
-    from lightning_ner_viz.projection.renderer import Renderer
-    from lightning_ner_viz.snapshot import Snapshot
-
     rng = np.random.default_rng(0)
-    n = 100
 
     def snapshot(epoch: int) -> Snapshot:
-        return Snapshot(epoch=epoch, step=epoch, token_id=np.arange(n), sentence_id=np.arange(n) // 10,
-                        position=np.arange(n) % 10, token=["t"] * n, word=["w"] * n, gold=rng.integers(0, 3, n),
-                        pred=rng.integers(0, 3, n), views={"hidden": rng.normal(size=(n, 600)).astype(np.float32)},
-                        label_names=["O", "B-X", "I-X"])
+        return _random_snapshot(rng, epoch, n=100, dim=600, words=10)
 
     renderer = Renderer("pca", 3, 0, [], place="process")
     renderer.render(snapshot(0))
-    renderer._process._proc.kill()  # no wait: the next send breaks the pipe part-way
+    os.kill(renderer.child_pid, signal.SIGKILL)  # no wait: the next send breaks the pipe part-way
     with pytest.warns(NerVizWarning, match="projector process exited"):
         renderer.render(snapshot(1))
     renderer.render(snapshot(2))

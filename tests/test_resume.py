@@ -2,32 +2,22 @@
 
 from __future__ import annotations
 
-import lightning.pytorch as pl
 import numpy as np
-from conftest import trainer_kwargs
 from lightning.pytorch.callbacks import ModelCheckpoint
-from outside_model import UserCrfTagger
 from rrd_reading import read_rrd
 from wandb_reading import history
 
-from lightning_ner_viz import EmbeddingDriftCallback, load_snapshots
-from lightning_ner_viz.demo.data import LABEL_NAMES
+from lightning_ner_viz import load_snapshots
 from lightning_ner_viz.sinks import RerunSink, WandbSink
 
 
-def _fit(tmp_path, datamodule, bert_config, max_epochs: int, ckpt_path=None):
-    sinks = [RerunSink(path=tmp_path / "emb.rrd"), WandbSink(init_kwargs={"dir": str(tmp_path)})]
-    callback = EmbeddingDriftCallback(sinks=sinks, max_tokens=120, label_names=LABEL_NAMES)
-    checkpoint = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
-    trainer = pl.Trainer(**trainer_kwargs(tmp_path, max_epochs=max_epochs, enable_checkpointing=True,
-                                          limit_train_batches=3), callbacks=[callback, checkpoint])
-    trainer.fit(UserCrfTagger(bert_config, num_tags=len(LABEL_NAMES)), datamodule, ckpt_path=ckpt_path)
-    return callback
-
-
-def test_resume_continues_recording_run_and_token_set(tmp_path, datamodule, bert_config):
-    first = _fit(tmp_path, datamodule, bert_config, max_epochs=2)
-    second = _fit(tmp_path, datamodule, bert_config, max_epochs=4, ckpt_path=tmp_path / "ckpt" / "last.ckpt")
+def test_resume_continues_recording_run_and_token_set(tmp_path, fit_with_callback):
+    first, second = (  # the same sinks and checkpoints: 2 epochs, then resumed from the last checkpoint to 4
+        fit_with_callback(sinks=[RerunSink(path=tmp_path / "emb.rrd"), WandbSink(init_kwargs={"dir": str(tmp_path)})],
+                          max_tokens=120, epochs=epochs, ckpt_path=ckpt_path, trainer={"limit_train_batches": 3},
+                          callbacks=[ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)]).callback
+        for epochs, ckpt_path in ((2, None), (4, tmp_path / "ckpt" / "last.ckpt"))
+    )
     assert second.logged_epochs == [0, 1, 2, 3]
 
     files = sorted(tmp_path.glob("emb*.rrd"))
@@ -35,9 +25,9 @@ def test_resume_continues_recording_run_and_token_set(tmp_path, datamodule, bert
     clouds = [row for f in files for row in read_rrd(f)["/embeddings/hidden"]]
     assert sorted(r["epoch"] for r in clouds) == [0, 1, 2, 3]  # no epoch twice
     assert all(r["token_id"] == clouds[0]["token_id"] for r in clouds)
-    rerun_sink, wandb_sink = first.renderer.sinks
-    assert second.renderer.sinks[0].recording_id == rerun_sink.recording_id
-    assert second.renderer.sinks[1].run_id == wandb_sink.run_id
+    rerun_sink, wandb_sink = first.resolved_sinks
+    assert second.resolved_sinks[0].recording_id == rerun_sink.recording_id
+    assert second.resolved_sinks[1].run_id == wandb_sink.run_id
     runs = sorted(tmp_path.rglob(f"offline-run-*-{wandb_sink.run_id}*"))  # "-1" when both start in one second
     assert len(runs) == 2, sorted(tmp_path.rglob("offline-run-*"))  # the same W&B run id, continued
     epochs = [r["ner_viz/epoch"] for run in runs for r in history(run) if "ner_viz/epoch" in r]

@@ -7,7 +7,12 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lightning_ner_viz.capture.sampling import TokenSampler, bottom_k_per_label, select_final, stratified_quotas, token_priority
+from lightning_ner_viz.capture.sampling import (
+    TokenSampler, bottom_k_per_label, select_final, stratified_quotas, token_priority,
+)
+
+PROPERTY = settings(max_examples=60, deadline=None)  # each property test's budget
+MAX_TOKENS = st.integers(1, 120)
 
 
 def _select(token_ids: np.ndarray, labels: np.ndarray, max_tokens: int, num_labels: int, chunks: int, seed: int = 0):
@@ -18,10 +23,10 @@ def _select(token_ids: np.ndarray, labels: np.ndarray, max_tokens: int, num_labe
     return select_final(sampler.candidates(), sampler.label_counts, max_tokens)
 
 
-@settings(max_examples=60, deadline=None)
+@PROPERTY
 @given(
     labels=st.lists(st.integers(0, 4), min_size=0, max_size=400),
-    max_tokens=st.integers(1, 120),
+    max_tokens=MAX_TOKENS,
     chunks_a=st.integers(1, 9),
     chunks_b=st.integers(1, 9),
     seed=st.integers(0, 2**31),
@@ -72,16 +77,17 @@ def test_memory_stays_bounded_by_max_tokens_in_all():
     for start in range(0, 100_000, 1000):
         ids = torch.arange(start, start + 1000)
         sampler.update(ids, ids % 11, {"v": torch.zeros(1000, 8)})
-        assert sampler._rows <= 2 * 50 + 1000  # not 2 * max_tokens per label
+        held = len(sampler.candidates(cap=10**9)["token_id"])  # every row it holds
+        assert held <= 2 * 50 + 1000  # not 2 * max_tokens per label
     assert len(sampler.candidates()["token_id"]) <= 11 * (-(-50 // 11) + 1)  # labels x (equal share + 1)
 
 
-@settings(max_examples=60, deadline=None)
+@PROPERTY
 @given(
     weights=st.lists(st.integers(0, 20), min_size=2, max_size=6),
     late=st.integers(0, 5),
     n=st.integers(1, 1500),
-    max_tokens=st.integers(1, 120),
+    max_tokens=MAX_TOKENS,
     batch=st.integers(1, 200),
 )
 def test_pruning_never_drops_a_token_the_final_selection_needs(weights, late, n, max_tokens, batch):

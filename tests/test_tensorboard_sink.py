@@ -67,25 +67,24 @@ def _check_projector(log_dir: Path, snapshots: list[Snapshot], prefix: str = "ne
             assert [r[0] for r in rows] == [t.replace("\t", " ") for t in snap.token]
 
 
-def _fit(tmp_path: Path, sink: TensorBoardSink, logger=False) -> EmbeddingDriftCallback:
+@pytest.fixture()
+def fit_hf_example(fit_with_callback):
+    """Fit the HF example (seeded, 2 epochs, label names from its config) with one sink, strict."""
     from examples.hf_token_classifier import build
 
-    pl.seed_everything(0, verbose=False)
-    module, data = build(n_examples=100, batch_size=16)
-    callback = EmbeddingDriftCallback(sinks=[sink], max_tokens=200, strict=True)
-    trainer = pl.Trainer(
-        default_root_dir=str(tmp_path), max_epochs=2, logger=logger, callbacks=[callback],
-        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        accelerator="cpu", devices=1, num_sanity_val_steps=0, log_every_n_steps=1,
-    )
-    trainer.fit(module, data)
-    assert callback.logged_epochs == [0, 1]
-    return callback
+    def fit(sink: TensorBoardSink, logger: TensorBoardLogger | bool = False) -> None:
+        pl.seed_everything(0, verbose=False)
+        module, data = build(n_examples=100, batch_size=16)
+        callback = EmbeddingDriftCallback(sinks=[sink], max_tokens=200, strict=True)
+        fit_with_callback(callback, model=module, data=data, trainer={"logger": logger, "log_every_n_steps": 1})
+        assert callback.logged_epochs == [0, 1]
+
+    return fit
 
 
-def test_own_writer_under_default_root_dir(tmp_path):
+def test_own_writer_under_default_root_dir(tmp_path, fit_hf_example):
     sink = TensorBoardSink()
-    _fit(tmp_path, sink)
+    fit_hf_example(sink)
     log_dir = tmp_path / "ner_viz" / "tensorboard"
     assert sink.writer_log_dir == str(log_dir) and sink.save_dir == log_dir
     assert sink._writer is None  # closed by the callback at the end of fit
@@ -103,10 +102,10 @@ def test_own_writer_under_default_root_dir(tmp_path):
         assert accuracy[snap.epoch] == pytest.approx(float(snap.correct.mean()), abs=1e-6)
 
 
-def test_reuses_the_trainers_tensorboard_logger(tmp_path):
+def test_reuses_the_trainers_tensorboard_logger(tmp_path, fit_hf_example):
     logger = TensorBoardLogger(str(tmp_path), name="tb", version=0)
     sink = TensorBoardSink(prefix="emb")
-    _fit(tmp_path, sink, logger=logger)
+    fit_hf_example(sink, logger=logger)
     log_dir = Path(logger.log_dir)
     assert sink.writer_log_dir == str(log_dir) and sink.save_dir == log_dir
     assert not (tmp_path / "ner_viz" / "tensorboard").exists()  # no second writer
