@@ -21,10 +21,9 @@ def _distributed() -> bool:
 def destroy_gloo_group_at_exit() -> None:
     """Destroy the default gloo process group when the interpreter exits (registered once per process).
 
-    Lightning does this only for NCCL. Left to the interpreter's final teardown, the gloo
-    group's destruction sometimes aborted rank 1 of a finished 2-process ``ddp_spawn`` fit
-    ("terminate called without an active exception", about 1 fit in 30 with this callback).
-    ``atexit`` handlers run before that teardown, after all user code.
+    Lightning does this only for NCCL. Left to the interpreter's final teardown, destroying a
+    gloo group can abort a rank of a finished ``ddp_spawn`` fit ("terminate called without
+    an active exception"). ``atexit`` handlers run before that teardown, after all user code.
     """
     def destroy() -> None:
         if dist.is_available() and dist.is_initialized() and dist.get_backend() == "gloo":

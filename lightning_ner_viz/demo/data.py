@@ -1,9 +1,9 @@
 """A bundled, license-clean NER dataset: generated grocery product titles.
 
-Like the titles in the project's seed note ("простоквашино молоко 3.2% 930 мл"),
-each title mixes a BRAND, a product TYPE, a FLAVOR, a fat PERCENT and a VOLUME,
-in varying order with filler words. Everything is generated from the word lists
-below with a seeded RNG, so the data is identical on every machine.
+Each title (like "простоквашино молоко 3.2% 930 мл") mixes a BRAND, a product TYPE,
+a FLAVOR, a fat PERCENT and a VOLUME, in varying order with filler words. Everything is
+generated from the word lists below with a seeded RNG, so the data is identical on every
+machine.
 """
 
 from __future__ import annotations

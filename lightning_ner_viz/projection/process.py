@@ -1,9 +1,9 @@
 """Run a :class:`~lightning_ner_viz.projection.projector.Projector` in a separate, low-priority process.
 
-UMAP's and t-SNE's numba code holds the GIL and uses every core it is given. In a
-thread of the training process it slowed a tiny model's training several-fold. In a
-child process it cannot take the GIL, and at ``nice`` 19 (plus the ``SCHED_IDLE``
-policy on Linux) with one thread the kernel gives training the CPU first.
+UMAP's and t-SNE's numba code holds the GIL and uses every core it is given, so in a
+thread of the training process it competes with training for both. In a child process
+it cannot take the GIL, and at ``nice`` 19 (plus the ``SCHED_IDLE`` policy on Linux)
+with one thread the kernel gives training the CPU first.
 
 The child is started with ``python -m lightning_ner_viz.projection.child`` (not
 ``multiprocessing``, whose ``spawn`` would re-run an unguarded training script).

@@ -13,9 +13,9 @@ class KernelExtension:
     """Maps features to a fitted 2-D/3-D layout by Gaussian kernel regression (Nadaraya-Watson).
 
     UMAP's own ``transform`` re-runs an approximate neighbour search and a short
-    optimisation, so a tiny change of the input can move a point by several percent of
-    the cloud. This map is a smooth function of the input: a point moves only as much
-    as its features moved. The ``fixed`` frame uses it for UMAP and t-SNE.
+    optimisation, so a tiny change of the input can move a point far across the cloud.
+    This map is a smooth function of the input: a point moves only as much as its
+    features moved. The ``fixed`` frame uses it for UMAP and t-SNE.
 
     Args:
         n_neighbors: the bandwidth is the median distance of reference points to their
