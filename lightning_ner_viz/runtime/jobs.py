@@ -96,7 +96,8 @@ class JobRunner:
             with tqdm(total=total, desc=description, leave=False) as bar:
                 while self._pending:
                     done = total - self._pending
-                    bar.update(done - bar.n)
+                    if done > bar.n:
+                        bar.update(done - bar.n)
                     self._wait_a_little()
                 bar.update(total - bar.n)
         self._queue.join()
