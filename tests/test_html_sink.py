@@ -8,14 +8,10 @@ import re
 import tempfile
 from pathlib import Path
 
-import lightning.pytorch as pl
 import numpy as np
 import pytest
-from conftest import trainer_kwargs
-from outside_model import UserCrfTagger
 
-from lightning_ner_viz import EmbeddingDriftCallback, Snapshot
-from lightning_ner_viz.demo.data import LABEL_NAMES
+from lightning_ner_viz import Snapshot
 from lightning_ner_viz.sinks.html import HtmlSink, read_payload
 from lightning_ner_viz.snapshot import make_token_id
 
@@ -172,11 +168,9 @@ def test_relative_path_resolves_under_the_save_dir_given_to_setup(tmp_path):
     assert sink.state_dict() == {"path": str(tmp_path / "store" / "reports" / "r.html")}
 
 
-def test_with_the_callback_relative_path_lands_in_ner_viz(tmp_path, datamodule, bert_config):
-    callback = EmbeddingDriftCallback(sinks=[HtmlSink("report.html")], max_tokens=300, label_names=LABEL_NAMES,
-                                      tokenizer=datamodule.tokenizer, background=False)
-    model = UserCrfTagger(bert_config, num_tags=len(LABEL_NAMES))
-    pl.Trainer(**trainer_kwargs(tmp_path, max_epochs=2), callbacks=[callback]).fit(model, datamodule)
+def test_with_the_callback_relative_path_lands_in_ner_viz(tmp_path, fit_with_callback, datamodule):
+    fit_with_callback(sinks=[HtmlSink("report.html")], max_tokens=300, tokenizer=datamodule.tokenizer,
+                      background=False)
     data = read_payload(tmp_path / "ner_viz" / "report.html")
     assert [e["epoch"] for e in data["epochs"]] == [0, 1]
     assert set(data["views"]) == {"hidden", "emissions"} and data["epochs"][1]["conf"] is not None
@@ -228,7 +222,8 @@ def test_renders_in_headless_chromium_and_the_slider_drives_the_frames(report, t
             data = read_payload(report)
             first = data["epochs"][0]
             b_brand = [j for j, t in enumerate(first["idx"]) if data["tokens"]["gold"][t] == 1]
-            assert plotted_first[1]["x"] == [first["coords"]["hidden"][3 * j] for j in b_brand]
+            fit = data["rescale"].get("hidden", [[1.0, 0.0]] * 3)[0]  # the page draws epochs at one size
+            assert plotted_first[1]["x"] == [fit[0] * first["coords"]["hidden"][3 * j] + fit[1] for j in b_brand]
             shot_first = _pixels(view.screenshot())
             assert np.abs(shot_first.astype(int) - shot_last.astype(int)).mean() > 1  # the picture changed
             assert page.evaluate("location.hash") == "#epoch=0"

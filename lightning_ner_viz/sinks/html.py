@@ -15,25 +15,30 @@ import numpy as np
 
 from lightning_ner_viz._imports import require
 from lightning_ner_viz.sinks.base import Sink, output_root, resolve_under
-from lightning_ner_viz.sinks.html_payload import build_payload, epoch_record, records_from_payload, token_rows
+from lightning_ner_viz.sinks.html_payload import Cloud, build_payload
 from lightning_ner_viz.snapshot import Snapshot
 
 if TYPE_CHECKING:
     import lightning.pytorch as pl
 
 DEFAULT_FILE = "embeddings.html"
-_DATA_RE = re.compile(r'<script type="application/json" id="ner-viz-data">(.*?)</script>', re.S)
+_DATA_RE = re.compile(r'<script type="application/json" id="ner-viz-data">(.*?)</script>', re.DOTALL)
 
 
 class HtmlSink(Sink):
     """Writes one self-contained HTML file (plotly.js inlined: no server, account or network).
 
-    Per view, a 3-D (or 2-D) scatter of every epoch kept, with one epoch slider and a
-    play button driving all views (plotly frames); colour by gold label, predicted
-    label or correct/incorrect; hover shows the token, its word, its sentence with the
-    word in «», gold, predicted and the confidence (softmax max of the ``emissions``
-    view). Below: the drift metrics as small line charts per metric family. Axis
-    ranges are fixed over all epochs, so points move only when their coordinates do.
+    Per view, a 3-D (or 2-D) scatter of every epoch kept, then one per group of the
+    snapshot (``entities``, and ``cls`` when captured: coloured by entity type), with
+    one epoch slider and a play button driving all panels (plotly frames); colour by
+    gold label, predicted label or correct/incorrect; hover shows the token (or
+    entity), its word, its sentence with the word in «», gold, predicted and the
+    confidence (softmax max of the ``emissions`` view). Below: the drift metrics as
+    small line charts per metric family. Each panel's axis ranges are fixed over all
+    epochs and fit the points, so the cloud fills the panel and the axes never jump;
+    when the cloud's size or place changes between epochs, each epoch is centred and
+    scaled to the latest one's size for display (see
+    :func:`~lightning_ner_viz.sinks.html_payload.fit_to_panel`), and the panel says so.
 
     The file is rewritten atomically after every epoch, so it is always complete and
     can be opened mid-training (reload for newer epochs). Open ``#epoch=N`` to start
@@ -62,11 +67,10 @@ class HtmlSink(Sink):
         self._output_root: Path | None = None
         self.max_epochs_inline = max_epochs_inline
         self.title = title
-        self._epochs: list[dict[str, Any]] = []  # ids, pred, conf, coords per kept epoch
-        self._tokens: dict[int, list[Any]] = {}  # token id -> [token, word, sentence, gold]
+        self._tokens = Cloud()
+        self._groups: dict[str, Cloud] = {}
+        self._groups_due: set[str] = set()
         self._metrics: dict[int, dict[str, float]] = {}
-        self._labels: list[str] = []
-        self._view_dims: dict[str, int] = {}
         self._final = False
         self._restore = False
         self._plotlyjs: str | None = None
@@ -86,25 +90,31 @@ class HtmlSink(Sink):
         return str(self.path)
 
     def log_epoch(self, snapshot: Snapshot, coords: dict[str, np.ndarray], metrics: dict[str, float]) -> None:
-        """Remember this epoch and rewrite the file."""
+        """Remember this epoch and rewrite the file (after the epoch's groups, when it has some)."""
         require("plotly")
         if self._restore:
             self._restore = False
             self._load_previous(before=snapshot.epoch)
-        self._labels = list(snapshot.label_names)
-        self._view_dims.update({v: int(np.shape(x)[1]) for v, x in snapshot.views.items()})
-        token_rows(snapshot, self._tokens)
-        record = epoch_record(snapshot, coords)
-        self._epochs = sorted([r for r in self._epochs if r["epoch"] != record["epoch"]] + [record],
-                              key=lambda r: r["epoch"])
+        self._tokens.add(snapshot, coords)
         self._metrics[int(snapshot.epoch)] = {k: float(v) for k, v in metrics.items()}
         self._final = False
         self._thin()
-        self._write()
+        self._groups_due = set(snapshot.groups)
+        if not self._groups_due:
+            self._write()
+
+    def log_group(self, name: str, group: Snapshot, coords: np.ndarray) -> None:
+        """Add a group's cloud (``entities``, ``cls``) to its epoch; rewrite the file once every group came."""
+        if not any(r["epoch"] == group.epoch for r in self._tokens.records):
+            return  # an epoch thinned away or never logged
+        self._groups.setdefault(name, Cloud()).add(group, {name: coords})
+        self._groups_due.discard(name)
+        if not self._groups_due:
+            self._write()
 
     def close(self) -> None:
         """Rewrite the file once more, marked as complete."""
-        if self._epochs:
+        if self._tokens.records:
             self._final = True
             self._write()
 
@@ -125,20 +135,15 @@ class HtmlSink(Sink):
 
     def _thin(self) -> None:
         """Drop epochs beyond ``max_epochs_inline``, keeping the first, the latest and an even spread."""
-        n = self.max_epochs_inline
-        while n is not None and len(self._epochs) > n:
-            if n < 2:
-                del self._epochs[0]
-                continue
-            ep = [r["epoch"] for r in self._epochs]
-            del self._epochs[min(range(1, len(ep) - 1), key=lambda i: (ep[i + 1] - ep[i - 1], i))]
-        used = {t for r in self._epochs for t in r["ids"].tolist()}
-        self._tokens = {t: v for t, v in self._tokens.items() if t in used}
+        n, ep = self.max_epochs_inline, [r["epoch"] for r in self._tokens.records]
+        while n is not None and len(ep) > n:
+            del ep[0 if n < 2 else min(range(1, len(ep) - 1), key=lambda i: (ep[i + 1] - ep[i - 1], i))]
+        for cloud in (self._tokens, *self._groups.values()):
+            cloud.keep(set(ep))
 
     def payload(self) -> dict[str, Any]:
         """Everything the page shows, as JSON-ready plain values."""
-        return build_payload(self.title, self._final, self._labels, self._view_dims, self._tokens, self._epochs,
-                             self._metrics)
+        return build_payload(self.title, self._final, self._tokens, self._groups, self._metrics)
 
     def _write(self) -> None:
         if self._plotlyjs is None:
@@ -166,10 +171,9 @@ class HtmlSink(Sink):
             data = read_payload(self.path)
         except (OSError, ValueError):
             return
-        tok = data["tokens"]
-        for t, *row in zip(tok["id"], tok["text"], tok["word"], tok["sent"], tok["gold"]):
-            self._tokens.setdefault(int(t), list(row))
-        self._epochs.extend(records_from_payload(data, before))
+        self._tokens.restore(data, before)
+        for name, part in data.get("groups", {}).items():
+            self._groups.setdefault(name, Cloud()).restore(part, before)
         series = data["metrics"]["series"]
         for j, e in enumerate(data["metrics"]["epochs"]):
             if e < before:

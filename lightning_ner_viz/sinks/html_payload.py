@@ -1,4 +1,4 @@
-"""The data an :class:`~lightning_ner_viz.sinks.html.HtmlSink` page shows: kept epochs, token table, charts.
+"""The data an :class:`~lightning_ner_viz.sinks.html.HtmlSink` page shows: kept epochs, row tables, charts.
 
 Everything here is plain values (NumPy arrays in, JSON-ready lists out); no file is read or written.
 """
@@ -9,20 +9,156 @@ import datetime
 import html
 import math
 import re
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from lightning_ner_viz.labels import OUTSIDE
 from lightning_ner_viz.sinks.colors import hex_color, label_colors
 from lightning_ner_viz.snapshot import Snapshot
 
 CORRECT_COLOR, INCORRECT_COLOR = "#8fb996", "#d62728"
+SCENE_BACKGROUND = "#f6f7f9"
+MARKERS = {OUTSIDE: {"size3": 3.0, "size2": 5.0, "opacity": 0.5}, "label": {"size3": 4.0, "size2": 7.0, "opacity": 0.9}}
+"""Marker size (3-D and 2-D, in px) and opacity: ``O`` points quieter and smaller than labelled ones."""
+FILL = 0.6
+"""Least share of an axis range an epoch's cloud may span before the epochs are rescaled (see :func:`fit_to_panel`)."""
+MARGIN = 0.05
+"""Margin added to each side of an axis range, as a share of the data's span."""
 _VIEW_COLORS = ["#1f4e79", "#e07b00", "#2a9d8f", "#8e44ad", "#7f7f7f"]
 _FAMILY_TITLES = {
     "cka": "CKA similarity (1 = same geometry)", "displacement": "cosine displacement vs previous epoch",
     "knn": "kNN label purity", "silhouette": "silhouette by gold label",
     "trustworthiness": "trustworthiness of the projection", "centroid": "label centroid shift",
 }
+
+
+@dataclass
+class Cloud:
+    """The rows of one kind of picture (tokens, or a group: ``entities``, ``cls``) over the kept epochs.
+
+    Attributes:
+        labels: label id to name.
+        rows: row id to ``[text, word, sentence with the word marked, gold]``.
+        records: the kept epochs as :func:`epoch_record` returns them, sorted by epoch.
+        dims: view name to the width of its vectors.
+    """
+
+    labels: list[str] = field(default_factory=list)
+    rows: dict[int, list[Any]] = field(default_factory=dict)
+    records: list[dict[str, Any]] = field(default_factory=list)
+    dims: dict[str, int] = field(default_factory=dict)
+
+    def add(self, snapshot: Snapshot, coords: dict[str, np.ndarray]) -> None:
+        """Keep this epoch's rows and coordinates (replacing an earlier record of the same epoch)."""
+        self.labels = list(snapshot.label_names)
+        self.dims.update({v: int(np.shape(x)[1]) for v, x in snapshot.views.items()})
+        token_rows(snapshot, self.rows)
+        self._merge([epoch_record(snapshot, coords)], replace=True)
+
+    def keep(self, epochs: set[int]) -> None:
+        """Drop the records of other epochs, and the rows no kept record uses."""
+        self.records = [r for r in self.records if r["epoch"] in epochs]
+        used = {t for r in self.records for t in r["ids"].tolist()}
+        self.rows = {t: v for t, v in self.rows.items() if t in used}
+
+    def restore(self, data: dict[str, Any], before: int) -> None:
+        """Add the epochs before ``before`` from this cloud's part of a page's payload."""
+        tok = data["tokens"]
+        for t, *row in zip(tok["id"], tok["text"], tok["word"], tok["sent"], tok["gold"]):
+            self.rows.setdefault(int(t), list(row))
+        self.labels = self.labels or list(data["labels"])
+        self.dims = {**data.get("view_dims", {}), **self.dims}
+        self._merge(records_from_payload(data, before), replace=False)
+
+    def _merge(self, records: list[dict[str, Any]], replace: bool) -> None:
+        new = {r["epoch"] for r in records}
+        old = [r for r in self.records if r["epoch"] not in new] if replace else self.records
+        known = {r["epoch"] for r in old}
+        self.records = sorted(old + [r for r in records if r["epoch"] not in known], key=lambda r: r["epoch"])
+
+    def payload(self) -> dict[str, Any]:
+        """Labels, colours, the row table, the kept epochs as shown, and one axis range per view."""
+        ids = np.array(sorted(self.rows), dtype=np.int64)
+        table = [self.rows[t] for t in ids.tolist()]
+        views = list(dict.fromkeys(v for r in self.records for v in r["coords"]))
+        ranges, rescale = {}, {}
+        for v in views:
+            fits, ranges[v] = fit_to_panel([r["coords"].get(v) for r in self.records])
+            if fits is not None:
+                rescale[v] = fits
+        return {
+            "labels": self.labels, "colors": [hex_color(c) for c in label_colors(self.labels)], "views": views,
+            "view_dims": {v: self.dims.get(v) for v in views}, "ranges": ranges, "rescale": rescale,
+            "tokens": {"id": ids.tolist(), "text": [t[0] for t in table], "word": [t[1] for t in table],
+                       "sent": [t[2] for t in table], "gold": [t[3] for t in table]},
+            "epochs": [{
+                "epoch": r["epoch"], "step": r["step"], "idx": np.searchsorted(ids, r["ids"]).tolist(),
+                "pred": r["pred"].tolist(), "conf": None if r["conf"] is None else np.round(r["conf"], 3).tolist(),
+                "coords": {v: _round(c).ravel().tolist() for v, c in r["coords"].items()},
+            } for r in self.records],
+        }
+
+
+def fit_to_panel(arrays: list[np.ndarray | None]) -> tuple[list[list[float]] | None, list[list[float]]]:
+    """How to show the epochs' clouds in one panel: a rescaling per epoch (or ``None``) and one range per axis.
+
+    The ranges span every epoch's points as shown, plus :data:`MARGIN`, so the axes stay put
+    while the epoch changes. When some epoch spans less than :data:`FILL` of an axis's range
+    (the cloud grew, shrank or moved between epochs), each epoch is shown centred on the latest
+    one's centre (the median point) and scaled to its size (the 95th percentile distance from
+    that centre): ``factor * x + shift``, given per epoch as ``[factor, *shift]``. Each epoch
+    then fills the panel, and its shape is unchanged.
+
+    Args:
+        arrays: per epoch, oldest first, an array of shape (n_rows, k), or ``None`` where the view is missing.
+    """
+    given = [np.asarray(a, dtype=np.float64) for a in arrays if a is not None]
+    sizes = [_centre_size(a) for a in given]
+    ref = next((cs for cs in reversed(sizes) if cs[1] > 0), None)
+    if ref is None or _least_fill(given) >= FILL:
+        return None, _ranges(given)
+    fits = [(ref[1] / s, ref[0] - c * (ref[1] / s)) if s > 0 else (1.0, np.zeros_like(c)) for c, s in sizes]
+    shown = [f * a + shift for a, (f, shift) in zip(given, fits)]
+    fit_iter = iter(fits)
+    per_epoch = [[1.0] + [0.0] * len(ref[0]) if a is None else _fit_row(*next(fit_iter)) for a in arrays]
+    return per_epoch, _ranges(shown)
+
+
+def _fit_row(factor: float, shift: np.ndarray) -> list[float]:
+    return [float(f"{x:.7g}") for x in (factor, *shift.tolist())]
+
+
+def _centre_size(a: np.ndarray) -> tuple[np.ndarray, float]:
+    if not len(a):
+        return np.zeros(a.shape[1]), 0.0
+    centre = np.median(a, axis=0)
+    return centre, float(np.percentile(np.linalg.norm(a - centre, axis=1), 95))
+
+
+def _ranges(arrays: list[np.ndarray]) -> list[list[float]]:
+    nonempty = [a for a in arrays if len(a)]
+    k = arrays[0].shape[1] if arrays else 3
+    if not nonempty:
+        return [[-1.0, 1.0]] * k
+    stack = np.concatenate(nonempty)
+    lo, hi = stack.min(axis=0), stack.max(axis=0)
+    pad = np.maximum((hi - lo) * MARGIN, 1e-6 * np.maximum(1.0, np.abs(stack).max()))
+    return [[float(f"{a:.6g}"), float(f"{b:.6g}")] for a, b in zip(lo - pad, hi + pad)]
+
+
+def _least_fill(arrays: list[np.ndarray]) -> float:
+    """The smallest share of an axis's range (over all epochs) that one epoch's points span."""
+    nonempty = [a for a in arrays if len(a)]
+    if len(nonempty) < 2:
+        return 1.0
+    stack = np.concatenate(nonempty)
+    width = stack.max(axis=0) - stack.min(axis=0)
+    axes = width > 0
+    if not axes.any():
+        return 1.0
+    return float(min(((a.max(axis=0) - a.min(axis=0))[axes] / width[axes]).min() for a in nonempty))
 
 
 def token_rows(snapshot: Snapshot, known: dict[int, list[Any]]) -> None:
@@ -61,41 +197,21 @@ def records_from_payload(data: dict[str, Any], before: int) -> list[dict[str, An
     } for e in data["epochs"] if e["epoch"] < before]
 
 
-def build_payload(title: str, final: bool, labels: list[str], view_dims: dict[str, int],
-                  tokens: dict[int, list[Any]], records: list[dict[str, Any]],
+def build_payload(title: str, final: bool, tokens: Cloud, groups: dict[str, Cloud],
                   metrics: dict[int, dict[str, float]]) -> dict[str, Any]:
-    """Everything the page shows, as JSON-ready plain values."""
-    token_ids = np.array(sorted(tokens), dtype=np.int64)
-    table = [tokens[t] for t in token_ids.tolist()]
-    epochs = []
-    for r in records:
-        epochs.append({
-            "epoch": r["epoch"], "step": r["step"], "idx": np.searchsorted(token_ids, r["ids"]).tolist(),
-            "pred": r["pred"].tolist(), "conf": None if r["conf"] is None else np.round(r["conf"], 3).tolist(),
-            "coords": {v: _round(c).ravel().tolist() for v, c in r["coords"].items()},
-        })
-    views = list(dict.fromkeys(v for r in records for v in r["coords"]))
-    ranges = {}
-    for v in views:
-        stack = np.concatenate([r["coords"][v] for r in records if v in r["coords"]])
-        k = stack.shape[1]
-        lo, hi = (stack.min(axis=0), stack.max(axis=0)) if len(stack) else (-np.ones(k), np.ones(k))
-        pad = np.maximum((hi - lo) * 0.04, 1e-6)
-        ranges[v] = _round(np.stack([lo - pad, hi + pad], axis=1)).tolist()
+    """Everything the page shows, as JSON-ready plain values: the token cloud at the top level, groups below it."""
+    page = tokens.payload()
     metric_epochs = sorted(metrics)
     keys = list(dict.fromkeys(k for e in metric_epochs for k in metrics[e]))
     series = {k: [_finite(metrics[e].get(k)) for e in metric_epochs] for k in keys}
-    colors = [hex_color(c) for c in label_colors(labels)]
     return {
         "format": 1, "title": title, "final": final,
         "written": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M"),
-        "labels": labels, "colors": colors, "correct_color": CORRECT_COLOR,
-        "incorrect_color": INCORRECT_COLOR, "views": views, "view_dims": view_dims, "ranges": ranges,
-        "tokens": {"id": token_ids.tolist(), "text": [t[0] for t in table], "word": [t[1] for t in table],
-                   "sent": [t[2] for t in table], "gold": [t[3] for t in table]},
-        "epochs": epochs,
+        **page, "correct_color": CORRECT_COLOR, "incorrect_color": INCORRECT_COLOR,
+        "background": SCENE_BACKGROUND, "markers": MARKERS,
+        "groups": {name: group.payload() for name, group in groups.items() if group.records},
         "metrics": {"epochs": metric_epochs, "series": series},
-        "charts": _charts(keys, views, dict(zip(labels, colors))),
+        "charts": _charts(keys, page["views"] + list(groups), dict(zip(page["labels"], page["colors"]))),
     }
 
 
@@ -104,12 +220,13 @@ def _esc(text: str) -> str:
 
 
 def _mark(sentence: str, word: str, position: int, width: int = 90) -> str:
-    """The sentence with ``word`` in «» (the occurrence nearest before ``position``), shortened."""
-    words = sentence.split(" ")
-    hits = [i for i, w in enumerate(words) if w == word]
+    """The sentence with ``word`` (one word or several) in «», the occurrence nearest before ``position``, shortened."""
+    words, target = sentence.split(" "), word.split(" ")
+    n = len(target)
+    hits = [i for i in range(len(words) - n + 1) if words[i:i + n] == target]
     if hits:
         i = max([h for h in hits if h <= position] or hits[:1])
-        words[i] = f"«{word}»"
+        words[i:i + n] = [f"«{word}»"]
         left, right = " ".join(words[:i]), " ".join(words[i + 1:])
         half = max(width - len(words[i]), 0) // 2
         if len(left) > half:
