@@ -5,35 +5,26 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
 
-import lightning.pytorch as pl
-import numpy as np
 import pytest
-from conftest import trainer_kwargs
-from outside_model import UserCrfTagger
+from conftest import RecordingSink, free_port
 from rrd_reading import read_rrd
 
-from lightning_ner_viz import EmbeddingDriftCallback, NerVizWarning, Snapshot, load_snapshots
+from lightning_ner_viz import NerVizWarning, load_snapshots
 from lightning_ner_viz.cli import main
 from lightning_ner_viz.cli.render import render_snapshots
-from lightning_ner_viz.demo.data import LABEL_NAMES
-from lightning_ner_viz.sinks.base import Sink
 
 SCRIPT = Path(sys.executable).with_name("lightning-ner-viz")
 
 
 @pytest.fixture()
-def run_dir(tmp_path, datamodule, bert_config):
-    callback = EmbeddingDriftCallback(sinks=[], max_tokens=150, label_names=LABEL_NAMES)
-    model = UserCrfTagger(bert_config, num_tags=len(LABEL_NAMES))
-    pl.Trainer(**trainer_kwargs(tmp_path / "run", max_epochs=3, limit_train_batches=3), callbacks=[callback]).fit(
-        model, datamodule)
+def run_dir(tmp_path, fit_with_callback):
+    fit_with_callback(root=tmp_path / "run", epochs=3, max_tokens=150, trainer={"limit_train_batches": 3})
     return tmp_path / "run"
 
 
@@ -93,36 +84,15 @@ def test_render_aligned_umap_logs_views_and_groups(run_dir, tmp_path):
         assert [len(c["Points3D:positions"]) for c in clouds] == [len(s.groups[name]) for s in snapshots]
 
 
-class _Recording(Sink):
-    def __init__(self) -> None:
-        self.epochs: list[int] = []
-        self.groups: list[tuple[int, str, tuple[int, ...]]] = []
-        self.closed = False
-
-    def log_epoch(self, snapshot: Snapshot, coords: dict[str, np.ndarray], metrics: dict[str, float]) -> None:
-        self.epochs.append(snapshot.epoch)
-
-    def log_group(self, name: str, group: Snapshot, coords: np.ndarray) -> None:
-        self.groups.append((group.epoch, name, coords.shape))
-
-    def close(self) -> None:
-        self.closed = True
-
-
-class _Failing(_Recording):
-    def log_epoch(self, snapshot: Snapshot, coords: dict[str, np.ndarray], metrics: dict[str, float]) -> None:
-        raise OSError("disk full")
-
-
 def test_render_snapshots_isolates_a_failing_sink_and_logs_groups(run_dir):
     snapshots = load_snapshots(run_dir / "ner_viz")
-    failing, recording = _Failing(), _Recording()
+    failing, recording = RecordingSink(fail_with=OSError("disk full")), RecordingSink()
     with pytest.warns(NerVizWarning, match="disk full"):
         failures = render_snapshots(snapshots, [failing, recording], reducer="pca", frame="fixed", n_components=2)
     assert len(failures) == 1 and "disk full" in failures[0]
     assert recording.epochs == [0, 1, 2] and recording.closed and failing.closed
-    assert {(epoch, name) for epoch, name, _ in recording.groups} == {(e, "entities") for e in (0, 1, 2)}
-    assert {shape[1] for _, _, shape in recording.groups} == {2}
+    assert {(g.group.epoch, g.name) for g in recording.groups} == {(e, "entities") for e in (0, 1, 2)}
+    assert {g.coords.shape[1] for g in recording.groups} == {2}
 
 
 def test_snapshot_links_out_of_the_root_are_refused(run_dir, tmp_path):
@@ -138,16 +108,10 @@ def test_missing_snapshot_dir_is_a_clear_error(tmp_path):
     assert done.returncode == 2 and "not a directory of snapshots" in done.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_replay_web_serves_the_viewer_on_loopback(run_dir, tmp_path):
     rrd = tmp_path / "r.rrd"
     assert _cli("replay", str(run_dir), "--save", str(rrd)).returncode == 0
-    grpc, web = _free_port(), _free_port()
+    grpc, web = free_port(), free_port()
     proc = subprocess.Popen([str(SCRIPT), "replay", str(rrd), "--web", "--port", str(grpc), "--web-port", str(web)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ))
     try:

@@ -8,7 +8,11 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lightning_ner_viz.projection.frame_names import RENDER_FRAME_NAMES, check_reducer_frame
+from lightning_ner_viz.cli.outputs import DEFAULT_OUT, output_path
+from lightning_ner_viz.projection.frame_names import (
+    RENDER_FRAME_NAMES,
+    check_reducer_frame,
+)
 from lightning_ner_viz.reducers.registry import REDUCER_NAMES
 from lightning_ner_viz.sinks.registry import SINK_NAMES, make_sink, setup_sinks
 
@@ -24,9 +28,6 @@ if TYPE_CHECKING:
     AlignedEpoch = tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, float]]
     """One epoch's view coordinates, group coordinates and metrics."""
 
-DEFAULT_OUT = {"rerun": "render.rrd", "html": "render.html", "wandb": "wandb-render", "tensorboard": "tensorboard-render"}
-"""The output's name next to the snapshots, by sink, when ``--out`` is not given."""
-
 
 def add_render_parser(subparsers: SubParsers) -> argparse.ArgumentParser:
     """Add the ``render`` subcommand to ``subparsers``."""
@@ -40,8 +41,8 @@ def add_render_parser(subparsers: SubParsers) -> argparse.ArgumentParser:
     parser.add_argument("--frame", default="procrustes", choices=RENDER_FRAME_NAMES,
                         help="how epochs share one frame; 'aligned' uses umap.AlignedUMAP (default: %(default)s)")
     parser.add_argument("--sink", default="rerun", choices=SINK_NAMES, help="default: %(default)s")
-    parser.add_argument("--out", help="output file (rerun, html) or directory (wandb, tensorboard); "
-                        "default: next to the snapshots")
+    parser.add_argument("--out", help="output file (rerun: .rrd, html: .html, added when the name has no "
+                        "extension) or directory (wandb, tensorboard); default: next to the snapshots")
     parser.add_argument("--n-components", type=int, default=3, choices=[2, 3], help="default: %(default)s")
     parser.set_defaults(handler=run)
     return parser
@@ -50,7 +51,7 @@ def add_render_parser(subparsers: SubParsers) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     """The ``render`` handler: check the options, then render every epoch to one sink."""
     reducer = resolve_reducer(args.reducer, args.frame)
-    out = Path(args.out) if args.out else Path(args.snapshot_dir).resolve() / DEFAULT_OUT.get(args.sink, args.sink)
+    out = output_path(args.out, args.sink) if args.out else Path(args.snapshot_dir).resolve() / DEFAULT_OUT[args.sink]
     epochs, failures = render_to_sink(args.snapshot_dir, args.sink, out.resolve(), reducer=reducer, frame=args.frame,
                                       n_components=args.n_components)
     if failures:
