@@ -16,7 +16,9 @@ from lightning_ner_viz.capture.batch import BatchAdapter
 from lightning_ner_viz.capture.discovery import check_capture_arguments, discover_targets, validation_set_size
 from lightning_ner_viz.capture.gather import destroy_gloo_group_at_exit
 from lightning_ner_viz.capture.session import ValidationCapture
-from lightning_ner_viz.projection.frame_names import FrameName, check_frame, check_reducer_frame
+from lightning_ner_viz.projection.frame_names import (
+    FRAME_CHOICES, FrameChoice, check_frame, check_reducer_frame, resolve_frame,
+)
 from lightning_ner_viz.projection.pipeline import RenderPipeline
 from lightning_ner_viz.projection.placement import Background, check_background, runs_in_background
 from lightning_ner_viz.projection.renderer import Renderer
@@ -47,10 +49,11 @@ class EmbeddingDriftCallback(Callback):
         emissions_module: dotted name of the layer producing per-label logits. ``None``: the HF model's
             ``classifier``, else the last ``nn.Linear`` with one output per label.
         reducer: ``"pca"``, ``"umap"``, ``"tsne"`` or an object with ``fit_transform``.
-        frame: how epochs share one frame, so a point moves only when the model changed: ``"procrustes"``
-            (fit each epoch, then rotate/reflect/scale onto the previous one over shared tokens), ``"fixed"``
-            (fit the first epoch, ``transform`` the rest), ``"warm"`` (initialise UMAP/t-SNE from the
-            previous layout; not with PCA) or ``"independent"``.
+        frame: how epochs share one frame, so a point moves only when the model changed: ``"auto"``
+            (``"procrustes"`` for PCA, ``"fixed"`` for UMAP and t-SNE), ``"procrustes"`` (fit each epoch, then
+            rotate/reflect/scale onto the previous one over shared tokens), ``"fixed"`` (fit the first epoch,
+            map the rest through it), ``"warm"`` (initialise UMAP/t-SNE from the previous layout; not with
+            PCA) or ``"independent"``. docs/reading-the-pictures.md gives each one's measured jitter.
         n_components: 2 or 3.
         max_tokens: tokens kept per epoch (the memory bound).
         every_n_epochs: capture every n-th validation epoch.
@@ -85,7 +88,7 @@ class EmbeddingDriftCallback(Callback):
         hidden_module: str | Sequence[str] | None = None,
         emissions_module: str | None = None,
         reducer: ReducerName | Reducer = "pca",
-        frame: FrameName = "procrustes",
+        frame: FrameChoice = "auto",
         n_components: int = 3,
         max_tokens: int = 2000,
         every_n_epochs: int = 1,
@@ -101,8 +104,8 @@ class EmbeddingDriftCallback(Callback):
         strict: bool = False,
     ) -> None:
         check_n_components(n_components)
-        check_frame(frame)
-        check_reducer_frame(reducer, frame)
+        check_frame(frame, FRAME_CHOICES)
+        check_reducer_frame(reducer, resolve_frame(frame, reducer))
         check_background(background)
         hidden_module = check_capture_arguments(max_tokens, every_n_epochs, hidden_module)
         self.sinks, self.hidden_module, self.emissions_module = sinks, hidden_module, emissions_module
@@ -167,9 +170,10 @@ class EmbeddingDriftCallback(Callback):
             self._run.start_render(RenderPipeline.for_trainer(
                 trainer, store, capture.snapshot_builder(), sinks=self.sinks, reducer=self.reducer,
                 sink_states=self._run.restored.get("sinks", {}), n_components=self.n_components, seed=self.seed,
-                frame=self.frame, background=self.background, strict=self.strict))
+                frame=resolve_frame(self.frame, self.reducer), background=self.background, strict=self.strict))
             rank_zero_info(f"lightning-ner-viz: hooked {targets.module_names}, CRF {targets.crf_name or 'none'}; "
-                           f"label names from {targets.label_source}; snapshots in {store.root}; sinks {self.resolved_sinks}")
+                           f"label names from {targets.label_source}; frame {resolve_frame(self.frame, self.reducer)!r}; "
+                           f"snapshots in {store.root}; sinks {self.resolved_sinks}")
 
     def _due(self, trainer: pl.Trainer) -> bool:
         if trainer.sanity_checking or trainer.current_epoch % self.every_n_epochs:

@@ -24,6 +24,12 @@ FRAME_NAMES: tuple[FrameName, ...] = get_args(FrameName)
 RENDER_FRAME_NAMES: tuple[RenderFrameName, ...] = (*FRAME_NAMES, "aligned")
 """The training frames plus ``aligned``, which lays every saved epoch out at once with ``umap.AlignedUMAP``."""
 
+FrameChoice = Literal["auto", "procrustes", "fixed", "warm", "independent"]
+"""What the callback's ``frame`` takes: a frame, or ``"auto"`` (see :func:`resolve_frame`)."""
+
+FRAME_CHOICES: tuple[FrameChoice, ...] = get_args(FrameChoice)
+"""``("auto", *FRAME_NAMES)``."""
+
 WARM_START_REDUCERS = ("umap", "tsne")
 """Built-in reducers that start from a given layout (their ``init``)."""
 
@@ -75,3 +81,17 @@ def check_reducer_frame(reducer: object, frame: str) -> None:
         raise TypeError(f"The 'fixed' frame needs a reducer with transform(X); {what} has none.")
     if frame == "aligned" and reducer != "umap":
         raise ValueError(f"frame='aligned' lays epochs out with umap.AlignedUMAP; it needs reducer='umap', got {what}.")
+
+
+def resolve_frame(frame: str, reducer: object) -> str:
+    """The frame ``"auto"`` stands for with this reducer; any other frame unchanged.
+
+    ``"auto"`` is ``"procrustes"`` for PCA and reducer objects: PCA's axes move only as much
+    as the model did, and aligning them onto the previous epoch removes rotations and flips.
+    For UMAP and t-SNE it is ``"fixed"``: their layouts change between fits of near-identical
+    data, so refitting each epoch and aligning it draws drift that is not there, while mapping
+    every epoch through the first epoch's layout moves a point only when its vector moved.
+    """
+    if frame != "auto":
+        return frame
+    return "fixed" if reducer in WARM_START_REDUCERS else "procrustes"

@@ -19,7 +19,9 @@ import numpy as np
 
 from lightning_ner_viz._warnings import warn
 from lightning_ner_viz.projection.aligned import aligned_umap
-from lightning_ner_viz.projection.frame_names import FRAME_NAMES, FrameName, check_frame, check_reducer_frame
+from lightning_ner_viz.projection.frame_names import (
+    FRAME_NAMES, FrameName, check_frame, check_reducer_frame, resolve_frame,
+)
 from lightning_ner_viz.projection.procrustes import Similarity, align_procrustes, extent, procrustes_apply, procrustes_fit
 from lightning_ner_viz.reducers._linalg import check_n_components
 from lightning_ner_viz.reducers.extension import KernelExtension
@@ -247,7 +249,7 @@ class FixedFrame(Frame):
         coords = np.asarray(reducer.fit_transform(X), dtype=np.float64)
         if not fell_back and not isinstance(reducer, PCAReducer):
             # UMAP's/t-SNE's transform is not a smooth function of the input (a tiny change can move a
-            # point by several % of the cloud); a kernel regression on the fitted layout is.
+            # point far); a kernel regression on the fitted layout is.
             reducer = KernelExtension(n_neighbors=getattr(reducer, "n_neighbors", 15)).fit(X, coords)
         if not fell_back:  # every epoch from the same map, the first one too
             coords = np.asarray(reducer.transform(X), dtype=np.float64)
@@ -284,11 +286,13 @@ FRAMES: dict[str, type[Frame]] = {cls.name: cls for cls in (ProcrustesFrame, Fix
 def make_frame(
     name: FrameName | str, reducer: ReducerName | Reducer = "pca", n_components: int = 3, seed: int = 0
 ) -> Frame:
-    """A new frame by name (``procrustes``, ``fixed``, ``warm``, ``independent``).
+    """A new frame by name (``procrustes``, ``fixed``, ``warm``, ``independent``, or ``auto``: see
+    :func:`~lightning_ner_viz.projection.frame_names.resolve_frame`).
 
     Raises:
         ValueError: for an unknown frame or reducer name, listing the valid ones.
         TypeError: for a reducer object without ``fit_transform``.
     """
+    name = resolve_frame(name, reducer)
     check_frame(name)
     return FRAMES[name](reducer, n_components, seed)
