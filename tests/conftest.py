@@ -3,12 +3,13 @@ one Trainer helper (``fit_with_callback``), a recording sink and a free port."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -219,3 +220,29 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+"""Debian's chromium, which `bash scripts/install_chromium.sh` installs for the headless-browser tests."""
+
+needs_chromium = pytest.mark.skipif(not CHROMIUM.exists(), reason="install chromium: bash scripts/install_chromium.sh")
+
+_CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
+
+
+@contextlib.contextmanager
+def chromium_page(profile: Path, width: int, height: int) -> Iterator[tuple[Any, list[str]]]:
+    """A headless Chromium page (software WebGL) of this viewport, and the list its page errors go to."""
+    playwright = pytest.importorskip("playwright.sync_api", reason="needs the playwright package (dev extra)")
+    with playwright.sync_playwright() as p:
+        ctx = p.chromium.launch_persistent_context(str(profile), executable_path=str(CHROMIUM), args=_CHROMIUM_ARGS,
+                                                   headless=True, viewport={"width": width, "height": height})
+        try:
+            page = ctx.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda err: errors.append(str(err)))
+            yield page, errors
+        finally:
+            ctx.close()

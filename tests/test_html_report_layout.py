@@ -9,15 +9,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import chromium_page, needs_chromium
 
 from lightning_ner_viz import Snapshot
 from lightning_ner_viz.sinks.html import HtmlSink, read_payload
 from lightning_ner_viz.sinks.html_payload import MARGIN
 from lightning_ner_viz.snapshot import make_token_id
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
 LABELS = ["O", "B-X", "I-X", "B-Y", "I-Y", "B-Z", "I-Z"]
 TYPES = ["O", "X", "Y", "Z"]
 CENTRES = np.array([[0, 0, 0], [3, 0, 0], [-3, 0, 0], [0, 3, 0], [0, -3, 0], [0, 0, 3], [0, 0, -3]], dtype=float)
@@ -187,35 +185,25 @@ def _cloud_extent(png: bytes) -> tuple[float, float]:
     return (x1 - x0) / pixels.shape[1], (y1 - y0) / pixels.shape[0]
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="install chromium: bash scripts/install_chromium.sh")
+@needs_chromium
 def test_in_chromium_the_cloud_fills_each_panel_at_every_epoch_and_the_axes_stay(report, tmp_path):
-    playwright = pytest.importorskip("playwright.sync_api", reason="needs the playwright package (dev extra)")
     data = read_payload(report)
     panels = {"view-hidden": "hidden", "group-entities": "entities", "group-cls": "cls"}
-    with playwright.sync_playwright() as p:
-        ctx = p.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=str(CHROMIUM),
-                                                   args=CHROMIUM_ARGS, headless=True,
-                                                   viewport={"width": 1400, "height": 1800})
-        try:
-            page = ctx.new_page()
-            errors: list[str] = []
-            page.on("pageerror", lambda err: errors.append(str(err)))
-            page.goto(report.as_uri())
-            page.wait_for_function("window.nerViz !== undefined", timeout=20_000)
-            page.evaluate("nerViz.ready")
-            assert page.evaluate("nerViz.state().webgl")
-            for k, epoch in enumerate([0, 1, 2]):
-                page.evaluate(f"nerViz.setEpoch({epoch})")
-                page.wait_for_timeout(300)
-                for panel, name in panels.items():
-                    part = data if name == "hidden" else data["groups"][name]
-                    axes = page.evaluate(f"['xaxis', 'yaxis', 'zaxis'].map(a => Array.from("
-                                         f"document.getElementById('{panel}')._fullLayout.scene[a].range))")
-                    assert np.allclose(axes, part["ranges"][name], rtol=1e-9)  # fixed: the same at every epoch
-                    plotted = page.evaluate(f"nerViz.plotted('{name}')")
-                    assert sum(len(t["x"]) for t in plotted) == len(part["epochs"][k]["idx"])
-                    width, height = _cloud_extent(page.locator("#" + panel).screenshot())
-                    assert width >= 0.5 and height >= 0.5, (panel, epoch, width, height)
-            assert not errors, errors
-        finally:
-            ctx.close()
+    with chromium_page(tmp_path / "profile", 1400, 1800) as (page, errors):
+        page.goto(report.as_uri())
+        page.wait_for_function("window.nerViz !== undefined", timeout=20_000)
+        page.evaluate("nerViz.ready")
+        assert page.evaluate("nerViz.state().webgl")
+        for k, epoch in enumerate([0, 1, 2]):
+            page.evaluate(f"nerViz.setEpoch({epoch})")
+            page.wait_for_timeout(300)
+            for panel, name in panels.items():
+                part = data if name == "hidden" else data["groups"][name]
+                axes = page.evaluate(f"['xaxis', 'yaxis', 'zaxis'].map(a => Array.from("
+                                     f"document.getElementById('{panel}')._fullLayout.scene[a].range))")
+                assert np.allclose(axes, part["ranges"][name], rtol=1e-9)  # fixed: the same at every epoch
+                plotted = page.evaluate(f"nerViz.plotted('{name}')")
+                assert sum(len(t["x"]) for t in plotted) == len(part["epochs"][k]["idx"])
+                width, height = _cloud_extent(page.locator("#" + panel).screenshot())
+                assert width >= 0.5 and height >= 0.5, (panel, epoch, width, height)
+        assert not errors, errors

@@ -10,15 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import chromium_page, needs_chromium
 
 from lightning_ner_viz import Snapshot
 from lightning_ner_viz.sinks.html import HtmlSink, read_payload
 from lightning_ner_viz.snapshot import make_token_id
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
 LABELS = ["O", "B-BRAND", "I-BRAND", "B-TYPE", "I-TYPE"]
 N_SENTENCES, WORDS = 100, 6  # 600 tokens
 
@@ -185,64 +182,55 @@ def _pixels(png: bytes) -> np.ndarray:
     return np.asarray(image.open(io.BytesIO(png)).convert("RGB"))
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium: run `bash scripts/install_chromium.sh`")
+@needs_chromium
 def test_renders_in_headless_chromium_and_the_slider_drives_the_frames(report, tmp_path):
-    playwright = pytest.importorskip("playwright.sync_api", reason="needs the playwright package (dev extra)")
-    with playwright.sync_playwright() as p:
-        ctx = p.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=str(CHROMIUM),
-                                                   args=CHROMIUM_ARGS, headless=True,
-                                                   viewport={"width": 1300, "height": 900})
-        try:
-            page = ctx.new_page()
-            errors, requests = [], []
-            page.on("pageerror", lambda err: errors.append(str(err)))
-            page.on("request", lambda req: requests.append(req.url))
-            page.goto(report.as_uri() + "#epoch=2")
-            page.wait_for_function("window.nerViz !== undefined", timeout=20_000)
-            page.evaluate("nerViz.ready")
-            state = page.evaluate("nerViz.state()")
-            assert state["epoch"] == 2 and state["webgl"], state
-            assert page.evaluate("nerViz.frames('hidden')") == ["0", "1", "2"]
-            assert page.evaluate("nerViz.frames('emissions')") == ["0", "1", "2"]
+    with chromium_page(tmp_path / "profile", 1300, 900) as (page, errors):
+        requests: list[str] = []
+        page.on("request", lambda req: requests.append(req.url))
+        page.goto(report.as_uri() + "#epoch=2")
+        page.wait_for_function("window.nerViz !== undefined", timeout=20_000)
+        page.evaluate("nerViz.ready")
+        state = page.evaluate("nerViz.state()")
+        assert state["epoch"] == 2 and state["webgl"], state
+        assert page.evaluate("nerViz.frames('hidden')") == ["0", "1", "2"]
+        assert page.evaluate("nerViz.frames('emissions')") == ["0", "1", "2"]
 
-            view = page.locator("#view-hidden")
-            shot_last = _pixels(view.screenshot())
-            assert shot_last.std() > 10 and len(np.unique(shot_last.reshape(-1, 3), axis=0)) > 50  # not blank
-            full = _pixels(page.screenshot(full_page=True))
-            assert full.shape[0] > 900 and len(np.unique(full.reshape(-1, 3), axis=0)) > 200
-            plotted_last = page.evaluate("nerViz.plotted('hidden')")
-            assert [t["name"] for t in plotted_last] == LABELS
+        view = page.locator("#view-hidden")
+        shot_last = _pixels(view.screenshot())
+        assert shot_last.std() > 10 and len(np.unique(shot_last.reshape(-1, 3), axis=0)) > 50  # not blank
+        full = _pixels(page.screenshot(full_page=True))
+        assert full.shape[0] > 900 and len(np.unique(full.reshape(-1, 3), axis=0)) > 200
+        plotted_last = page.evaluate("nerViz.plotted('hidden')")
+        assert [t["name"] for t in plotted_last] == LABELS
 
-            page.focus("#slider")  # the slider itself, moved by keyboard like a user would
-            page.keyboard.press("Home")
-            page.wait_for_function("nerViz.state().epoch === 0")
-            page.wait_for_timeout(300)
-            plotted_first = page.evaluate("nerViz.plotted('hidden')")
-            assert plotted_first != plotted_last
-            data = read_payload(report)
-            first = data["epochs"][0]
-            b_brand = [j for j, t in enumerate(first["idx"]) if data["tokens"]["gold"][t] == 1]
-            fit = data["rescale"].get("hidden", [[1.0, 0.0]] * 3)[0]  # the page draws epochs at one size
-            assert plotted_first[1]["x"] == [fit[0] * first["coords"]["hidden"][3 * j] + fit[1] for j in b_brand]
-            shot_first = _pixels(view.screenshot())
-            assert np.abs(shot_first.astype(int) - shot_last.astype(int)).mean() > 1  # the picture changed
-            assert page.evaluate("location.hash") == "#epoch=0"
+        page.focus("#slider")  # the slider itself, moved by keyboard like a user would
+        page.keyboard.press("Home")
+        page.wait_for_function("nerViz.state().epoch === 0")
+        page.wait_for_timeout(300)
+        plotted_first = page.evaluate("nerViz.plotted('hidden')")
+        assert plotted_first != plotted_last
+        data = read_payload(report)
+        first = data["epochs"][0]
+        b_brand = [j for j, t in enumerate(first["idx"]) if data["tokens"]["gold"][t] == 1]
+        fit = data["rescale"].get("hidden", [[1.0, 0.0]] * 3)[0]  # the page draws epochs at one size
+        assert plotted_first[1]["x"] == [fit[0] * first["coords"]["hidden"][3 * j] + fit[1] for j in b_brand]
+        shot_first = _pixels(view.screenshot())
+        assert np.abs(shot_first.astype(int) - shot_last.astype(int)).mean() > 1  # the picture changed
+        assert page.evaluate("location.hash") == "#epoch=0"
 
-            page.evaluate("nerViz.setEpoch(1)")
-            assert page.evaluate("nerViz.state().epoch") == 1
-            page.click("#modes button[data-mode=correct]")
-            page.wait_for_function("nerViz.state().mode === 'correct'")
-            page.wait_for_function("nerViz.plotted('emissions').map(t => t.name).join() === 'correct,incorrect'")
-            assert "incorrect" in page.inner_text("#legend")
-            page.click("#legend .chip[data-name=correct]")  # a legend chip hides its points in every view
-            page.wait_for_function("nerViz.plotted('hidden')[0].x.length === 0")
-            assert len(page.evaluate("nerViz.plotted('hidden')")[1]["x"]) > 0
+        page.evaluate("nerViz.setEpoch(1)")
+        assert page.evaluate("nerViz.state().epoch") == 1
+        page.click("#modes button[data-mode=correct]")
+        page.wait_for_function("nerViz.state().mode === 'correct'")
+        page.wait_for_function("nerViz.plotted('emissions').map(t => t.name).join() === 'correct,incorrect'")
+        assert "incorrect" in page.inner_text("#legend")
+        page.click("#legend .chip[data-name=correct]")  # a legend chip hides its points in every view
+        page.wait_for_function("nerViz.plotted('hidden')[0].x.length === 0")
+        assert len(page.evaluate("nerViz.plotted('hidden')")[1]["x"]) > 0
 
-            page.click("#play")  # plays from epoch 1 to the last one, then stops
-            page.wait_for_function("nerViz.state().epoch === 2", timeout=5_000)
-            page.wait_for_function("document.getElementById('play').textContent.includes('Play')", timeout=5_000)
-            assert page.locator("#metrics .metric").count() >= 3
-            assert not errors, errors
-            assert all(url.startswith(("file:", "data:", "blob:")) for url in requests), requests  # offline
-        finally:
-            ctx.close()
+        page.click("#play")  # plays from epoch 1 to the last one, then stops
+        page.wait_for_function("nerViz.state().epoch === 2", timeout=5_000)
+        page.wait_for_function("document.getElementById('play').textContent.includes('Play')", timeout=5_000)
+        assert page.locator("#metrics .metric").count() >= 3
+        assert not errors, errors
+        assert all(url.startswith(("file:", "data:", "blob:")) for url in requests), requests  # offline

@@ -196,16 +196,14 @@ class EpochCollector:
         vector_names = [*self.views, *(g.name for g in groups[1:])]
         widths = [self._dims.get(v, 0) for v in self.views]
         widths += [self._dims.get("hidden", 0)] * (len(groups) - 1)
-        locals_ = {}
-        for group in groups:  # widths are only needed for empty ranks: use this rank's, fixed below
-            locals_[group.name] = group.local_selection(counts[group.name], dict(zip(vector_names, widths)))
+        locals_ = {group.name: group.local_selection(counts[group.name]) for group in groups}
         picked, lengths = self.sentences.pick(np.concatenate([r["token_id"].numpy() for r in locals_.values()]))
         maxima = gather.all_reduce_max(torch.tensor([*widths, int(lengths.max(initial=0))]), device).tolist()
         dims, longest = dict(zip(vector_names, maxima[:-1])), maxima[-1]
         gathered = {}
-        for group in groups:
+        for group in groups:  # a rank without rows sends empty vector columns of the common width
             rows = locals_[group.name]
-            rows.update({v: t if len(t) else torch.zeros(0, dims[v]) for v, t in rows.items() if v in dims})
+            rows.update({v: torch.zeros(0, dims[v]) for v in group.vector_columns if len(rows.get(v, ())) == 0})
             gathered[group.name] = gather.gather_columns(rows, device)
         table = gather.gather_columns({"table": torch.as_tensor(self.sentences.table(picked, longest))}, device)
         if gather.rank() != 0:

@@ -89,19 +89,19 @@ class SampledGroup:
         """Array of shape (num_classes,): rows counted per class on this rank."""
         return self.sampler.label_counts
 
-    def local_selection(self, counts: np.ndarray, dims: dict[str, int]) -> Rows:
-        """This rank's share of the epoch's selection, with every column present (zero rows included).
+    def local_selection(self, counts: np.ndarray) -> Rows:
+        """This rank's share of the epoch's selection: the key and int columns always (zero rows
+        included), the vector columns where this rank has rows.
 
         Args:
             counts: array of shape (num_classes,): rows per class summed over every rank.
-            dims: the width of each vector column (the same on every rank).
         """
         if self._tracked is not None:
             local = self._tracked_rows()
         else:
             local = select_final(self.sampler.candidates(), counts, self.sampler.max_tokens)
         columns = {k: local.get(k, torch.zeros(0, dtype=torch.long)) for k in (*_KEY_COLUMNS, *self.int_columns)}
-        columns.update({v: local.get(v, torch.zeros(0, dims[v])) for v in self.vector_columns})
+        columns.update({v: local[v] for v in self.vector_columns if v in local})
         return columns
 
     def _tracked_rows(self) -> Rows:

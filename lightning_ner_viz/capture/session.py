@@ -82,7 +82,6 @@ class ValidationCapture:
 
     def start_epoch(self, epoch: int, dataset_size: int | None) -> None:
         """Attach the hooks and start a new epoch's collector (later epochs keep the tracked tokens)."""
-        self.raise_errors()
         self._hooks.attach()
         self._epoch, self._rows_seen, self._dataset_size = epoch, 0, dataset_size
         self._collector = EpochCollector(
