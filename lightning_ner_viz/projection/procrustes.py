@@ -1,4 +1,4 @@
-"""Orthogonal Procrustes: the similarity (rotation/reflection, scale, shift) that best maps one cloud onto another."""
+"""Orthogonal Procrustes: the rotation/reflection and shift that best map one cloud onto another, at the target's size."""
 
 from __future__ import annotations
 
@@ -8,24 +8,29 @@ Similarity = tuple[np.ndarray, float, np.ndarray]
 
 
 def procrustes_fit(source: np.ndarray, target: np.ndarray) -> Similarity:
-    """The least-squares similarity taking ``source`` onto ``target`` (reflections allowed).
+    """The similarity taking ``source`` onto ``target``: least-squares rotation (reflections allowed), size-matching scale.
+
+    The scale makes the two clouds equally large (the same root-mean-square spread about
+    their means). The least-squares scale would be smaller by the clouds' correlation, so a
+    chain of alignments (each epoch onto the previous one) would shrink every later epoch.
 
     Args:
         source, target: arrays of shape (n_points, k), rows paired.
 
     Returns:
         ``rotation`` (k, k) orthogonal, ``scale`` > 0 and ``translation`` (k,), such that
-        ``scale * source @ rotation + translation`` is closest to ``target``.
+        ``scale * source @ rotation + translation`` is as large as ``target`` and, at that
+        size, closest to it.
     """
     a, b = np.asarray(source, np.float64), np.asarray(target, np.float64)
     if a.ndim != 2 or a.shape != b.shape or len(a) == 0:
         raise ValueError(f"source and target must be paired (n_points, k) arrays; got {a.shape} and {b.shape}.")
     mu_a, mu_b = a.mean(0), b.mean(0)
     a0, b0 = a - mu_a, b - mu_b
-    u, s, vt = np.linalg.svd(a0.T @ b0)
+    u, _, vt = np.linalg.svd(a0.T @ b0)
     rotation = u @ vt
-    norm = float((a0**2).sum())
-    scale = float(s.sum()) / norm if norm > 0 else 1.0
+    norm_a, norm_b = float((a0**2).sum()), float((b0**2).sum())
+    scale = float(np.sqrt(norm_b / norm_a)) if norm_a > 0 and norm_b > 0 else 1.0
     return rotation, scale, mu_b - scale * mu_a @ rotation
 
 
