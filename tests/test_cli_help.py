@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from lightning_ner_viz.cli import build_parser, main
-from lightning_ner_viz.projection.frame_names import FRAME_NAMES, RENDER_FRAME_NAMES
+from lightning_ner_viz.projection.frame_names import FRAME_CHOICES, RENDER_FRAME_CHOICES
 from lightning_ner_viz.reducers.registry import REDUCER_NAMES
 from lightning_ner_viz.sinks.registry import SINK_NAMES
 from lightning_ner_viz.cli.render import resolve_reducer
@@ -47,11 +47,12 @@ def _options(command: str) -> dict[str, argparse.Action]:
 def test_choices_come_from_the_registries():
     demo, render = _options("demo"), _options("render")
     assert tuple(demo["reducer"].choices) == tuple(REDUCER_NAMES)
-    assert tuple(demo["frame"].choices) == tuple(FRAME_NAMES)
+    assert tuple(demo["frame"].choices) == tuple(FRAME_CHOICES)
     assert tuple(render["reducer"].choices) == tuple(REDUCER_NAMES)
-    assert tuple(render["frame"].choices) == tuple(RENDER_FRAME_NAMES)
+    assert tuple(render["frame"].choices) == tuple(RENDER_FRAME_CHOICES)
     assert tuple(render["sink"].choices) == tuple(SINK_NAMES)
-    assert (demo["reducer"].default, demo["frame"].default) == ("pca", "procrustes")  # the golden demo's settings
+    assert (demo["reducer"].default, demo["frame"].default) == ("pca", "auto")  # the golden demo's settings
+    assert render["frame"].default == "auto"
 
 
 def _cli(*args: str) -> tuple[int, str]:
@@ -73,6 +74,8 @@ def test_aligned_frame_with_another_reducer_is_refused(tmp_path, reducer):
 def test_aligned_frame_defaults_to_umap():
     assert resolve_reducer(None, "aligned") == "umap"
     assert resolve_reducer(None, "procrustes") == "pca"
+    assert resolve_reducer(None, "auto") == "pca"
+    assert resolve_reducer("umap", "auto") == "umap"
 
 
 @pytest.mark.parametrize("args", [["render", ".", "--sink", "nope"], ["demo", "--reducer", "nope"], ["replay"]])

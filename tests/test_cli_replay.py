@@ -68,6 +68,7 @@ def test_render_html(run_dir, tmp_path):
     done = _cli("render", str(run_dir / "ner_viz"), "--sink", "html", "--out", str(out))
     assert done.returncode == 0, done.stderr[-2000:]
     assert out.stat().st_size > 100_000 and "<html" in out.read_text()[:2000].lower()
+    assert "(pca, frame procrustes)" in done.stdout  # the default frame, resolved for the reducer
 
 
 def test_render_aligned_umap_logs_views_and_groups(run_dir, tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from lightning_ner_viz.projection.frame_names import FRAME_NAMES, check_reducer_frame
+from lightning_ner_viz.projection.frame_names import FRAME_CHOICES, check_reducer_frame, resolve_frame
 from lightning_ner_viz.reducers.registry import REDUCER_NAMES
 
 if TYPE_CHECKING:
@@ -36,8 +36,9 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
         "from the 'demo' extra), or a local Hugging Face model directory / hub name",
     )
     parser.add_argument("--reducer", default="pca", choices=REDUCER_NAMES, help="projection (default: %(default)s)")
-    parser.add_argument("--frame", default="procrustes", choices=FRAME_NAMES,
-                        help="how epochs share one frame (default: %(default)s)")
+    parser.add_argument("--frame", default="auto", choices=FRAME_CHOICES,
+                        help="how epochs share one frame (default: %(default)s: procrustes for pca, fixed for "
+                        "umap and tsne)")
     parser.add_argument("--max-tokens", type=int, default=2000, help="tokens per epoch (default: %(default)s)")
     parser.add_argument("--examples", type=int, default=2500, help="bundled examples to generate (default: %(default)s)")
     parser.add_argument("--no-wandb", action="store_true", help="skip the offline W&B run")
@@ -45,7 +46,7 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Check the options, then train and log (imports torch and Lightning only now)."""
-    check_reducer_frame(args.reducer, args.frame)
+    check_reducer_frame(args.reducer, resolve_frame(args.frame, args.reducer))
     if args.epochs < 1:
         raise ValueError(f"--epochs must be at least 1; got {args.epochs}.")
     from lightning_ner_viz.demo.run import run_demo

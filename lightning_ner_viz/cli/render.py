@@ -9,17 +9,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lightning_ner_viz.cli.outputs import DEFAULT_OUT, output_path
-from lightning_ner_viz.projection.frame_names import (
-    RENDER_FRAME_NAMES,
-    check_reducer_frame,
-)
+from lightning_ner_viz.projection.frame_names import RENDER_FRAME_CHOICES, check_reducer_frame, resolve_frame
 from lightning_ner_viz.reducers.registry import REDUCER_NAMES
 from lightning_ner_viz.sinks.registry import SINK_NAMES, make_sink, setup_sinks
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from lightning_ner_viz.projection.frame_names import RenderFrameName
+    from lightning_ner_viz.projection.frame_names import RenderFrameChoice
     from lightning_ner_viz.reducers.registry import Reducer, ReducerName
     from lightning_ner_viz.sinks.base import Sink
     from lightning_ner_viz.snapshot import Snapshot
@@ -38,8 +35,9 @@ def add_render_parser(subparsers: SubParsers) -> argparse.ArgumentParser:
     parser.add_argument("snapshot_dir", help="directory of epoch=NNNN snapshots (or the run directory above it)")
     parser.add_argument("--reducer", choices=REDUCER_NAMES,
                         help="default: pca, or umap with --frame aligned (the only reducer that frame takes)")
-    parser.add_argument("--frame", default="procrustes", choices=RENDER_FRAME_NAMES,
-                        help="how epochs share one frame; 'aligned' uses umap.AlignedUMAP (default: %(default)s)")
+    parser.add_argument("--frame", default="auto", choices=RENDER_FRAME_CHOICES,
+                        help="how epochs share one frame; 'aligned' uses umap.AlignedUMAP (default: %(default)s: "
+                        "procrustes for pca, fixed for umap and tsne)")
     parser.add_argument("--sink", default="rerun", choices=SINK_NAMES, help="default: %(default)s")
     parser.add_argument("--out", help="output file (rerun: .rrd, html: .html, added when the name has no "
                         "extension) or directory (wandb, tensorboard); default: next to the snapshots")
@@ -51,16 +49,17 @@ def add_render_parser(subparsers: SubParsers) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     """The ``render`` handler: check the options, then render every epoch to one sink."""
     reducer = resolve_reducer(args.reducer, args.frame)
+    frame = resolve_frame(args.frame, reducer)
     out = output_path(args.out, args.sink) if args.out else Path(args.snapshot_dir).resolve() / DEFAULT_OUT[args.sink]
-    epochs, failures = render_to_sink(args.snapshot_dir, args.sink, out.resolve(), reducer=reducer, frame=args.frame,
+    epochs, failures = render_to_sink(args.snapshot_dir, args.sink, out.resolve(), reducer=reducer, frame=frame,
                                       n_components=args.n_components)
     if failures:
         return report_failures("render", failures)
-    print(f"Rendered {epochs} epochs ({reducer}, frame {args.frame}) to {out.resolve()}")
+    print(f"Rendered {epochs} epochs ({reducer}, frame {frame}) to {out.resolve()}")
     return 0
 
 
-def resolve_reducer(reducer: ReducerName | Reducer | None, frame: RenderFrameName) -> ReducerName | Reducer:
+def resolve_reducer(reducer: ReducerName | Reducer | None, frame: RenderFrameChoice) -> ReducerName | Reducer:
     """The reducer to use: ``reducer``, else ``"umap"`` for the aligned frame and ``"pca"`` for the others.
 
     Raises:
@@ -68,12 +67,12 @@ def resolve_reducer(reducer: ReducerName | Reducer | None, frame: RenderFrameNam
     """
     if reducer is None:
         reducer = "umap" if frame == "aligned" else "pca"
-    check_reducer_frame(reducer, frame)
+    check_reducer_frame(reducer, resolve_frame(frame, reducer))
     return reducer
 
 
 def render_to_sink(directory: str | os.PathLike[str], sink: str, out: Path, *, reducer: ReducerName | None = None,
-                   frame: RenderFrameName = "procrustes", n_components: int = 3) -> tuple[int, list[str]]:
+                   frame: RenderFrameChoice = "auto", n_components: int = 3) -> tuple[int, list[str]]:
     """Render every snapshot under ``directory`` to the sink named ``sink``, writing to ``out``.
 
     Returns:
@@ -101,7 +100,7 @@ def report_failures(command: str, failures: list[str]) -> int:
 
 def render_snapshots(
     snapshots: list[Snapshot], sinks: list[Sink], reducer: ReducerName | Reducer | None = None,
-    frame: RenderFrameName = "procrustes",
+    frame: RenderFrameChoice = "auto",
     n_components: int = 3, seed: int = 0, strict: bool = False, save_dir: Path | None = None,
 ) -> list[str]:
     """Re-render saved snapshots, in epoch order, to the sinks, as the callback does during training.
@@ -116,7 +115,7 @@ def render_snapshots(
         snapshots: the epochs, in order.
         sinks: where to log; each is set up here and closed at the end.
         reducer: a name or an object with ``fit_transform``; ``None`` picks one for the frame.
-        frame: a name from ``RENDER_FRAME_NAMES``.
+        frame: a name from ``RENDER_FRAME_CHOICES`` (``"auto"``: procrustes for PCA, fixed for UMAP and t-SNE).
         n_components: 2 or 3.
         seed: the reducers' random state.
         strict: raise a sink's error instead of warning.
@@ -128,6 +127,7 @@ def render_snapshots(
     from lightning_ner_viz.projection.renderer import Renderer
 
     reducer = resolve_reducer(reducer, frame)
+    frame = resolve_frame(frame, reducer)
     setup_sinks(sinks, None, save_dir)
     renderer = Renderer(reducer, n_components, seed, sinks, strict=strict, frame=frame)
     try:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from lightning_ner_viz.cli.outputs import output_path
 
 if TYPE_CHECKING:
-    from lightning_ner_viz.projection.frame_names import RenderFrameName
+    from lightning_ner_viz.projection.frame_names import RenderFrameChoice
     from lightning_ner_viz.reducers.registry import ReducerName
 
     SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def replay(*paths: str | os.PathLike[str], web: bool = False, save: str | os.PathLike[str] | None = None,
-           port: int = 9876, web_port: int = 9090, reducer: ReducerName = "pca", frame: RenderFrameName = "procrustes",
+           port: int = 9876, web_port: int = 9090, reducer: ReducerName = "pca", frame: RenderFrameChoice = "auto",
            verbose: bool = False) -> int:
     """Open recordings as one, or build one from snapshots first; or write it to ``save``.
 

@@ -30,6 +30,12 @@ FrameChoice = Literal["auto", "procrustes", "fixed", "warm", "independent"]
 FRAME_CHOICES: tuple[FrameChoice, ...] = get_args(FrameChoice)
 """``("auto", *FRAME_NAMES)``."""
 
+RenderFrameChoice = Literal["auto", RenderFrameName]
+"""What ``lightning-ner-viz render --frame`` takes: a re-rendering frame, or ``"auto"``."""
+
+RENDER_FRAME_CHOICES: tuple[RenderFrameChoice, ...] = ("auto", *RENDER_FRAME_NAMES)
+"""``("auto", *RENDER_FRAME_NAMES)``."""
+
 WARM_START_REDUCERS = ("umap", "tsne")
 """Built-in reducers that start from a given layout (their ``init``)."""
 
