@@ -225,7 +225,8 @@ def free_port() -> int:
 CHROMIUM = Path("/usr/bin/chromium")
 """Debian's chromium, which `bash scripts/install_chromium.sh` installs for the headless-browser tests."""
 
-needs_chromium = pytest.mark.skipif(not CHROMIUM.exists(), reason="install chromium: bash scripts/install_chromium.sh")
+needs_chromium = pytest.mark.skipif(not CHROMIUM.exists(), reason="headless-browser test: /usr/bin/chromium not found; "
+                                    "install it with `bash scripts/install_chromium.sh` (apt-get through sudo)")
 
 _CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
