@@ -24,7 +24,8 @@ from lightning_ner_viz.projection.placement import Background, check_background,
 from lightning_ner_viz.projection.renderer import Renderer
 from lightning_ner_viz.reducers import check_n_components
 from lightning_ner_viz.reducers.registry import Reducer, ReducerName
-from lightning_ner_viz.runtime.lifecycle import Lifecycle
+from lightning_ner_viz.runtime.lifecycle import Lifecycle, describe_setup
+from lightning_ner_viz.runtime.shutdown import DEFAULT_MAX_PENDING, check_max_pending, stop_reason
 from lightning_ner_viz.sinks import HtmlSink, RerunSink, TensorBoardSink, WandbSink  # noqa: F401 - LightningCLI's short names
 from lightning_ner_viz.sinks.base import Sink
 from lightning_ner_viz.store import DEFAULT_SUBDIR, SnapshotStore
@@ -50,17 +51,13 @@ class EmbeddingDriftCallback(Callback):
             ``classifier``, else the last ``nn.Linear`` with one output per label.
         reducer: ``"pca"``, ``"umap"``, ``"tsne"`` or an object with ``fit_transform``.
         frame: how epochs share one frame, so a point moves only when the model changed: ``"auto"``
-            (``"procrustes"`` for PCA, ``"fixed"`` for UMAP and t-SNE), ``"procrustes"`` (fit each epoch, then
-            rotate/reflect/scale onto the previous one over shared tokens), ``"fixed"`` (fit the first epoch,
-            map the rest through it), ``"warm"`` (initialise UMAP/t-SNE from the previous layout; not with
-            PCA) or ``"independent"``. docs/reading-the-pictures.md gives each one's measured jitter.
+            (``"procrustes"`` for PCA, ``"fixed"`` for UMAP/t-SNE), ``"procrustes"``, ``"fixed"``, ``"warm"`` or
+            ``"independent"``; docs/reading-the-pictures.md explains each and measures its jitter.
         n_components: 2 or 3.
         max_tokens: tokens kept per epoch (the memory bound).
         every_n_epochs: capture every n-th validation epoch.
-        label_names: label id to name; ``None`` reads the HF config's ``id2label`` or a ``label_names``
-            attribute of the module/datamodule.
-        tokenizer: turns ids into text for hover labels; ``None`` looks for a ``tokenizer`` attribute on the
-            module/datamodule.
+        label_names: label id to name; ``None``: the HF ``id2label``, or a ``label_names`` attribute.
+        tokenizer: ids to text for hover labels; ``None``: a ``tokenizer`` attribute of the module/datamodule.
         batch_adapter: maps a batch to a dict with ``input_ids``, ``labels`` and optionally
             ``attention_mask``, ``word_ids``, ``example_ids``.
         seed: sampling and reducer seed; the same seed picks the same tokens.
@@ -71,11 +68,14 @@ class EmbeddingDriftCallback(Callback):
             of its subwords), coloured by entity type.
         cls_view: also show the ``cls`` view: one point per sentence (its first token's hidden vector),
             coloured by the sentence's most frequent entity type.
-        background: ``True`` or ``"process"``: project in a pooled child process at the lowest CPU priority
-            (``True`` under DDP: a thread, see docs/scaling.md); ``"thread"``: in a background thread;
-            ``False``: everything on the training thread (for debugging). Otherwise each batch's selection
-            runs in a capture thread (at most 4 batches wait) and the sinks log from a background thread.
-        strict: re-raise sink and rendering errors instead of warning.
+        background: ``True``/``"process"``: project in a child process at the lowest CPU priority (a thread
+            under DDP, docs/scaling.md); ``"thread"``: a background thread; ``False``: all on the training
+            thread (debugging). Else batches are selected in a capture thread, sinks log from a background one.
+        strict: ``None``: an unusable sink target at ``setup`` (unwritable path, no viewer) raises before
+            training; later sink and rendering errors warn. ``True``: those raise too. ``False``: all warn
+            (training goes on without that sink).
+        max_pending: captured epochs that may wait to be rendered before training waits (every epoch is still
+            rendered, in order); ``None``: no bound. docs/reliability.md, "Shutdown and backlog".
 
     Example::
 
@@ -101,7 +101,8 @@ class EmbeddingDriftCallback(Callback):
         entity_view: bool = True,
         cls_view: bool = False,
         background: Background = True,
-        strict: bool = False,
+        strict: bool | None = None,
+        max_pending: int | None = DEFAULT_MAX_PENDING,
     ) -> None:
         check_n_components(n_components)
         check_frame(frame, FRAME_CHOICES)
@@ -115,6 +116,7 @@ class EmbeddingDriftCallback(Callback):
         self.tokenizer, self.batch_adapter, self.crf_module = tokenizer, batch_adapter, crf_module
         self.save_dir, self.entity_view, self.cls_view = save_dir, entity_view, cls_view
         self.background, self.strict = background, strict
+        self.max_pending = check_max_pending(max_pending)
         self._run = Lifecycle()
         self._epochs_started = 0
 
@@ -125,8 +127,13 @@ class EmbeddingDriftCallback(Callback):
 
     @property
     def logged_epochs(self) -> list[int]:
-        """Epochs captured and handed to the sinks (rank zero), or captured (other ranks)."""
+        """Epochs at least one sink logged, so far (rank zero; complete once ``fit`` returned)."""
         return self._run.logged_epochs
+
+    @property
+    def captured_epochs(self) -> list[int]:
+        """Epochs captured and saved as snapshots (rank zero), whether or not a sink logged them."""
+        return self._run.captured_epochs
 
     @property
     def tracked_ids(self) -> list[int] | None:
@@ -167,19 +174,18 @@ class EmbeddingDriftCallback(Callback):
         if trainer.world_size > 1:
             destroy_gloo_group_at_exit()
         if trainer.is_global_zero and self._run.render is None:
+            frame = resolve_frame(self.frame, self.reducer)
             self._run.start_render(RenderPipeline.for_trainer(
-                trainer, store, capture.snapshot_builder(), sinks=self.sinks, reducer=self.reducer,
+                trainer, store, capture.snapshot_builder(), sinks=self.sinks, reducer=self.reducer, frame=frame,
                 sink_states=self._run.restored.get("sinks", {}), n_components=self.n_components, seed=self.seed,
-                frame=resolve_frame(self.frame, self.reducer), background=self.background, strict=self.strict))
-            rank_zero_info(f"lightning-ner-viz: hooked {targets.module_names}, CRF {targets.crf_name or 'none'}; "
-                           f"label names from {targets.label_source}; frame {resolve_frame(self.frame, self.reducer)!r}; "
-                           f"snapshots in {store.root}; sinks {self.resolved_sinks}")
+                background=self.background, strict=self.strict, max_pending=self.max_pending))
+            rank_zero_info(describe_setup(targets, frame, store, self.resolved_sinks))
 
     def _due(self, trainer: pl.Trainer) -> bool:
         if trainer.sanity_checking or trainer.current_epoch % self.every_n_epochs:
             return False
         # after a resume, an epoch already logged before the checkpoint is not logged twice
-        return not (trainer.state.fn == "fit" and trainer.current_epoch in self.logged_epochs)
+        return not (trainer.state.fn == "fit" and trainer.current_epoch in self._run.captured_epochs)
 
     @override
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -209,7 +215,7 @@ class EmbeddingDriftCallback(Callback):
 
     @override
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.is_global_zero and not self.logged_epochs and not self._epochs_started:
+        if trainer.is_global_zero and not self.captured_epochs and not self._epochs_started:
             warn("No validation epoch was captured: is the validation set empty, `limit_val_batches=0`, or "
                  f"`every_n_epochs={self.every_n_epochs}` larger than the number of epochs?")
         self._run.finish(progress=trainer.progress_bar_callback is not None)
@@ -222,11 +228,11 @@ class EmbeddingDriftCallback(Callback):
 
     @override
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
-        self._run.finish(progress=False, raise_capture_error=False)
+        self._run.finish(progress=False, raise_capture_error=False, abort=stop_reason(trainer, exception))
 
     @override
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        self._run.finish(progress=False, raise_capture_error=False)
+        self._run.finish(progress=False, raise_capture_error=False, abort=stop_reason(trainer))
 
     @override
     def state_dict(self) -> dict[str, Any]:

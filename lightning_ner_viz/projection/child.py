@@ -2,7 +2,11 @@
 
 Reads pickled requests from stdin and writes ``(status, payload, warnings)`` replies to
 the original stdout; anything else printed goes to stderr. It exits when stdin closes
-(the parent is gone) or on an ``("exit",)`` request. Ctrl-C is left to the parent.
+(the parent is gone) or on an ``("exit",)`` request, and within a second of its parent's
+death even in the middle of a projection. SIGINT (Ctrl-C) and SIGTERM are left to the
+parent: a signal sent to the whole process group (a cluster preempting the job) must not
+kill the child first, or the parent would fall back to projecting in-process just as it
+shuts down. The parent stops it with an exit request, or kills it (SIGKILL).
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ import os
 import pickle
 import signal
 import sys
+import threading
+import time
 import traceback
 import warnings
 from typing import Any, BinaryIO
@@ -77,11 +83,23 @@ def serve(requests: BinaryIO, replies: BinaryIO) -> None:
         replies.flush()
 
 
+def _exit_with_parent(parent: int, every: float = 0.5) -> None:
+    """Exit as soon as the parent is gone (this process was re-parented), even mid-projection."""
+    while True:
+        time.sleep(every)
+        if os.getppid() != parent:
+            os._exit(0)
+
+
 def main() -> None:
     """Keep the reply pipe private, lower the priority, and serve."""
     replies = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # a stray print must not corrupt the reply stream
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "SIGTERM") and os.name == "posix":
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        threading.Thread(target=_exit_with_parent, args=(os.getppid(),), name="exit-with-parent",
+                         daemon=True).start()
     _lower_priority()
     serve(sys.stdin.buffer, replies)
 

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from lightning_ner_viz.runtime.jobs import JobRunner
+from lightning_ner_viz.runtime.shutdown import (
+    DEFAULT_MAX_PENDING, GRACE_SECONDS, IN_FLIGHT_SECONDS, backpressure_message, render_commands, sigterm_deferred,
+    quietly, sigterm_flag, unrendered_message,
+)
 from lightning_ner_viz._warnings import warn
 from lightning_ner_viz.projection.placement import Background, projection_place, runs_in_background
+from lightning_ner_viz.projection.process import ProjectionAbandoned, abandon
 from lightning_ner_viz.projection.renderer import Renderer
 from lightning_ner_viz.sinks.base import Sink
 from lightning_ner_viz.sinks.registry import resolve_sinks, restore_sink_states, setup_sinks
@@ -21,6 +29,15 @@ Assemble = Callable[[Any], Snapshot]
 """Builds an epoch's Snapshot from the capture's gathered rows (plain arrays)."""
 
 
+@dataclass
+class _Captured:
+    """One captured epoch on its way: the gathered rows, then its Snapshot once built and saved."""
+
+    gathered: Any
+    snapshot: Snapshot | None = None
+    saved: bool = False
+
+
 class RenderPipeline:
     """Saves and renders epochs in order, in a background thread, on rank zero.
 
@@ -29,53 +46,117 @@ class RenderPipeline:
     with ``strict=True``. The snapshot is saved before it is rendered, so nothing captured
     is lost when rendering fails: ``lightning-ner-viz render`` can draw it later.
 
+    The backlog is bounded and a shutdown takes seconds: see :mod:`lightning_ner_viz.runtime.shutdown`.
+
     Args:
         renderer: projects and logs to the sinks.
         store: where snapshots are saved.
         assemble: turns the capture's gathered rows into a Snapshot.
         in_background: render in a background thread (``False``: on the caller's thread).
         strict: raise errors instead of warning.
+        max_pending: epochs that may wait behind the one being rendered before :meth:`submit`
+            blocks; ``None``: no bound.
+        stop_requested: polled while blocked; true once the run must stop (Lightning received SIGTERM).
     """
 
     def __init__(self, renderer: Renderer, store: SnapshotStore, assemble: Assemble, *, in_background: bool,
-                 strict: bool) -> None:
+                 strict: bool, max_pending: int | None = DEFAULT_MAX_PENDING,
+                 stop_requested: Callable[[], bool] | None = None) -> None:
         self.renderer = renderer
         self.store = store
         self.strict = strict
+        self.max_pending = max_pending
+        self.waited_seconds = 0.0  # how long submit blocked in all (training waiting for rendering)
         self._assemble = assemble
-        self._jobs = JobRunner("ner-viz-render", enabled=in_background)
+        self._jobs = JobRunner("ner-viz-render", max_pending=max_pending, enabled=in_background)
+        self._stop_requested = stop_requested or (lambda: False)
+        self._stopped_at: float | None = None  # when training stopped early (monotonic)
+        self._dropping = False  # past the grace: epochs are saved, not rendered
+        self._lock = threading.Lock()  # one save at a time; guards _outstanding
+        self._outstanding: list[int] = []  # epochs handed over and not rendered yet, in order
+        self._warned_backpressure = False
 
     @classmethod
     def for_trainer(cls, trainer: pl.Trainer, store: SnapshotStore, assemble: Assemble, *,
                     sinks: Sink | Sequence[Sink] | str | None, sink_states: Any, reducer: Any, n_components: int,
-                    seed: int, frame: str, background: Background, strict: bool) -> RenderPipeline:
-        """Resolve and set up the sinks (restoring their saved state), then build the pipeline."""
+                    seed: int, frame: str, background: Background, strict: bool | None,
+                    max_pending: int | None = DEFAULT_MAX_PENDING) -> RenderPipeline:
+        """Resolve and set up the sinks (restoring their saved state), then build the pipeline (stopped by SIGTERM)."""
         resolved = resolve_sinks(sinks, trainer)
         restore_sink_states(resolved, sink_states)
-        setup_sinks(resolved, trainer, store.root)
-        renderer = Renderer(reducer, n_components, seed, resolved, strict, frame, store,
+        resolved = setup_sinks(resolved, trainer, store.root, strict=strict)  # unusable targets raise (or warn)
+        renderer = Renderer(reducer, n_components, seed, resolved, bool(strict), frame, store,
                             place=projection_place(background, trainer.world_size))
-        return cls(renderer, store, assemble, in_background=runs_in_background(background), strict=strict)
+        return cls(renderer, store, assemble, in_background=runs_in_background(background), strict=bool(strict),
+                   max_pending=max_pending, stop_requested=sigterm_flag(trainer))
+
+    @property
+    def stopping(self) -> bool:
+        """Whether the run is stopping early (SIGTERM, an exception): epochs are then not waited for."""
+        return self._stopped_at is not None or self._stop_requested()
 
     def submit(self, gathered: Any) -> None:
-        """Queue one gathered epoch: build its Snapshot, save it, then render it."""
-        self._jobs.submit(self._save_and_render, gathered)
+        """Save the epoch's Snapshot here and now (so a killed process loses nothing), then queue its rendering.
 
-    def _save_and_render(self, gathered: Any) -> None:
-        snapshot = self._assemble(gathered)
-        saved = True
+        Blocks while ``max_pending`` epochs wait (training waits; warned once), unless the run is stopping.
+        """
+        captured = _Captured(gathered)
+        with self._lock:
+            self._outstanding.append(gathered.epoch)
         try:
-            self.store.save(snapshot)
-        except OSError as err:
+            self._save(captured)
+        except Exception:
             if self.strict:
                 raise
-            saved = False
-            warn(f"Could not save the epoch {snapshot.epoch} snapshot under {self.store.root}: {err}.")
-        self.renderer.render(snapshot, record_state=saved)
+            # not raised on the capture's side: the rendering job builds it again and reports the error
+        if self._jobs.full and not self.stopping and not self._warned_backpressure:
+            self._warned_backpressure = True
+            warn(backpressure_message(self.max_pending, gathered.epoch, self.renderer.projector.reducer))
+        started = time.monotonic()
+        queued = self._jobs.submit(self._save_and_render, captured, stop=lambda: self.stopping)
+        self.waited_seconds += time.monotonic() - started
+        if not queued:
+            quietly(self._save, captured, what="saving a captured epoch")
+
+    def _save(self, captured: _Captured) -> Snapshot:
+        """Build the epoch's Snapshot and save it, once, whichever thread comes first."""
+        with self._lock:
+            if captured.snapshot is None:
+                snapshot = self._assemble(captured.gathered)
+                try:
+                    self.store.save(snapshot)
+                    captured.saved = True
+                except OSError as err:
+                    if self.strict:
+                        raise
+                    warn(f"Could not save the epoch {snapshot.epoch} snapshot under {self.store.root}: {err}.")
+                captured.snapshot, captured.gathered = snapshot, None
+            return captured.snapshot
+
+    def _rendered(self, epoch: int) -> None:
+        with self._lock:
+            if epoch in self._outstanding:
+                self._outstanding.remove(epoch)
+
+    def _save_and_render(self, captured: _Captured) -> None:
+        snapshot = self._save(captured)
+        if self._dropping:
+            return  # a shutdown past its grace: the snapshot stays on disk
+        try:
+            self.renderer.render(snapshot, record_state=captured.saved)
+        except ProjectionAbandoned:
+            return  # a shutdown killed the projector child mid-epoch: the snapshot stays on disk
+        self._rendered(snapshot.epoch)
 
     def _render_saved(self, epochs: Sequence[int]) -> None:
         for epoch in epochs:
-            self.renderer.render(self.store.load(epoch))
+            if self._dropping:
+                return
+            try:
+                self.renderer.render(self.store.load(epoch))
+            except ProjectionAbandoned:
+                return
+            self._rendered(epoch)
 
     def report_errors(self) -> None:
         """Warn about (or, when strict, raise) the errors of finished rendering jobs; never waits."""
@@ -84,26 +165,29 @@ class RenderPipeline:
                 raise err
             warn(f"lightning-ner-viz: rendering failed ({type(err).__name__}: {err}); training goes on.")
 
-    def restore(self, state: dict[str, Any], logged_epochs: Sequence[int], capturing: Sequence[int],
+    def restore(self, state: dict[str, Any], captured_epochs: Sequence[int], capturing: Sequence[int],
                 want_tracked_ids: bool) -> list[int] | None:
         """After a resume: continue the frames, and render again what was captured but never rendered.
 
         A checkpoint waits neither for the capture nor for rendering, so it may list epochs whose
         selection (``capturing``) or rendering was still pending. Those that reached the sinks
-        left a render state beside their snapshot; the others are rendered again from it.
+        left a render state beside their snapshot; the others (also those no sink logged) are
+        rendered again from it.
 
         Returns:
             With ``want_tracked_ids`` (the checkpoint came before the first epoch's selection was
             done): the tracked token ids read from the first such epoch's snapshot; else ``None``.
         """
         state = dict(state)
-        rendered = set(state.get("rendered_epochs", logged_epochs))
+        rendered = set(state.get("rendered_epochs", captured_epochs))
+        logged = set(state.get("logged_epochs", rendered))  # a render state is written once a sink logged the epoch
         redo: list[int] = []
-        for epoch in sorted(set(logged_epochs) - rendered):
+        for epoch in sorted(set(captured_epochs) - rendered):
             saved = self.store.read_render_state(epoch)
             if saved is not None and not redo:
                 state.update(saved)
                 rendered.add(epoch)
+                logged.add(epoch)
             elif self.store.has(epoch):
                 redo.append(epoch)
             else:
@@ -111,9 +195,11 @@ class RenderPipeline:
                         else "was captured before the checkpoint, but its snapshot")
                 warn(f"Epoch {epoch} {when} was never saved under {self.store.directory(epoch)}; "
                      "it is missing from the pictures.")
-        state["rendered_epochs"] = sorted(rendered)
+        state["rendered_epochs"], state["logged_epochs"] = sorted(rendered), sorted(logged)
         self.renderer.load_state_dict(state)
         if redo:
+            with self._lock:
+                self._outstanding.extend(redo)
             self._jobs.submit(self._render_saved, redo)
         first = next((e for e in sorted(capturing) if self.store.has(e)), None) if want_tracked_ids else None
         return None if first is None else self.store.load(first).token_id.tolist()
@@ -127,8 +213,76 @@ class RenderPipeline:
         self._jobs.wait()
 
     def close(self, progress: bool) -> None:
-        """Wait for the queued epochs (with a progress bar when ``progress``), then close the sinks."""
-        self._jobs.wait(progress=progress, description="lightning-ner-viz: rendering epochs")
-        self.report_errors()
-        self._jobs.close()
-        self.renderer.close()
+        """Wait for the queued epochs (with a progress bar when ``progress``), then close the sinks.
+
+        A SIGTERM during the wait (deferred meanwhile: :func:`~lightning_ner_viz.runtime.shutdown.sigterm_deferred`)
+        turns it into :meth:`abort`.
+        """
+        with sigterm_deferred() as received:
+            done = self._jobs.wait(progress=progress, description="lightning-ner-viz: rendering epochs",
+                                   stop=lambda: self._stop_requested() or received())
+            if not done:
+                self.abort("SIGTERM")
+                return
+            try:
+                self.report_errors()
+            finally:
+                self._jobs.close()
+                self.renderer.close()
+                self._reset()
+
+    def request_stop(self) -> None:
+        """Training stopped early: from now on nothing waits for room in the queue, and the grace starts."""
+        if self._stopped_at is None:
+            self._stopped_at = time.monotonic()
+
+    def abort(self, reason: str) -> None:
+        """Render for :data:`GRACE_SECONDS` after :meth:`request_stop`, then drop the waiting epochs (on disk) and
+        the one in the child process (killed); close the sinks and warn with the command that renders the rest.
+
+        An epoch projected in a thread or inside a sink cannot be interrupted: it is waited for, at
+        most :data:`IN_FLIGHT_SECONDS`. Never raises. ``reason``: for the warning (``"SIGTERM"``).
+        """
+        self.request_stop()
+        assert self._stopped_at is not None
+        stopped_at, done = self._stopped_at, True
+        try:  # every captured epoch is on disk already (submit saved it); a failed save is tried again below
+            done = self._jobs.wait(timeout=max(0.0, stopped_at + GRACE_SECONDS - time.monotonic()))
+            if not done:
+                self._dropping = True
+                for job in self._jobs.drain():
+                    if job.fn == self._save_and_render:
+                        quietly(self._save, job.args[0], what="saving a captured epoch")
+                if self._jobs.pending and self.renderer.place == "process":
+                    abandon(self.renderer.child_pid)
+                done = self._jobs.wait(timeout=IN_FLIGHT_SECONDS)
+            for err in self._jobs.take_errors():
+                warn(f"lightning-ner-viz: rendering failed ({type(err).__name__}: {err}).")
+        finally:
+            if done:
+                self._jobs.close()
+                quietly(self.renderer.close, what="closing the sinks")
+            else:  # the rendering thread closes the sinks once its epoch is done, if the process lives on
+                self._jobs.submit(lambda: quietly(self.renderer.close, what="closing the sinks"))
+                self._jobs.close(timeout=0)
+        self._warn_unrendered(reason, time.monotonic() - stopped_at, done)
+        self._reset()
+
+    def _warn_unrendered(self, reason: str, seconds: float, closed: bool) -> None:
+        with self._lock:
+            left = list(dict.fromkeys(self._outstanding))
+        if not left:
+            return
+        on_disk = [e for e in left if self.store.has(e)]
+        projector = self.renderer.projector
+        commands = render_commands(self.store, self.renderer.sinks, projector.reducer, projector.frame,
+                                   projector.n_components)
+        warn(unrendered_message(reason, seconds, str(self.store.root), on_disk=on_disk, commands=commands,
+                                lost=[e for e in left if e not in on_disk], closed=closed,
+                                rendered=[e for e in dict.fromkeys(self.renderer.rendered_epochs) if e not in left]))
+
+    def _reset(self) -> None:
+        """Ready for another fit with the same pipeline."""
+        self._stopped_at, self._dropping = None, False
+        with self._lock:
+            self._outstanding.clear()

@@ -9,6 +9,12 @@ The child is started with ``python -m lightning_ner_viz.projection.child`` (not
 ``multiprocessing``, whose ``spawn`` would re-run an unguarded training script).
 Messages are pickles over its stdin/stdout. Children are pooled per process, so a
 later ``fit`` reuses one whose numba code is already compiled.
+
+A bounded shutdown (SIGTERM, an exception) does not wait for the epoch being projected:
+:func:`abandon` kills the child, and the call in flight raises :class:`ProjectionAbandoned`.
+The child ignores SIGINT and SIGTERM (the parent decides, and a signal sent to the whole
+process group must not make the parent fall back to projecting in-process), and exits
+when its parent is gone.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import subprocess
 import sys
 import threading
 import warnings
+import weakref
 from typing import Any
 
 from lightning_ner_viz._warnings import NerVizWarning
@@ -35,6 +42,13 @@ class ProjectorProcessDied(RuntimeError):
 
 class ProjectorError(RuntimeError):
     """The projector could not be sent to the child process."""
+
+
+class ProjectionAbandoned(RuntimeError):
+    """The parent killed the child on purpose (a bounded shutdown); the projection in flight is dropped.
+
+    Not a :class:`ProjectorProcessDied`: the caller must not project in-process instead.
+    """
 
 
 def default_threads() -> int:
@@ -59,6 +73,8 @@ class ProjectorProcess:
             [sys.executable, "-m", "lightning_ner_viz.projection.child"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, close_fds=True,
         )
+        self._abandoned = False
+        _live[self._proc.pid] = self
         self._send(list(sys.path))  # so the child can unpickle reducers from the caller's modules
 
     @property
@@ -77,6 +93,8 @@ class ProjectorProcess:
             pickle.dump(message, self._proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
             self._proc.stdin.flush()
         except (BrokenPipeError, OSError) as err:
+            if self._abandoned:
+                raise ProjectionAbandoned("the projector process was stopped (shutdown)") from err
             raise ProjectorProcessDied(f"the projector process exited ({err})") from err
 
     def _call(self, *message: Any) -> Any:
@@ -84,7 +102,9 @@ class ProjectorProcess:
         assert self._proc.stdout is not None
         try:
             reply = pickle.load(self._proc.stdout)
-        except (EOFError, OSError, pickle.UnpicklingError) as err:
+        except (EOFError, OSError, ValueError, pickle.UnpicklingError) as err:
+            if self._abandoned:
+                raise ProjectionAbandoned("the projector process was stopped (shutdown)") from err
             code = self._proc.wait(timeout=5) if not self.alive else None
             raise ProjectorProcessDied(f"the projector process exited (code {code})") from err
         status, payload, caught = reply
@@ -108,7 +128,7 @@ class ProjectorProcess:
             raise ProjectorError(f"the projector cannot be pickled ({type(err).__name__}: {err})") from err
         try:
             self._call("start", blob)
-        except ProjectorProcessDied:
+        except (ProjectorProcessDied, ProjectionAbandoned):
             raise
         except Exception as err:  # noqa: BLE001 - e.g. a reducer class defined in the caller's __main__
             raise ProjectorError(f"the child cannot unpickle the projector ({type(err).__name__}: {err})") from err
@@ -116,6 +136,13 @@ class ProjectorProcess:
     def project(self, snapshot: Snapshot) -> Projection:
         """Project one snapshot in the child."""
         return self._call("project", snapshot)
+
+    def abandon(self) -> None:
+        """Kill the child now, whatever it is doing; a call in flight raises :class:`ProjectionAbandoned`."""
+        self._abandoned = True
+        if self.alive:
+            self._proc.kill()
+            self._proc.wait()
 
     def close(self, timeout: float = 5.0) -> None:
         """Ask the child to exit; kill it if it does not."""
@@ -136,6 +163,20 @@ class ProjectorProcess:
 
 _idle: list[ProjectorProcess] = []
 _lock = threading.Lock()
+_live: weakref.WeakValueDictionary[int, ProjectorProcess] = weakref.WeakValueDictionary()
+
+
+def abandon(pid: int | None) -> bool:
+    """Kill this process's projector child ``pid`` (see :meth:`ProjectorProcess.abandon`).
+
+    Returns:
+        Whether ``pid`` was one of this process's live children.
+    """
+    proc = _live.get(pid) if pid is not None else None
+    if proc is None or not proc.alive:
+        return False
+    proc.abandon()
+    return True
 
 
 def acquire(threads: int | None = None) -> ProjectorProcess:
@@ -148,10 +189,12 @@ def acquire(threads: int | None = None) -> ProjectorProcess:
 
 
 def release(proc: ProjectorProcess) -> None:
-    """Return a child to the pool for the next ``fit`` (a dead one is dropped)."""
+    """Return a child to the pool for the next ``fit`` (a dead one is dropped, its pipes closed)."""
     if proc.alive:
         with _lock:
             _idle.append(proc)
+    else:
+        proc.close()
 
 
 @atexit.register

@@ -4,10 +4,25 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable, Hashable
-from typing import Any
+from typing import Any, NamedTuple
 
 _STOP = object()
+
+POLL_SECONDS = 0.05
+"""How often a blocked :meth:`JobRunner.submit` or :meth:`JobRunner.wait` checks its ``stop`` condition."""
+
+Stop = Callable[[], bool]
+"""A condition polled while blocked: return ``True`` to stop waiting."""
+
+
+class Job(NamedTuple):
+    """One queued call: ``fn(*args)``, in the failure ``group`` it depends on."""
+
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    group: Hashable | None
 
 
 class JobRunner:
@@ -20,14 +35,23 @@ class JobRunner:
     (e.g. the later batches of an epoch whose capture failed). Jobs without a group never
     skip.
 
+    Bounds: with ``max_pending``, :meth:`submit` blocks while that many jobs wait (the one
+    running is not counted); a ``stop`` condition lets a blocked submit, or a :meth:`wait`,
+    give up. :meth:`drain` takes the waiting jobs back, unrun, for a shutdown that cannot
+    wait for them.
+
     Args:
         name: the thread's name.
-        max_pending: jobs that may wait before :meth:`submit` blocks (``None``: no bound). A
-            bound caps what waiting jobs hold, e.g. captured tensors on the model's device.
+        max_pending: jobs that may wait before :meth:`submit` blocks (``None``: no bound, at
+            least 1). A bound caps what waiting jobs hold, e.g. captured tensors on the
+            model's device, and how long the caller may later have to wait for them.
         enabled: ``False`` runs each job at once in the caller's thread (for debugging).
     """
 
     def __init__(self, name: str, max_pending: int | None = None, enabled: bool = True) -> None:
+        if max_pending is not None and (isinstance(max_pending, bool) or not isinstance(max_pending, int)
+                                        or max_pending < 1):
+            raise ValueError(f"max_pending must be None or an integer >= 1; got {max_pending!r}.")
         self.name = name
         self.max_pending = max_pending
         self.enabled = enabled
@@ -40,44 +64,75 @@ class JobRunner:
 
     @property
     def pending(self) -> int:
-        """Jobs submitted and not finished yet."""
+        """Jobs submitted and not finished yet (waiting or running)."""
         return self._pending
 
-    def submit(self, fn: Callable[..., Any], *args: Any, group: Hashable | None = None) -> None:
-        """Queue ``fn(*args)`` (blocks while ``max_pending`` jobs wait); inline when disabled."""
+    @property
+    def waiting(self) -> int:
+        """Jobs queued that have not started."""
+        return self._queue.qsize()
+
+    @property
+    def full(self) -> bool:
+        """Whether :meth:`submit` would block now (``max_pending`` jobs wait)."""
+        return self.enabled and self.max_pending is not None and self._queue.full()
+
+    def submit(self, fn: Callable[..., Any], *args: Any, group: Hashable | None = None,
+               stop: Stop | None = None) -> bool:
+        """Queue ``fn(*args)``; run it at once in this thread when disabled.
+
+        Blocks while ``max_pending`` jobs wait. With ``stop``, checked every
+        :data:`POLL_SECONDS` while blocked, it gives up once ``stop()`` is true.
+
+        Returns:
+            ``True`` when the job was queued (or run); ``False`` when ``stop`` gave up on it,
+            and the job will not run.
+        """
+        job = Job(fn, args, group)
         with self._lock:
             self._pending += 1
         if not self.enabled:
-            self._run_one(fn, args, group)
-            return
+            self._run_one(job)
+            return True
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
+                self._thread = threading.Thread(target=self._loop, args=(self._queue,), name=self.name, daemon=True)
                 self._thread.start()
-        self._queue.put((fn, args, group))
+        if stop is None:
+            self._queue.put(job)
+            return True
+        while True:
+            try:
+                self._queue.put(job, timeout=POLL_SECONDS)
+                return True
+            except queue.Full:
+                if stop():
+                    with self._lock:
+                        self._pending -= 1
+                    return False
 
-    def _run_one(self, fn: Callable[..., Any], args: tuple[Any, ...], group: Hashable | None) -> None:
+    def _run_one(self, job: Job) -> None:
         try:
-            if group is None or group not in self._failed_groups:
-                fn(*args)
+            if job.group is None or job.group not in self._failed_groups:
+                job.fn(*job.args)
         except BaseException as err:  # noqa: BLE001 - handed to the training thread by take_errors
             with self._lock:
                 self._errors.append(err)
-                if group is not None:
-                    self._failed_groups.add(group)
+                if job.group is not None:
+                    self._failed_groups.add(job.group)
         finally:
             with self._lock:
                 self._pending -= 1
 
-    def _loop(self) -> None:
+    def _loop(self, jobs: queue.Queue[Any]) -> None:
         while True:
-            job = self._queue.get()
+            job = jobs.get()
             try:
                 if job is _STOP:
                     return
-                self._run_one(*job)
+                self._run_one(job)
             finally:
-                self._queue.task_done()
+                jobs.task_done()
 
     def take_errors(self) -> list[BaseException]:
         """The exceptions of failed jobs since the last call, oldest first; never waits."""
@@ -85,36 +140,100 @@ class JobRunner:
             errors, self._errors = self._errors, []
         return errors
 
-    def wait(self, progress: bool = False, description: str = "lightning-ner-viz") -> None:
-        """Block until every queued job is done, with a progress bar when ``progress`` and jobs remain."""
+    def queued(self) -> list[Job]:
+        """The jobs waiting to start, oldest first (a copy; they stay queued)."""
+        with self._queue.mutex:
+            return [job for job in self._queue.queue if job is not _STOP]
+
+    def drain(self) -> list[Job]:
+        """Take every job that has not started off the queue, oldest first: they will not run."""
+        taken: list[Job] = []
+        stopping = False
+        while True:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            self._queue.task_done()
+            if job is _STOP:
+                stopping = True
+            else:
+                taken.append(job)
+        with self._lock:
+            self._pending -= len(taken)
+        if stopping:
+            self._queue.put(_STOP)
+        return taken
+
+    def wait(self, progress: bool = False, description: str = "lightning-ner-viz", *,
+             timeout: float | None = None, stop: Stop | None = None) -> bool:
+        """Block until every submitted job is done, with a progress bar when ``progress`` and jobs remain.
+
+        Args:
+            progress: show a ``tqdm`` bar of the jobs done.
+            description: the bar's label.
+            timeout: give up after this many seconds.
+            stop: give up once this returns true (checked every :data:`POLL_SECONDS`).
+
+        Returns:
+            ``True`` when every job is done; ``False`` when ``timeout`` or ``stop`` gave up first.
+        """
         if self._thread is None:
-            return
+            return True
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if timeout is None and stop is None and not progress:
+            self._queue.join()
+            return True
+        bar = None
         if progress and self._pending:
             from tqdm.auto import tqdm
 
-            total = self._pending
-            with tqdm(total=total, desc=description, leave=False) as bar:
-                while self._pending:
-                    done = total - self._pending
-                    if done > bar.n:
-                        bar.update(done - bar.n)
-                    self._wait_a_little()
-                bar.update(total - bar.n)
-        self._queue.join()
+            bar = tqdm(total=self._pending, desc=description, leave=False)
+        try:
+            while self._pending:
+                if bar is not None and bar.total - self._pending > bar.n:
+                    bar.update(bar.total - self._pending - bar.n)
+                if (stop is not None and stop()) or (deadline is not None and time.monotonic() >= deadline):
+                    return False
+                self._wait_a_little(POLL_SECONDS if deadline is None else
+                                    max(0.0, min(POLL_SECONDS, deadline - time.monotonic())))
+            if bar is not None:
+                bar.update(bar.total - bar.n)
+        finally:
+            if bar is not None:
+                bar.close()
+        return True
 
-    def _wait_a_little(self) -> None:
+    def _wait_a_little(self, seconds: float) -> None:
         thread = self._thread
-        if thread is not None:
-            thread.join(timeout=0.1)
+        if thread is not None and thread.is_alive():
+            thread.join(timeout=seconds)
+        else:
+            time.sleep(seconds)
 
-    def close(self) -> None:
-        """Finish the queued jobs and stop the thread; a later :meth:`submit` starts a new one."""
+    def close(self, timeout: float | None = None) -> bool:
+        """Finish the queued jobs and stop the thread; a later :meth:`submit` starts a new one.
+
+        Args:
+            timeout: stop waiting for the thread after this many seconds; it then ends on its
+                own after its last job (it is a daemon thread: it does not keep the process alive).
+
+        Returns:
+            ``True`` when the thread ended.
+        """
         with self._lock:
             thread, self._thread = self._thread, None
+        ended = True
         if thread is not None and thread.is_alive():
             self._queue.put(_STOP)
-            thread.join()
-        self._failed_groups.clear()
+            thread.join(timeout)
+            ended = not thread.is_alive()
+        if ended:
+            self._failed_groups.clear()
+        else:  # the old thread still owns the queue until it reads _STOP: later jobs get a fresh one
+            self._queue = queue.Queue(maxsize=self.max_pending or 0)
+            self._failed_groups = set()
+        return ended
 
     def __getstate__(self) -> dict[str, Any]:
         return {"name": self.name, "max_pending": self.max_pending, "enabled": self.enabled}

@@ -1,0 +1,199 @@
+"""Bounded shutdown and the rendering backlog: the limits, and the command that finishes the job.
+
+Two situations, one rule each (docs/reliability.md, "Shutdown and backlog"):
+
+- **During training**, every captured epoch is saved as a snapshot as soon as it is captured,
+  and at most ``max_pending`` of them wait behind the one being rendered. When one more
+  arrives, training waits until the oldest is rendered (backpressure), so every epoch is
+  still rendered, in order, and the end of ``fit`` waits for at most ``max_pending + 2``
+  epochs (the one being rendered, those waiting, and the last one).
+- **When training stops early** (SIGTERM, an exception, a teardown after a failure, or a
+  SIGTERM while the end of ``fit`` waits for the backlog: see :func:`sigterm_deferred`),
+  rendering goes on for at most :data:`GRACE_SECONDS`. Then the epochs still waiting are
+  dropped (their snapshots are on disk), the epoch being projected in the child process is
+  dropped too (the child is killed), the sinks are closed (so the files and runs are
+  valid), and a warning prints the ``lightning-ner-viz render`` command that renders every
+  epoch.
+
+This module imports nothing heavy: the callback checks its arguments with it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import signal
+import threading
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import lightning.pytorch as pl
+
+    from lightning_ner_viz.sinks.base import Sink
+    from lightning_ner_viz.store import SnapshotStore
+
+DEFAULT_MAX_PENDING = 2
+"""Captured epochs that may wait behind the one being rendered before training waits."""
+
+GRACE_SECONDS = 2.0
+"""How long rendering goes on normally after training stopped early, before the rest is left on disk."""
+
+IN_FLIGHT_SECONDS = 30.0
+"""How long a shutdown waits for an epoch it cannot interrupt (projected in a thread, or in a sink's
+``log_epoch``). After that the sinks are closed by the rendering thread once it is done, if the
+process still runs."""
+
+_CLI_SINKS = (("RerunSink", "rerun"), ("HtmlSink", "html"), ("WandbSink", "wandb"),
+              ("TensorBoardSink", "tensorboard"))
+
+
+def check_max_pending(max_pending: Any) -> int | None:
+    """``max_pending`` itself; ``ValueError`` unless it is ``None`` or an integer of at least 1."""
+    if max_pending is not None and (isinstance(max_pending, bool) or not isinstance(max_pending, int)
+                                    or max_pending < 1):
+        raise ValueError(f"max_pending must be an integer >= 1 (epochs that may wait to be rendered before "
+                         f"training waits) or None (no bound); got {max_pending!r}.")
+    return max_pending
+
+
+def stop_reason(trainer: pl.Trainer, exception: BaseException | None = None) -> str | None:
+    """Why the run stops early, for the callback's ``on_exception`` and ``teardown``; ``None`` if it does not.
+
+    Lightning's SIGTERM handler only sets ``trainer.received_sigterm``; its loops then raise
+    ``SIGTERMException`` (a ``SystemExit``), which reaches ``on_exception``. A ``teardown`` after
+    a failure sees the Trainer's status ``"interrupted"``.
+    """
+    if getattr(trainer, "received_sigterm", False) or type(exception).__name__ == "SIGTERMException":
+        return "SIGTERM"
+    if exception is not None:
+        return type(exception).__name__
+    return "the run failed" if trainer.state.status == "interrupted" else None
+
+
+def cli_sink_names(sinks: Sequence[Sink]) -> list[str]:
+    """The ``render --sink`` names of the built-in sinks among ``sinks``, in order, once each."""
+    import lightning_ner_viz.sinks as sink_module
+
+    names: list[str] = []
+    for class_name, name in _CLI_SINKS:
+        cls = getattr(sink_module, class_name)
+        if any(isinstance(sink, cls) for sink in sinks) and name not in names:
+            names.append(name)
+    return names
+
+
+def render_command(store: SnapshotStore, sink: str, reducer: object, frame: str, n_components: int) -> str:
+    """The ``lightning-ner-viz render`` command that draws every snapshot in ``store`` to ``sink``.
+
+    It writes next to the snapshots (``render.rrd``, ``render.html``, ``wandb-render/``,
+    ``tensorboard-render/``), so it never overwrites what the training run wrote. A reducer
+    object cannot be named on the command line: the command then uses PCA (and ``procrustes``
+    instead of ``warm``, which PCA does not take).
+    """
+    from lightning_ner_viz.cli.outputs import DEFAULT_OUT
+
+    named = isinstance(reducer, str)
+    if not named and frame == "warm":
+        frame = "procrustes"
+    words = ["lightning-ner-viz", "render", str(store.root), "--sink", sink]
+    if named:
+        words += ["--reducer", str(reducer)]
+    words += ["--frame", frame, "--n-components", str(n_components), "--out", str(store.root / DEFAULT_OUT[sink])]
+    return shlex.join(words)
+
+
+def render_commands(store: SnapshotStore, sinks: Sequence[Sink], reducer: object, frame: str,
+                    n_components: int) -> list[str]:
+    """One :func:`render_command` per kind of built-in sink in use (a Rerun file when there is none)."""
+    return [render_command(store, name, reducer, frame, n_components) for name in cli_sink_names(sinks) or ["rerun"]]
+
+
+@contextlib.contextmanager
+def sigterm_deferred() -> Iterator[Callable[[], bool]]:
+    """While the block runs, note SIGTERM; when it ends, act on it as the handler before would have.
+
+    For the end of ``fit``'s wait for the backlog: Lightning has restored the default action by
+    then, so SIGTERM would kill the process with the sinks unclosed. Inside the block, a SIGTERM
+    is only noted (the yielded function then returns ``True``: the caller stops within seconds),
+    and a Python handler that was installed is still called at once. When the block ends the
+    previous handler is restored and, if it was the default action, the signal is raised again:
+    the process dies by SIGTERM, as the sender meant, a few seconds later. Nothing is swallowed.
+
+    Outside the main thread, or where signals cannot be handled, it does nothing and the yielded
+    function always returns ``False``.
+    """
+    if os.name != "posix" or threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    received: list[int] = []
+
+    def note(signum: int, frame: Any) -> None:
+        received.append(signum)
+        if callable(previous):
+            previous(signum, frame)
+
+    try:
+        signal.signal(signal.SIGTERM, note)
+    except (ValueError, OSError):
+        yield lambda: False
+        return
+    try:
+        yield lambda: bool(received)
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+        if received and previous in (signal.SIG_DFL, None):
+            signal.raise_signal(signal.SIGTERM)
+
+
+def epochs_text(epochs: Sequence[int]) -> str:
+    """``"3"``, ``"3 and 4"`` or ``"3, 4 and 7"``."""
+    items = [str(e) for e in epochs]
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def sigterm_flag(trainer: pl.Trainer) -> Callable[[], bool]:
+    """Whether Lightning's SIGTERM handler ran for ``trainer`` (it sets ``received_sigterm``; we only read it)."""
+    ref = weakref.ref(trainer)
+    return lambda: bool(getattr(ref(), "received_sigterm", False))
+
+
+def backpressure_message(max_pending: int | None, epoch: int, reducer: object) -> str:
+    """The warning given once, when training first waits for the rendering."""
+    name = repr(reducer) if isinstance(reducer, str) else type(reducer).__name__
+    return (f"lightning-ner-viz: {max_pending} captured epochs already wait to be rendered (max_pending={max_pending}), "
+            f"so training waits before epoch {epoch} joins them: rendering an epoch (reducer {name}) takes longer "
+            "than training one. Every epoch is still rendered, in order. To wait less: render fewer epochs "
+            "(every_n_epochs) or points (max_tokens), use reducer='pca', or pass max_pending=None (training never "
+            "waits; the end of fit waits for the whole backlog instead).")
+
+
+def unrendered_message(reason: str, seconds: float, root: str, *, on_disk: Sequence[int], lost: Sequence[int],
+                       rendered: Sequence[int], commands: Sequence[str], closed: bool) -> str:
+    """The warning of a shutdown that left epochs unrendered: which, where, and the commands that render them."""
+    message = f"lightning-ner-viz: rendering stopped ({reason}) {seconds:.1f} s after training stopped"
+    if on_disk:
+        many = len(on_disk) > 1
+        kept = (f"The sinks hold epoch{'s' if len(rendered) > 1 else ''} {epochs_text(rendered)}" if rendered
+                else "No epoch reached the sinks")
+        message += (f"; epoch{'s' if many else ''} {epochs_text(on_disk)} {'are' if many else 'is'} saved under "
+                    f"{root} but not rendered. {kept}; "
+                    f"{'they were closed' if closed else 'they are closed once the epoch in flight is done'}. "
+                    "To render every epoch, run:\n    " + "\n    ".join(commands))
+    if lost:
+        message += (f"\nEpoch{'s' if len(lost) > 1 else ''} {epochs_text(lost)} could not be saved "
+                    "(see the warning above) and are lost.")
+    return message
+
+
+def quietly(fn: Callable[..., Any], *args: Any, what: str) -> None:
+    """Call ``fn(*args)``; a failure warns instead of raising (a shutdown must not hide the training's own error)."""
+    try:
+        fn(*args)
+    except Exception as err:  # noqa: BLE001
+        from lightning_ner_viz._warnings import warn
+
+        warn(f"lightning-ner-viz: {what} failed ({type(err).__name__}: {err}).")

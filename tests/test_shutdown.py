@@ -1,0 +1,242 @@
+"""Bounded shutdown (issue #12): SIGTERM or an exception stops the rendering within seconds, keeps what is
+rendered in valid files, leaves the rest on disk and prints the command that renders it; during training
+the backlog is bounded by ``max_pending`` (backpressure)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import RecordingSink
+from lightning.pytorch.callbacks import Callback
+from outside_model import UserCrfTagger
+from rrd_reading import read_rrd
+from shutdown_helpers import SlowPCA
+
+from lightning_ner_viz import (
+    EmbeddingDriftCallback,
+    NerVizWarning,
+    Snapshot,
+    load_snapshots,
+)
+from lightning_ner_viz.demo.data import LABEL_NAMES
+from lightning_ner_viz.projection.process import ProjectionAbandoned, abandon
+from lightning_ner_viz.projection.renderer import Renderer
+from lightning_ner_viz.runtime.shutdown import GRACE_SECONDS, sigterm_deferred
+from lightning_ner_viz.sinks.html import read_payload
+from lightning_ner_viz.store import RENDER_STATE
+
+TESTS = Path(__file__).resolve().parent
+CLI = Path(sys.executable).parent / "lightning-ner-viz"
+
+
+def _fit_in_subprocess(root: Path, *options: str) -> subprocess.Popen[str]:
+    """``shutdown_helpers.main`` in a fresh interpreter (own cwd, so the package comes from the install)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
+    root.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen([sys.executable, "-c", "import shutdown_helpers; shutdown_helpers.main()", str(root),
+                             *options], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=root)
+
+
+def _stop_with_sigterm(proc: subprocess.Popen[str]) -> tuple[float, str]:
+    """Send SIGTERM; the seconds until the process exited, and its stderr (read to the end: the projector
+    child, which shares it, has exited too)."""
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    errors: list[str] = []
+    reader = threading.Thread(target=lambda: errors.append(proc.stderr.read()))  # type: ignore[union-attr]
+    reader.start()
+    proc.wait(timeout=60)
+    seconds = time.monotonic() - sent
+    reader.join(timeout=10)
+    assert not reader.is_alive(), "a child process of the fit outlived it"
+    return seconds, errors[0]
+
+
+def _render_commands(stderr: str) -> list[str]:
+    return re.findall(r"^\s+(lightning-ner-viz render .*)$", stderr, flags=re.MULTILINE)
+
+
+def _snapshot_epochs(root: Path) -> list[int]:
+    return [s.epoch for s in load_snapshots(root / "ner_viz")]
+
+
+def _rendered_epochs(root: Path) -> list[int]:
+    return sorted(int(p.parent.name.split("=")[1]) for p in (root / "ner_viz").glob(f"epoch=*/{RENDER_STATE}"))
+
+
+def test_sigterm_mid_training_stops_in_seconds_keeps_valid_files_and_the_command_renders_the_rest(tmp_path):
+    root = tmp_path / "run"
+    # each epoch takes ~1 s to render (3 reducer fits of 0.3 s) and ~0.2 s to train: training waits (max_pending=2)
+    proc = _fit_in_subprocess(root, "--epochs", "20", "--delay", "0.3", "--train-seconds", "0.1")
+    validated: list[int] = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("validated "):
+            validated.append(int(line.split()[1]))
+        if len(validated) >= 4 and _rendered_epochs(root):
+            break
+    seconds, stderr = _stop_with_sigterm(proc)
+
+    assert seconds < GRACE_SECONDS + 4, stderr[-3000:]  # measured: about 2.5 s
+    rendered = _rendered_epochs(root)
+    assert rendered and rendered == list(range(len(rendered)))
+    assert [r["epoch"] for r in read_rrd(root / "emb.rrd")["/embeddings/hidden"]] == rendered  # a valid recording
+    html = read_payload(root / "emb.html")
+    assert html["final"] is True and [e["epoch"] for e in html["epochs"]] == rendered  # closed properly
+    on_disk = _snapshot_epochs(root)
+    assert set(validated) <= set(on_disk) and len(on_disk) > len(rendered)  # nothing captured is lost
+    assert "rendering stopped (SIGTERM)" in stderr
+
+    commands = _render_commands(stderr)
+    assert [shlex.split(c)[4] for c in commands] == ["rerun", "html"], commands  # one per kind of sink in use
+    words = shlex.split(commands[0])  # the rerun one
+    done = subprocess.run([str(CLI), *words[1:]], check=False, capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = Path(words[words.index("--out") + 1])
+    assert [r["epoch"] for r in read_rrd(out)["/embeddings/hidden"]] == on_disk  # every epoch, once
+
+
+def test_sigterm_while_the_end_of_fit_waits_for_the_backlog(tmp_path):
+    root = tmp_path / "run"
+    proc = _fit_in_subprocess(root, "--epochs", "5", "--delay", "0.5", "--max-pending", "none")
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("training done"):
+            break
+    time.sleep(0.5)  # into on_fit_end's wait: Lightning's own SIGTERM handler is gone by then
+    seconds, stderr = _stop_with_sigterm(proc)
+
+    assert seconds < GRACE_SECONDS + 4, stderr[-3000:]
+    assert proc.returncode == -signal.SIGTERM  # deferred while the sinks closed, then acted upon: not swallowed
+    assert _snapshot_epochs(root) == [0, 1, 2, 3, 4]
+    assert len(_rendered_epochs(root)) < 5 and _render_commands(stderr), stderr[-3000:]
+
+
+class FailAtEpoch(UserCrfTagger):
+    def __init__(self, *args, fail_at: int, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fail_at, self.failed_at = fail_at, None
+
+    def training_step(self, batch, batch_idx):
+        if self.current_epoch == self.fail_at:
+            self.failed_at = time.monotonic()
+            raise RuntimeError("loss is NaN")
+        return super().training_step(batch, batch_idx)
+
+
+class SlowSink(RecordingSink):
+    """A sink that takes ``seconds`` per epoch, like a remote one."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+
+    def log_epoch(self, snapshot, coords, metrics) -> None:
+        time.sleep(self.seconds)
+        super().log_epoch(snapshot, coords, metrics)
+
+
+def test_an_exception_stops_rendering_within_the_grace_and_names_the_command(tmp_path, fit_with_callback, bert_config):
+    sink = SlowSink(1.0)
+    model = FailAtEpoch(bert_config, num_tags=len(LABEL_NAMES), fail_at=5)
+    with pytest.warns(NerVizWarning, match=r"rendering stopped \(RuntimeError\)") as record, \
+            pytest.raises(RuntimeError, match="loss is NaN"):
+        fit_with_callback(model=model, epochs=8, sinks=[sink], background="thread", max_pending=None)
+    elapsed = time.monotonic() - model.failed_at
+    assert elapsed < GRACE_SECONDS + sink.seconds + 1  # the grace, then the epoch in the sink; not 5 epochs x 1 s
+    assert sink.closed and 0 < len(sink.epochs) < 5 and sink.epochs == list(range(len(sink.epochs)))
+    assert _snapshot_epochs(tmp_path) == [0, 1, 2, 3, 4]
+    (message,) = [str(w.message) for w in record if "rendering stopped" in str(w.message)]
+    assert f"lightning-ner-viz render {tmp_path / 'ner_viz'} --sink rerun" in message  # a custom sink: a Rerun file
+
+
+class Backlog(Callback):
+    """At each validation start: captured epochs not yet logged by the sink (the backlog training runs ahead of)."""
+
+    def __init__(self, sink: RecordingSink) -> None:
+        self.sink, self.seen = sink, []
+
+    def on_validation_epoch_start(self, trainer, pl_module) -> None:
+        self.seen.append(trainer.current_epoch - len(self.sink.epochs))
+
+
+@pytest.mark.parametrize("max_pending", [1, None])
+def test_max_pending_makes_training_wait_for_rendering_and_every_epoch_is_rendered(fit_with_callback, max_pending):
+    sink = SlowSink(0.4)
+    probe = Backlog(sink)
+    with pytest.warns() as record:
+        fit_with_callback(epochs=7, sinks=[sink], background="thread", max_pending=max_pending, callbacks=[probe])
+    assert sink.epochs == list(range(7))  # every epoch, in order: the end of fit waited for the rest
+    warned = [str(w.message) for w in record if "captured epochs already wait" in str(w.message)]
+    if max_pending is None:
+        assert max(probe.seen) >= 5 and not warned  # training ran ahead; the end of fit waits for all of it
+    else:  # the one being rendered, max_pending queued, one held while training waits
+        assert max(probe.seen) <= max_pending + 2, probe.seen
+        assert len(warned) == 1 and "max_pending=1" in warned[0] and "max_pending=None" in warned[0]
+
+
+def test_max_pending_is_checked_at_construction():
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="max_pending"):
+            EmbeddingDriftCallback(max_pending=bad)
+    assert EmbeddingDriftCallback(max_pending=None).max_pending is None
+
+
+def _snapshot(epoch: int) -> Snapshot:
+    rng = np.random.default_rng(epoch)
+    n = 60
+    return Snapshot(epoch=epoch, step=epoch, token_id=np.arange(n), sentence_id=np.arange(n) // 6,
+                    position=np.arange(n) % 6, token=["t"] * n, word=["w"] * n, gold=rng.integers(0, 3, n),
+                    pred=rng.integers(0, 3, n), views={"hidden": rng.normal(size=(n, 8)).astype(np.float32)},
+                    label_names=["O", "B-X", "I-X"])
+
+
+def test_an_abandoned_child_projection_raises_instead_of_falling_back_and_the_child_ignores_sigterm():
+    renderer = Renderer(SlowPCA(delay=0.0, then=30.0), 3, 0, [], place="process")
+    renderer.render(_snapshot(0))  # the child is up
+    os.kill(renderer.child_pid, signal.SIGTERM)  # as a signal to the whole process group: the parent decides
+    errors: list[BaseException] = []
+
+    def render() -> None:
+        try:
+            renderer.render(_snapshot(1))
+        except BaseException as err:  # noqa: BLE001
+            errors.append(err)
+
+    thread = threading.Thread(target=render)
+    thread.start()
+    time.sleep(0.5)
+    started = time.monotonic()
+    assert abandon(renderer.child_pid)  # it was still alive, projecting epoch 1 (30 s)
+    thread.join(timeout=10)
+    assert time.monotonic() - started < 2 and not thread.is_alive()
+    assert [type(e) for e in errors] == [ProjectionAbandoned] and renderer.place == "process"  # no in-process retry
+    assert renderer.rendered_epochs == [0]
+    renderer.close()
+
+
+def test_sigterm_deferred_notes_the_signal_and_still_calls_the_previous_handler():
+    calls: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: calls.append(signum))
+    try:
+        with sigterm_deferred() as received:
+            assert not received()
+            os.kill(os.getpid(), signal.SIGTERM)
+            deadline = time.monotonic() + 5
+            while not received() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert received() and calls == [signal.SIGTERM]  # a Python handler runs at once, as before
+        assert signal.getsignal(signal.SIGTERM) is not None and calls == [signal.SIGTERM]
+    finally:
+        signal.signal(signal.SIGTERM, previous)
