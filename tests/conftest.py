@@ -39,6 +39,14 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+@pytest.fixture(autouse=True)
+def _own_wandb_service_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A W&B run in this process publishes its service in ``WANDB_SERVICE``; a subprocess that inherits
+    it hands its run to this process's service, whose files may not be written when the subprocess
+    exits. Each subprocess starts its own, as a user's script does."""
+    monkeypatch.delenv("WANDB_SERVICE", raising=False)
+
+
 @pytest.fixture(scope="session")
 def examples():
     """400 generated product titles (deterministic)."""

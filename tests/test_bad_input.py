@@ -111,7 +111,7 @@ def test_nan_hidden_states_are_filtered_counted_and_reported(tmp_path, fit_with_
 def test_too_few_tokens_for_umap_fall_back_to_pca(fit_with_callback):
     with pytest.warns(NerVizWarning, match="falls back to PCA"):
         _, callback = fit_with_callback(epochs=1, reducer="umap", max_tokens=8, background=False)
-    assert callback.logged_epochs == [0]
+    assert callback.captured_epochs == [0]
 
 
 def _changing_rows(datamodule, grows: bool) -> Rows:

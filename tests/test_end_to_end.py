@@ -110,7 +110,7 @@ def test_callback_and_sinks_pickle_before_fit(tmp_path):
 
 def test_sanity_check_and_every_n_epochs(tmp_path, fit_with_callback):
     _, callback = fit_with_callback(every_n_epochs=2, max_tokens=100, epochs=4, trainer={"num_sanity_val_steps": 2})
-    assert callback.logged_epochs == [0, 2]
+    assert callback.captured_epochs == [0, 2]
     assert [s.epoch for s in load_snapshots(tmp_path / "ner_viz")] == [0, 2]
 
 

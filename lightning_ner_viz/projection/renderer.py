@@ -56,6 +56,7 @@ class Renderer:
         self.store = store
         self.projector = Projector(reducer, n_components, seed, frame, store)
         self.rendered_epochs: list[int] = []
+        self.logged_epochs: list[int] = []
         self.failed_sinks: dict[int, str] = {}
         self._state: dict[str, Any] = {}
         self._process: Any = None
@@ -92,15 +93,16 @@ class Renderer:
     def render(self, snapshot: Snapshot, record_state: bool = True) -> None:
         """Project, measure and log one snapshot to every sink.
 
-        Once every sink has the epoch, its frame state is written beside its saved snapshot
-        (with ``record_state`` and a store), so a resumed run knows it was rendered.
+        Once a sink has the epoch (or there is no sink), its frame state is written beside its
+        saved snapshot (with ``record_state`` and a store), so a resumed run knows it was
+        rendered; an epoch no sink logged is rendered again on resume.
         """
         snapshot.groups = {name: group for name, group in snapshot.groups.items() if len(group) > 1}
         projection = self._project(snapshot)
-        self.log(snapshot, projection.coords, projection.metrics, projection.group_coords)
+        logged = self.log(snapshot, projection.coords, projection.metrics, projection.group_coords)
         self._state = projection.state
         self.rendered_epochs.append(snapshot.epoch)
-        if self.store is not None and record_state:
+        if self.store is not None and record_state and (logged or not self.sinks):
             self.store.write_render_state(snapshot.epoch, projection.state)
 
     @property
@@ -109,13 +111,22 @@ class Renderer:
         return None if self._process is None else self._process.pid
 
     def log(self, snapshot: Snapshot, coords: dict[str, np.ndarray], metrics: dict[str, float],
-            group_coords: dict[str, np.ndarray] | None = None) -> None:
-        """Hand one epoch (and its groups) to every sink, isolating their failures."""
+            group_coords: dict[str, np.ndarray] | None = None) -> int:
+        """Hand one epoch (and its groups) to every sink, isolating their failures.
+
+        The epoch joins :attr:`logged_epochs` when at least one sink logged it. When every
+        sink failed, one warning says so and how to recover the epoch from its snapshot.
+
+        Returns:
+            How many sinks logged the epoch.
+        """
+        logged = 0
         for sink in self.sinks:
             try:
                 sink.log_epoch(snapshot, coords, metrics)
                 for name, xyz in (group_coords or {}).items():
                     sink.log_group(name, snapshot.groups[name], xyz)
+                logged += 1
             except Exception as err:
                 if self.strict:
                     raise
@@ -125,15 +136,31 @@ class Renderer:
                         f"({type(err).__name__}: {err}). Training goes on; the snapshot stays on disk."
                     )
                 self.failed_sinks[id(sink)] = repr(err)
+        if logged:
+            self.logged_epochs.append(snapshot.epoch)
+        elif self.sinks:
+            warn(f"No sink logged epoch {snapshot.epoch}: all {len(self.sinks)} failed. {self._recovery(snapshot.epoch)}.")
+        return logged
+
+    def _recovery(self, epoch: int) -> str:
+        if self.store is None:
+            return "Nothing was drawn for it"
+        from lightning_ner_viz.runtime.shutdown import render_commands
+
+        p = self.projector
+        commands = render_commands(self.store, self.sinks, p.reducer, p.frame, p.n_components)
+        return (f"Its snapshot is in {self.store.directory(epoch)}; once the sinks work again, "
+                + " or ".join(f"`{c}`" for c in commands) + " draws it")
 
     def state_dict(self) -> dict[str, Any]:
         """The frames' state after the last rendered epoch (it never waits for pending work)."""
-        return {**self._state, "rendered_epochs": list(self.rendered_epochs)}
+        return {**self._state, "rendered_epochs": list(self.rendered_epochs), "logged_epochs": list(self.logged_epochs)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from a :meth:`state_dict` (or a saved render state)."""
         self.rendered_epochs = list(state.get("rendered_epochs", self.rendered_epochs))
-        self._state = {k: v for k, v in state.items() if k != "rendered_epochs"}
+        self.logged_epochs = list(state.get("logged_epochs", self.rendered_epochs))
+        self._state = {k: v for k, v in state.items() if k not in ("rendered_epochs", "logged_epochs")}
         self.projector.load_state_dict(self._state)
         if self._process is not None:
             self._process.start(self.projector)

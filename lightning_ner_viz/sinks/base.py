@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import tempfile
 import warnings
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -40,6 +43,14 @@ class Sink(ABC):
         """Where this sink writes (a file, a directory or a URL), once known; ``None`` otherwise."""
         return None
 
+    def check_target(self) -> None:  # noqa: B027 - optional hook
+        """Called on rank zero after :meth:`setup`, before training: check that the target is usable
+        (a writable directory, a viewer that listens), without writing any output yet.
+
+        Raises:
+            SinkTargetError: saying what is wrong and what to change.
+        """
+
     @abstractmethod
     def log_epoch(self, snapshot: Snapshot, coords: dict[str, np.ndarray], metrics: dict[str, float]) -> None:
         """Log one epoch.
@@ -70,6 +81,55 @@ class Sink(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+
+class SinkTargetError(OSError):
+    """A sink's target cannot be used (an unwritable path, no viewer listening): raised at setup, before training."""
+
+
+def check_writable_dir(directory: Path, what: str) -> None:
+    """Create ``directory`` if needed and write and remove a temporary file in it.
+
+    Raises:
+        SinkTargetError: naming ``what`` writes there, the directory and the operating system's reason.
+    """
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".ner-viz-check-"):
+            pass
+    except OSError as err:
+        raise SinkTargetError(
+            f"{what} cannot write into {directory} ({err.strerror or err}); choose a writable path."
+        ) from err
+
+
+def check_writable_file(path: Path, what: str) -> None:
+    """Check that the file ``path`` can be written: not a directory, in a writable directory.
+
+    Raises:
+        SinkTargetError: saying which of these fails.
+    """
+    if path.is_dir():
+        raise SinkTargetError(f"{what} writes the file {path}, but that is a directory; give a file name.")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise SinkTargetError(f"{what} cannot overwrite {path} (not writable); choose another path.")
+    check_writable_dir(path.parent, what)
+
+
+def check_listening(host: str, port: int, what: str, timeout: float = 2.0) -> None:
+    """Check that something accepts TCP connections at ``host:port`` (within ``timeout`` seconds).
+
+    Raises:
+        SinkTargetError: saying nothing listens there and how to start a viewer.
+    """
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except OSError as err:
+        raise SinkTargetError(
+            f"{what} streams to {host}:{port}, but nothing listens there ({err.strerror or err}). Start the "
+            f"viewer first (`rerun --port {port}`), or write a file instead (`RerunSink(path=...)`)."
+        ) from err
 
 
 def output_root(trainer: pl.Trainer | None, save_dir: Path | str | None) -> Path | None:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lightning_ner_viz._imports import require
-from lightning_ner_viz.sinks.base import Sink, output_root, resolve_under
+from lightning_ner_viz.sinks.base import Sink, check_writable_file, output_root, resolve_under
 from lightning_ner_viz.sinks.html_payload import Cloud, build_payload
 from lightning_ner_viz.snapshot import Snapshot
 
@@ -78,6 +78,10 @@ class HtmlSink(Sink):
     def setup(self, trainer: pl.Trainer | None, save_dir: Path | None = None) -> None:
         """A relative ``path`` resolves under ``save_dir``."""
         self._output_root = output_root(trainer, save_dir)
+
+    def check_target(self) -> None:
+        """The report's directory is writable (raises :class:`~lightning_ner_viz.sinks.base.SinkTargetError`)."""
+        check_writable_file(self.path, repr(self))
 
     @property
     def path(self) -> Path:

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
-from lightning_ner_viz.sinks.base import Sink
+from lightning_ner_viz.sinks.base import Sink, SinkTargetError
 
 if TYPE_CHECKING:
     import lightning.pytorch as pl
@@ -101,20 +101,51 @@ def resolve_sinks(sinks: Sink | Sequence[Sink] | str | None, trainer: pl.Trainer
     return items
 
 
-def setup_sinks(sinks: Sequence[Sink], trainer: pl.Trainer | None, save_dir: Path | None) -> None:
-    """Call every sink's ``setup(trainer, save_dir)``; a user sink whose ``setup`` takes only the
-    Trainer is called as ``setup(trainer)``, with a :class:`DeprecationWarning`."""
+def setup_sinks(sinks: Sequence[Sink], trainer: pl.Trainer | None, save_dir: Path | None,
+                strict: bool | None = None) -> list[Sink]:
+    """Call every sink's ``setup(trainer, save_dir)``, then check its target (:meth:`Sink.check_target`).
+
+    A user sink whose ``setup`` takes only the Trainer is called as ``setup(trainer)``, with a
+    :class:`DeprecationWarning`.
+
+    Args:
+        strict: what an unusable target does: ``None`` or ``True`` raise (before any training
+            time is spent); ``False`` warns and leaves that sink out.
+
+    Returns:
+        The sinks that can be used.
+
+    Raises:
+        SinkTargetError: for an unusable target, unless ``strict=False``.
+    """
+    usable = []
     for sink in sinks:
+        _setup_one(sink, trainer, save_dir)
         try:
-            inspect.signature(sink.setup).bind(trainer, save_dir)
-        except TypeError:
-            warnings.warn(f"{type(sink).__name__}.setup(trainer) should accept `save_dir` as well: "
-                          "setup(trainer, save_dir=None).", DeprecationWarning, stacklevel=2)
-            sink.setup(trainer)  # type: ignore[call-arg]
+            sink.check_target()
+        except SinkTargetError as err:
+            if strict is not False:
+                raise SinkTargetError(f"{err} (Pass strict=False to the callback to warn instead and train "
+                                      "without this sink.)") from err
+            from lightning_ner_viz._warnings import warn
+
+            warn(f"{err} Training goes on without {sink!r}; the snapshots are still saved.")
             continue
-        except ValueError:  # no signature (a C extension): call as documented
-            pass
-        sink.setup(trainer, save_dir)
+        usable.append(sink)
+    return usable
+
+
+def _setup_one(sink: Sink, trainer: pl.Trainer | None, save_dir: Path | None) -> None:
+    try:
+        inspect.signature(sink.setup).bind(trainer, save_dir)
+    except TypeError:
+        warnings.warn(f"{type(sink).__name__}.setup(trainer) should accept `save_dir` as well: "
+                      "setup(trainer, save_dir=None).", DeprecationWarning, stacklevel=3)
+        sink.setup(trainer)  # type: ignore[call-arg]
+        return
+    except ValueError:  # no signature (a C extension): call as documented
+        pass
+    sink.setup(trainer, save_dir)
 
 
 def state_keys(sinks: Sequence[Sink]) -> list[str]:

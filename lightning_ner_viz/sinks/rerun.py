@@ -10,8 +10,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lightning_ner_viz._imports import require
-from lightning_ner_viz.sinks.base import Sink, output_root, renamed_attribute, renamed_keyword, resolve_under
+from lightning_ner_viz.sinks.base import (
+    Sink, check_listening, check_writable_file, output_root, renamed_attribute, renamed_keyword, resolve_under,
+)
 from lightning_ner_viz.sinks.colors import label_colors
+from lightning_ner_viz.sinks.rerun_closing import disconnect_within
 from lightning_ner_viz.sinks.rerun_blueprint import default_blueprint
 from lightning_ner_viz.sinks.trajectories import TrajectoryHistory
 from lightning_ner_viz.snapshot import Snapshot
@@ -99,6 +102,16 @@ class RerunSink(Sink):
         """Fix the recording id; a relative ``path`` resolves under ``save_dir``."""
         self.recording_id = self.recording_id or str(uuid.uuid4())
         self._output_root = output_root(trainer, save_dir)
+
+    def check_target(self) -> None:
+        """The ``.rrd`` file's directory is writable, or the ``connect`` viewer listens (else ``SinkTargetError``)."""
+        if self.path is not None:
+            check_writable_file(self.path, repr(self))
+        elif self.connect is not None:
+            from urllib.parse import urlsplit
+
+            url = urlsplit(self.connect if "://" in self.connect else f"rerun+http://{self.connect}")
+            check_listening(url.hostname or "127.0.0.1", url.port or 9876, repr(self))
 
     @property
     def path(self) -> Path | None:
@@ -229,12 +242,17 @@ class RerunSink(Sink):
         rec.flush(timeout_sec=self.flush_timeout)
 
     def close(self) -> None:
-        """Flush the recording and close the file or connection."""
+        """Flush and close the file or connection, each within :attr:`flush_timeout` (a frozen viewer
+        would block forever); raises rerun's ``RuntimeError`` or a ``TimeoutError`` past it."""
         if self._rec is not None:
-            self._rec.flush()
-            self._rec.disconnect()
-            self._rec = None
+            rec, self._rec = self._rec, None
             self._continue_in_new_file = True
+            try:
+                rec.flush(timeout_sec=self.flush_timeout)
+            finally:
+                if not disconnect_within(rec, self.flush_timeout):
+                    raise TimeoutError(f"{self.location} did not take the recording within "
+                                       f"{self.flush_timeout} s; left it (the snapshots are on disk)")
 
     def state_dict(self) -> dict[str, Any]:
         """The recording id, so a resumed fit continues the same recording."""

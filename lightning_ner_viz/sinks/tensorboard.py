@@ -12,7 +12,7 @@ import numpy as np
 from lightning_utilities.core.imports import RequirementCache
 
 from lightning_ner_viz.sinks.base import (
-    DEFAULT_SUBDIR, Sink, output_root, renamed_attribute, renamed_keyword, resolve_under,
+    DEFAULT_SUBDIR, Sink, check_writable_dir, output_root, renamed_attribute, renamed_keyword, resolve_under,
 )
 from lightning_ner_viz.snapshot import Snapshot
 
@@ -104,6 +104,15 @@ class TensorBoardSink(Sink):
             self._own_dir = resolve_under(self._save_dir, root)
         if self._logger is None:
             _require_tensorboard()
+
+    def check_target(self) -> None:
+        """This sink's own directory is writable (a ``TensorBoardLogger``'s directory is the logger's to check).
+
+        Raises:
+            SinkTargetError: naming the directory.
+        """
+        if self._logger is None and self._own_dir is not None:
+            check_writable_dir(self._own_dir, repr(self))
 
     @property
     def save_dir(self) -> Path | None:

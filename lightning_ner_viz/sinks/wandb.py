@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lightning_ner_viz._imports import require
-from lightning_ner_viz.sinks.base import Sink, resolve_under
+from lightning_ner_viz.sinks.base import Sink, check_writable_dir, resolve_under
 from lightning_ner_viz.sinks.colors import hex_color, label_colors
 from lightning_ner_viz.snapshot import Snapshot
 
@@ -54,6 +54,7 @@ class WandbSink(Sink):
         self.log_plot = log_plot
         self.init_kwargs = dict(init_kwargs or {})
         self.run_id: str | None = None
+        self._restored_run_id: str | None = None
         self._run_dir: Path | None = None
         self._output_root: Path | None = None
         self._logger: Any = None
@@ -70,9 +71,32 @@ class WandbSink(Sink):
         loggers = trainer.loggers if trainer is not None else []
         self._logger = next((lg for lg in loggers if isinstance(lg, WandbLogger)), None)
         if self._logger is not None:
+            self._check_logger_continues(self._restored_run_id)
             self.run_id = self._logger.version
         else:  # fixed now so a checkpoint taken before the first epoch is logged still names the run
             self.run_id = self.run_id or uuid.uuid4().hex[:8]
+
+    def _check_logger_continues(self, saved_run_id: str | None) -> None:
+        """Warn when a resumed fit's ``WandbLogger`` logs to another run than the checkpoint's."""
+        if self._logger is None or saved_run_id is None:
+            return
+        current = self._logger.version or self._logger.experiment.id  # the logger would start its run anyway
+        if current != saved_run_id:
+            from lightning_ner_viz._warnings import warn
+
+            warn(f"The checkpoint's W&B run is {saved_run_id!r}, but the Trainer's WandbLogger logs to the run "
+                 f"{current!r}, so the resumed epochs land in another run. To continue the same run, pass "
+                 f"WandbLogger(id={saved_run_id!r}, resume='allow', ...).")
+        self._restored_run_id = None
+
+    def check_target(self) -> None:
+        """When this sink starts its own run in ``init_kwargs['dir']``, that directory is writable.
+
+        Raises:
+            SinkTargetError: naming the directory.
+        """
+        if self._logger is None and self.init_kwargs.get("dir") is not None:
+            check_writable_dir(resolve_under(Path(self.init_kwargs["dir"]), self._output_root), repr(self))
 
     def _get_run(self) -> Any:
         if self._run is None:
@@ -162,8 +186,14 @@ class WandbSink(Sink):
         return {"run_id": self.run_id}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Continue the run ``state['run_id']`` when this sink starts its own run."""
-        self.run_id = state.get("run_id") or self.run_id
+        """Continue the run ``state['run_id']`` when this sink starts its own run; with a
+        ``WandbLogger``, warn when the logger's run is another one (it cannot be switched)."""
+        saved = state.get("run_id")
+        if self._logger is not None:  # restored after setup: the logger decides the run
+            self._check_logger_continues(saved)
+        else:
+            self._restored_run_id = saved
+            self.run_id = saved or self.run_id
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
