@@ -223,7 +223,7 @@ def run_case(model_name: str, n_sentences: int, repeats: int, variants: tuple[st
         C.trainer(callbacks[name], limit_val_batches=3).validate(model, dataloaders=dl, verbose=False)
         for cb in callbacks[name]:
             if isinstance(cb, EmbeddingDriftCallback):
-                cb.tracked_ids = tracked  # steady state: the tokens of a full first epoch
+                cb.load_state_dict({"tracked_ids": tracked})  # steady state: the tokens of a full first epoch
     # short loops are noisy: repeat them until each variant has about 10 s of timed loops (at most 5x)
     first = C.timed(lambda: trainers["plain"].validate(model, dataloaders=dl, verbose=False))
     repeats = max(repeats, min(5 * repeats, round(LOOP_SECONDS / max(first, 1e-3))))

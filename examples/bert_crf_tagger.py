@@ -1,12 +1,16 @@
-"""A BERT encoder + linear emissions + CRF tagger, written as a plain LightningModule.
+"""A BERT encoder + linear emissions + CRF tagger, written as a plain LightningModule, with the callback.
 
 This is the kind of model people write by hand. The callback needs no change to
 it: the encoder's output is the ``hidden`` view, ``emissions`` the linear layer,
-and predictions come from ``CRF.decode``.
+and predictions come from ``CRF.decode``. Copy this file and replace the model and
+the data with yours.
 
-Run it on the bundled data::
+Run it on the bundled data (no download, no account, CPU)::
 
     python examples/bert_crf_tagger.py --epochs 3 --out runs/crf
+
+It writes a Rerun recording, a self-contained HTML report, an offline W&B run and one
+snapshot per epoch under ``--out``, and prints where each went and how to open it.
 """
 
 from __future__ import annotations
@@ -60,29 +64,48 @@ class BertCrfTagger(pl.LightningModule):
 
 
 def main() -> None:
-    """Train on the bundled product titles with the callback writing a Rerun recording."""
+    """Train on the bundled product titles; log to Rerun, HTML and an offline W&B run."""
+    from lightning.pytorch.loggers import WandbLogger
+
     from lightning_ner_viz import EmbeddingDriftCallback
     from lightning_ner_viz.demo.data import LABEL_NAMES, generate_examples, iter_text
     from lightning_ner_viz.demo.datamodule import NerDataModule
     from lightning_ner_viz.demo.tokenizer import train_wordpiece
-    from lightning_ner_viz.sinks import RerunSink
+    from lightning_ner_viz.sinks import HtmlSink, RerunSink, WandbSink
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--out", default="runs/bert_crf")
+    parser.add_argument("--examples", type=int, default=1200, help="generated titles, 5/6 train, 1/6 validation")
     args = parser.parse_args()
 
-    examples = generate_examples(1200, seed=0)
+    # The data: replace with your own LightningDataModule (dict batches of input_ids, attention_mask, labels).
+    examples = generate_examples(args.examples, seed=0)
+    split = args.examples * 5 // 6
     tokenizer = train_wordpiece(iter_text(examples))
-    data = NerDataModule(examples[:1000], examples[1000:], tokenizer, LABEL_NAMES)
+    data = NerDataModule(examples[:split], examples[split:], tokenizer, LABEL_NAMES)
+
+    # The model: replace with yours.
     config = BertConfig(vocab_size=len(tokenizer), hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
                         intermediate_size=128, max_position_embeddings=128)
     model = BertCrfTagger(config, num_labels=len(LABEL_NAMES))
-    callback = EmbeddingDriftCallback(sinks=[RerunSink(path=f"{args.out}/embeddings.rrd")], label_names=LABEL_NAMES,
-                                      tokenizer=tokenizer, hidden_module="encoder", max_tokens=1000)
-    pl.Trainer(max_epochs=args.epochs, default_root_dir=args.out, callbacks=[callback], logger=False,
-               enable_checkpointing=False).fit(model, data)
-    print(f"Wrote {args.out}/embeddings.rrd; open it with: rerun {args.out}/embeddings.rrd")
+
+    # The callback: relative sink paths go under its snapshot root, <out>/ner_viz.
+    rerun, html, wandb = RerunSink(path="embeddings.rrd"), HtmlSink(path="embeddings.html"), WandbSink()
+    callback = EmbeddingDriftCallback(sinks=[rerun, html, wandb], label_names=LABEL_NAMES, tokenizer=tokenizer,
+                                      hidden_module="encoder", max_tokens=1000)
+    logger = WandbLogger(project="lightning-ner-viz-example", save_dir=args.out, offline=True)  # offline=False uploads
+    trainer = pl.Trainer(max_epochs=args.epochs, default_root_dir=args.out, callbacks=[callback], logger=logger,
+                         enable_checkpointing=False, log_every_n_steps=10)
+    trainer.fit(model, data)
+    logger.experiment.finish()
+
+    print("\nWrote:")
+    print(f"  Rerun recording  {rerun.path}\n      open it:     rerun {rerun.path}")
+    print(f"  HTML report      {html.path}\n      open it:     any browser, offline")
+    print(f"  W&B offline run  {wandb.run_dir}\n      upload it:   wandb sync {wandb.run_dir}")
+    snapshots = rerun.path.parent  # the snapshot root: one epoch=NNNN folder per epoch
+    print(f"  snapshots        {snapshots}\n      re-render:   lightning-ner-viz render {snapshots} --sink html")
 
 
 if __name__ == "__main__":

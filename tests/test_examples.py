@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 from rrd_reading import read_rrd
 
@@ -18,6 +23,24 @@ def test_bert_crf_example_with_a_middle_encoder_layer(tmp_path, fit_with_callbac
     fit_with_callback(model=model, sinks=[RerunSink(path=rrd)], hidden_module="encoder.encoder.layer.0", max_tokens=100)
     assert [r["epoch"] for r in read_rrd(rrd)["/embeddings/hidden"]] == [0, 1]
     assert load_snapshots(tmp_path / "ner_viz")[0].views["hidden"].shape[1] == bert_config.hidden_size
+
+
+def test_bert_crf_example_script_writes_and_names_every_output(tmp_path):
+    """The script README.md links to, run as a user runs it: Rerun, HTML, offline W&B, snapshots, all printed."""
+    script = Path(__file__).resolve().parents[1] / "examples" / "bert_crf_tagger.py"
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+    env.pop("WANDB_DIR", None)  # the run goes under --out, where the script puts it
+    done = subprocess.run([sys.executable, str(script), "--epochs", "1", "--examples", "240", "--out", "run"],
+                          check=False, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-5000:]
+    out = tmp_path / "run"
+    runs = list((out / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1 and list(runs[0].glob("run-*.wandb")), sorted(p.name for p in out.rglob("*"))
+    assert (out / "ner_viz" / "embeddings.rrd").is_file() and (out / "ner_viz" / "embeddings.html").is_file()
+    assert [s.epoch for s in load_snapshots(out / "ner_viz")] == [0]
+    for line in ("Rerun recording  run/ner_viz/embeddings.rrd", "HTML report      run/ner_viz/embeddings.html",
+                 f"W&B offline run  run/wandb/{runs[0].name}", "snapshots        run/ner_viz"):
+        assert line in done.stdout, done.stdout
 
 
 def test_several_hidden_layers_in_one_callback(tmp_path, fit_with_callback, bert_config):
