@@ -152,41 +152,91 @@ class Snapshot:
         """Read a snapshot written by :meth:`save`, without unpickling anything.
 
         Raises:
-            ValueError: when the files are missing, truncated or malformed.
+            ValueError: when the files are missing, truncated or malformed (JSON of the
+                wrong shape, missing keys, wrong types, arrays of mismatched lengths),
+                naming the file and what to do.
         """
         path = Path(directory)
+        file = path / "meta.json"
         try:
-            meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
-            with np.load(path / "arrays.npz", allow_pickle=False) as npz:
+            meta = json.loads(file.read_text(encoding="utf-8"))
+            file = path / "arrays.npz"
+            with np.load(file, allow_pickle=False) as npz:
                 arrays = {k: npz[k] for k in npz.files}
         except FileNotFoundError as err:
-            raise ValueError(f"{path} is not a snapshot directory: {err.filename} is missing.") from err
+            raise ValueError(f"{path} is not a complete snapshot: {err.filename} is missing. "
+                             f"Delete {path}, or re-run validation to write it again.") from err
         except (json.JSONDecodeError, zipfile.BadZipFile, EOFError, OSError, ValueError) as err:
-            raise ValueError(
-                f"The snapshot in {path} is damaged ({type(err).__name__}: {err}). "
-                "Delete it, or re-run validation to write it again."
-            ) from err
-        missing = [k for k in _INT_FIELDS if k not in arrays] + [
-            f"view.{v}" for v in meta.get("views", []) if f"view.{v}" not in arrays
-        ]
-        if missing or meta.get("format_version") != _FORMAT_VERSION:
-            raise ValueError(
-                f"The snapshot in {path} is not one this version reads "
-                f"(format {meta.get('format_version')!r}, missing {missing})."
+            raise _damaged(file, f"{type(err).__name__}: {err}") from err
+        _check_meta(meta, path)
+        _check_arrays(arrays, meta["views"], path)
+        try:
+            snapshot = cls(
+                epoch=meta["epoch"],
+                step=meta["step"],
+                **{k: arrays[k] for k in _INT_FIELDS},
+                token=meta["token"],
+                word=meta["word"],
+                views={v: arrays[f"view.{v}"] for v in meta["views"]},
+                label_names=meta["label_names"],
+                sentences={int(k): v for k, v in meta["sentences"].items()},
+                stats=meta.get("stats", {}),
+                sentence_tags=_unflatten_tags(arrays),
             )
-        return cls(
-            epoch=meta["epoch"],
-            step=meta["step"],
-            **{k: arrays[k] for k in _INT_FIELDS},
-            token=meta["token"],
-            word=meta["word"],
-            views={v: arrays[f"view.{v}"] for v in meta["views"]},
-            label_names=meta["label_names"],
-            sentences={int(k): v for k, v in meta["sentences"].items()},
-            stats=meta.get("stats", {}),
-            sentence_tags=_unflatten_tags(arrays),
-            groups={d.name: cls.load(d) for d in sorted(path.iterdir()) if (d / "meta.json").is_file()},
+        except (ValueError, TypeError, KeyError, IndexError) as err:
+            reason = f"it does not match {path / 'meta.json'}: {str(err).rstrip('.')}"
+            raise _damaged(path / "arrays.npz", reason) from err
+        snapshot.groups = {d.name: cls.load(d) for d in sorted(path.iterdir()) if (d / "meta.json").is_file()}
+        return snapshot
+
+
+def _damaged(file: Path, reason: str) -> ValueError:
+    return ValueError(
+        f"The snapshot file {file} is damaged ({reason}). "
+        f"Delete {file.parent}, or re-run validation to write it again."
+    )
+
+
+_META_LISTS = ("token", "word", "label_names", "views")
+
+
+def _check_meta(meta: Any, path: Path) -> None:
+    """Refuse a ``meta.json`` that is not the object :meth:`Snapshot.save` writes."""
+    file = path / "meta.json"
+    if not isinstance(meta, dict):
+        raise _damaged(file, f"it holds a JSON {type(meta).__name__}, not an object")
+    if meta.get("format_version") != _FORMAT_VERSION:
+        raise ValueError(
+            f"The snapshot in {path} is not one this version reads (format {meta.get('format_version')!r} "
+            f"in {file}, expected {_FORMAT_VERSION}). Read it with the version that wrote it, or delete it."
         )
+    missing = [k for k in ("epoch", "step", *_META_LISTS, "sentences") if k not in meta]
+    if missing:
+        raise _damaged(file, f"keys {missing} are missing")
+    wrong = [k for k in ("epoch", "step") if not isinstance(meta[k], int) or isinstance(meta[k], bool)]
+    wrong += [k for k in _META_LISTS if not isinstance(meta[k], list) or not all(isinstance(x, str) for x in meta[k])]
+    sentences = meta["sentences"]
+    if not isinstance(sentences, dict) or not all(
+        isinstance(v, str) and k.lstrip("-").isdigit() for k, v in sentences.items()
+    ):
+        wrong.append("sentences")
+    if not isinstance(meta.get("stats", {}), dict):
+        wrong.append("stats")
+    if wrong:
+        raise _damaged(file, f"keys {wrong} have the wrong type (epoch, step: int; {', '.join(_META_LISTS)}: "
+                       "lists of strings; sentences: sentence id to text; stats: an object)")
+
+
+def _check_arrays(arrays: dict[str, np.ndarray], views: list[str], path: Path) -> None:
+    """Refuse an ``arrays.npz`` that lacks a field or a view meta.json names, or holds one of the wrong shape."""
+    missing = [k for k in _INT_FIELDS if k not in arrays] + [f"view.{v}" for v in views if f"view.{v}" not in arrays]
+    if missing:
+        raise _damaged(path / "arrays.npz", f"arrays {missing} are missing")
+    shapes = {k: arrays[k].ndim for k in _INT_FIELDS if arrays[k].ndim != 1}
+    shapes.update({f"view.{v}": arrays[f"view.{v}"].ndim for v in views if arrays[f"view.{v}"].ndim != 2})
+    if shapes:
+        raise _damaged(path / "arrays.npz", f"arrays of the wrong number of dimensions {shapes} "
+                       f"(fields: 1, views: 2)")
 
 
 def _flatten_tags(tags: dict[int, tuple[np.ndarray, np.ndarray]]) -> dict[str, np.ndarray]:

@@ -69,19 +69,40 @@ class SnapshotStore:
 
         return Snapshot.load(self.directory(epoch))
 
-    def load_all(self) -> list[Snapshot]:
+    def load_all(self, *, strict: bool = False) -> list[Snapshot]:
         """Every snapshot under the root, sorted by epoch.
 
+        A damaged epoch (see :meth:`Snapshot.load`) is skipped with one warning naming its
+        directory and the reason, and the others are loaded.
+
+        Args:
+            strict: raise the damaged epoch's ``ValueError`` instead of skipping it.
+
         Raises:
-            ValueError: when the root holds no snapshot.
+            ValueError: when the root holds no snapshot, when every snapshot is damaged, or,
+                with ``strict``, when any is.
         """
         epochs = self.epochs()
         if not epochs:
             raise ValueError(f"No snapshots (epoch=NNNN directories) under {self.root}.")
-        return [self.load(e) for e in epochs]
+        loaded: list[Snapshot] = []
+        damaged: list[tuple[Path, ValueError]] = []
+        for epoch in epochs:
+            try:
+                loaded.append(self.load(epoch))
+            except ValueError as err:
+                if strict:
+                    raise
+                damaged.append((self.directory(epoch), err))
+        if not loaded:
+            reasons = " ".join(str(err) for _, err in damaged)
+            raise ValueError(f"Every snapshot under {self.root} is damaged; none can be loaded. {reasons}")
+        for directory, err in damaged:
+            warn(f"Skipping the snapshot in {directory}: {err}")
+        return loaded
 
     def write_render_state(self, epoch: int, state: dict[str, Any]) -> None:
-        """Record that ``epoch`` reached every sink, with the frames' state after it (atomic)."""
+        """Record that a sink logged ``epoch``, with the frames' state after it (atomic)."""
         path = self.directory(epoch) / RENDER_STATE
         if not path.parent.is_dir():
             return
@@ -101,13 +122,17 @@ class SnapshotStore:
             return None
 
 
-def load_snapshots(root: str | os.PathLike[str]) -> list[Snapshot]:
+def load_snapshots(root: str | os.PathLike[str], *, strict: bool = False) -> list[Snapshot]:
     """Load every ``epoch=NNNN`` snapshot under ``root``, sorted by epoch.
 
+    A damaged epoch is skipped with a warning naming its directory and why; ``strict=True``
+    raises its ``ValueError`` instead.
+
     Raises:
-        ValueError: when ``root`` holds no snapshot.
+        ValueError: when ``root`` holds no snapshot, when every snapshot is damaged, or,
+            with ``strict``, when any is.
     """
-    return SnapshotStore(root).load_all()
+    return SnapshotStore(root).load_all(strict=strict)
 
 
 def resolve_snapshot_root(directory: str | os.PathLike[str]) -> SnapshotStore:

@@ -104,6 +104,20 @@ def test_snapshot_links_out_of_the_root_are_refused(run_dir, tmp_path):
     assert done.returncode == 2 and "outside" in done.stderr
 
 
+def test_render_skips_a_damaged_epoch_with_a_warning_and_strict_refuses(run_dir, tmp_path):
+    bad = run_dir / "ner_viz" / "epoch=0001" / "meta.json"
+    bad.write_text('{"format_version": 1, "epoch": 1}')  # valid JSON, missing keys
+    out = tmp_path / "skipped.rrd"
+    with pytest.warns(NerVizWarning, match="epoch=0001") as record:
+        done = _cli("render", str(run_dir), "--reducer", "pca", "--frame", "fixed", "--out", str(out))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert [r["epoch"] for r in read_rrd(out)["/embeddings/hidden"]] == [0, 2]
+    assert sum("missing" in str(w.message) for w in record) == 1
+    strict = _cli("render", str(run_dir), "--strict", "--out", str(tmp_path / "strict.rrd"))
+    assert strict.returncode == 2 and str(bad) in strict.stderr
+    assert not (tmp_path / "strict.rrd").exists()
+
+
 def test_missing_snapshot_dir_is_a_clear_error(tmp_path):
     done = _cli("replay", str(tmp_path / "nope"))
     assert done.returncode == 2 and "not a directory of snapshots" in done.stderr

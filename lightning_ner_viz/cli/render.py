@@ -42,6 +42,8 @@ def add_render_parser(subparsers: SubParsers) -> argparse.ArgumentParser:
     parser.add_argument("--out", help="output file (rerun: .rrd, html: .html, added when the name has no "
                         "extension) or directory (wandb, tensorboard); default: next to the snapshots")
     parser.add_argument("--n-components", type=int, default=3, choices=[2, 3], help="default: %(default)s")
+    parser.add_argument("--strict", action="store_true",
+                        help="refuse to render when any snapshot is damaged (default: skip it with a warning)")
     parser.set_defaults(handler=run)
     return parser
 
@@ -52,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     frame = resolve_frame(args.frame, reducer)
     out = output_path(args.out, args.sink) if args.out else Path(args.snapshot_dir).resolve() / DEFAULT_OUT[args.sink]
     epochs, failures = render_to_sink(args.snapshot_dir, args.sink, out.resolve(), reducer=reducer, frame=frame,
-                                      n_components=args.n_components)
+                                      n_components=args.n_components, strict=args.strict)
     if failures:
         return report_failures("render", failures)
     print(f"Rendered {epochs} epochs ({reducer}, frame {frame}) to {out.resolve()}")
@@ -72,20 +74,25 @@ def resolve_reducer(reducer: ReducerName | Reducer | None, frame: RenderFrameCho
 
 
 def render_to_sink(directory: str | os.PathLike[str], sink: str, out: Path, *, reducer: ReducerName | None = None,
-                   frame: RenderFrameChoice = "auto", n_components: int = 3) -> tuple[int, list[str]]:
+                   frame: RenderFrameChoice = "auto", n_components: int = 3,
+                   strict: bool = False) -> tuple[int, list[str]]:
     """Render every snapshot under ``directory`` to the sink named ``sink``, writing to ``out``.
+
+    A damaged snapshot is skipped with a warning (see :meth:`SnapshotStore.load_all`);
+    ``strict=True`` refuses instead.
 
     Returns:
         The number of epochs, and the sink's error if it failed (see :func:`render_snapshots`).
 
     Raises:
         FileNotFoundError: when ``directory`` is not a directory.
-        ValueError: when it holds no snapshot, links outside itself, or the options do not fit together.
+        ValueError: when it holds no readable snapshot, links outside itself, the options do not fit
+            together, or, with ``strict``, a snapshot is damaged.
     """
     from lightning_ner_viz.store import resolve_snapshot_root
 
     store = resolve_snapshot_root(directory)
-    snapshots = store.load_all()
+    snapshots = store.load_all(strict=strict)
     failures = render_snapshots(snapshots, [make_sink(sink, out)], reducer=reducer, frame=frame,
                                 n_components=n_components, save_dir=store.root)
     return len(snapshots), failures
