@@ -115,15 +115,15 @@ class EmbeddingDriftCallback(Callback):
         self.label_names = list(label_names) if label_names is not None else None
         self.tokenizer, self.batch_adapter, self.crf_module = tokenizer, batch_adapter, crf_module
         self.save_dir, self.entity_view, self.cls_view = save_dir, entity_view, cls_view
-        self.background, self.strict = background, strict
-        self.max_pending = check_max_pending(max_pending)
+        self.background, self.strict, self.max_pending = background, strict, check_max_pending(max_pending)
         self._run = Lifecycle()
         self._epochs_started = 0
 
     @property
     @override
     def state_key(self) -> str:
-        return self._generate_state_key(hidden_module=self.hidden_module, emissions_module=self.emissions_module)
+        where = {"save_dir": str(self.save_dir)} if self.save_dir is not None else {}  # unchanged key by default
+        return self._generate_state_key(hidden_module=self.hidden_module, emissions_module=self.emissions_module, **where)
 
     @property
     def logged_epochs(self) -> list[int]:
@@ -178,7 +178,7 @@ class EmbeddingDriftCallback(Callback):
             self._run.start_render(RenderPipeline.for_trainer(
                 trainer, store, capture.snapshot_builder(), sinks=self.sinks, reducer=self.reducer, frame=frame,
                 sink_states=self._run.restored.get("sinks", {}), n_components=self.n_components, seed=self.seed,
-                background=self.background, strict=self.strict, max_pending=self.max_pending))
+                background=self.background, strict=self.strict, max_pending=self.max_pending, owner=self))
             rank_zero_info(describe_setup(targets, frame, store, self.resolved_sinks))
 
     def _due(self, trainer: pl.Trainer) -> bool:

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from lightning_ner_viz.runtime.claims import claim_outputs
 from lightning_ner_viz.runtime.jobs import JobRunner
 from lightning_ner_viz.runtime.shutdown import (
     DEFAULT_MAX_PENDING, GRACE_SECONDS, IN_FLIGHT_SECONDS, backpressure_message, render_commands, sigterm_deferred,
@@ -80,11 +81,18 @@ class RenderPipeline:
     def for_trainer(cls, trainer: pl.Trainer, store: SnapshotStore, assemble: Assemble, *,
                     sinks: Sink | Sequence[Sink] | str | None, sink_states: Any, reducer: Any, n_components: int,
                     seed: int, frame: str, background: Background, strict: bool | None,
-                    max_pending: int | None = DEFAULT_MAX_PENDING) -> RenderPipeline:
-        """Resolve and set up the sinks (restoring their saved state), then build the pipeline (stopped by SIGTERM)."""
+                    max_pending: int | None = DEFAULT_MAX_PENDING, owner: object = None) -> RenderPipeline:
+        """Resolve and set up the sinks (restoring their saved state), then build the pipeline (stopped by SIGTERM).
+
+        ``owner`` (the callback) claims the snapshot root and the sinks' files for ``trainer``: another
+        callback, or another sink, that would write one of them is refused here, before training.
+        """
         resolved = resolve_sinks(sinks, trainer)
         restore_sink_states(resolved, sink_states)
         resolved = setup_sinks(resolved, trainer, store.root, strict=strict)  # unusable targets raise (or warn)
+        name = getattr(owner, "state_key", None) or repr(owner)
+        claim_outputs(trainer, owner, [(f"the snapshots of {name}", store.root),
+                                       *((f"{sink!r} (of {name})", sink.output_path) for sink in resolved)])
         renderer = Renderer(reducer, n_components, seed, resolved, bool(strict), frame, store,
                             place=projection_place(background, trainer.world_size))
         return cls(renderer, store, assemble, in_background=runs_in_background(background), strict=bool(strict),

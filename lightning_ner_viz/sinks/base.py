@@ -43,6 +43,11 @@ class Sink(ABC):
         """Where this sink writes (a file, a directory or a URL), once known; ``None`` otherwise."""
         return None
 
+    @property
+    def output_path(self) -> Path | None:
+        """The file or directory this sink writes and no other writer may share (``None``: nothing exclusive)."""
+        return None
+
     def check_target(self) -> None:  # noqa: B027 - optional hook
         """Called on rank zero after :meth:`setup`, before training: check that the target is usable
         (a writable directory, a viewer that listens), without writing any output yet.

@@ -89,6 +89,11 @@ class HtmlSink(Sink):
         return resolve_under(self._path, self._output_root)
 
     @property
+    def output_path(self) -> Path | None:
+        """The HTML file."""
+        return self.path
+
+    @property
     def location(self) -> str | None:
         """The HTML file."""
         return str(self.path)

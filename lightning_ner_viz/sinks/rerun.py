@@ -118,6 +118,8 @@ class RerunSink(Sink):
         """The ``.rrd`` file (resolved by :meth:`setup`), or ``None`` when streaming to a viewer."""
         return None if self._path is None else resolve_under(self._path, self._output_root)
 
+    output_path = path  # the .rrd file is this sink's alone (None when streaming)
+
     @property
     def location(self) -> str | None:
         """The file written (or to be written), or the viewer streamed to."""

@@ -123,6 +123,11 @@ class TensorBoardSink(Sink):
         return self._own_dir
 
     @property
+    def output_path(self) -> Path | None:
+        """This sink's own directory (``None`` when it writes through the Trainer's logger)."""
+        return self._own_dir if self._logger is None else None
+
+    @property
     def location(self) -> str | None:
         """The directory events go to."""
         return self._written_dir or (str(self.save_dir) if self.save_dir is not None else None)
