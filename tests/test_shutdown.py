@@ -240,3 +240,50 @@ def test_sigterm_deferred_notes_the_signal_and_still_calls_the_previous_handler(
         assert signal.getsignal(signal.SIGTERM) is not None and calls == [signal.SIGTERM]
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _children(pid: int) -> list[int]:
+    """The ids of the processes whose parent is ``pid`` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process parents from Linux /proc")
+def test_kill_9_of_the_trainer_takes_the_projector_child_with_it_within_2_s(tmp_path):
+    proc = _fit_in_subprocess(tmp_path, "--epochs", "6", "--delay", "6")
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith("validated"), "the fit did not reach its first validation"
+        deadline = time.monotonic() + 60
+        while not (children := _children(proc.pid)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert children, "no projector child process was started"
+        while not (tmp_path / "ner_viz" / "epoch=0000").is_dir() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.0)  # epoch 0 was saved, then sent to the child: it is projecting now (the reducer sleeps 6 s)
+        proc.kill()
+        proc.wait(timeout=10)
+        killed = time.monotonic()
+        while any(_running(pid) for pid in children) and time.monotonic() - killed < 10:
+            time.sleep(0.05)
+        gone_after = time.monotonic() - killed
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert gone_after < 2.0, f"the projector child outlived a killed trainer by {gone_after:.1f} s"
+    assert _snapshot_epochs(tmp_path)[:1] == [0]  # the captured epoch was saved before it was projected
