@@ -150,3 +150,34 @@ def test_validation_set_that_grows_keeps_every_tracked_token(tmp_path, fit_with_
     first, second = load_snapshots(tmp_path / "ner_viz")
     assert len(first) == 200 and np.array_equal(first.token_id, second.token_id)
     assert second.stats["tokens_seen"] > 1.5 * first.stats["tokens_seen"]
+
+
+class _TwoLoaderTagger(UserCrfTagger):
+    def validation_step(self, batch, batch_idx, dataloader_idx=0):  # noqa: D102 - two validation loaders
+        return super().validation_step(batch, batch_idx)
+
+
+class _TwoValidationLoaders(pl.LightningDataModule):
+    """A datamodule's train loader, and its validation loader twice."""
+
+    def __init__(self, data: pl.LightningDataModule) -> None:
+        super().__init__()
+        self.data = data
+
+    def setup(self, stage: str) -> None:  # noqa: D102
+        self.data.setup(stage)
+
+    def train_dataloader(self):  # noqa: D102
+        return self.data.train_dataloader()
+
+    def val_dataloader(self):  # noqa: D102
+        return [self.data.val_dataloader(), self.data.val_dataloader()]
+
+
+def test_a_second_validation_dataloader_is_ignored_with_one_warning(tmp_path, fit_with_callback, bert_config,
+                                                                    datamodule):
+    model = _TwoLoaderTagger(bert_config, num_tags=len(LABEL_NAMES))
+    with pytest.warns(NerVizWarning, match="Validation dataloader 1 is not captured") as record:
+        _, callback = fit_with_callback(model=model, data=_TwoValidationLoaders(datamodule), epochs=2)
+    assert sum("dataloader 1" in str(w.message) for w in record) == 1  # once, not per batch or epoch
+    assert callback.captured_epochs == [0, 1]

@@ -63,6 +63,7 @@ class ValidationCapture:
         self._epoch = -1
         self._rows_seen = 0
         self._dataset_size: int | None = None
+        self._ignored_loaders: set[int] = set()
 
     def snapshot_builder(self) -> Callable[[GatheredEpoch], Snapshot]:
         """A function that turns a gathered epoch into its Snapshot (texts from the tokenizer)."""
@@ -100,6 +101,10 @@ class ValidationCapture:
             return
         captured = self._hooks.pop()
         if dataloader_idx != 0:
+            if dataloader_idx not in self._ignored_loaders:
+                self._ignored_loaders.add(dataloader_idx)
+                warn(f"Validation dataloader {dataloader_idx} is not captured: only the first validation "
+                     "dataloader (dataloader_idx=0) is. Put the data you want to see first.")
             return
         tokens = adapt_batch(batch, self.batch_adapter)
         missing = [v for v in self.views if v not in captured]
