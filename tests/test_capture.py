@@ -49,6 +49,9 @@ def test_hooks_hold_nothing_past_pop_and_detach():
     capture = ForwardCapture({"emissions": ("layer", layer)})
     capture.attach()
     layer(torch.zeros(2, 5, 4))
+    assert capture.outputs == {}  # attached but off: nothing stored (training forwards)
+    capture.enabled = True
+    layer(torch.zeros(2, 5, 4))
     assert capture.pop()["emissions"].shape == (2, 5, 3)
     assert capture.outputs == {}
     capture.detach()

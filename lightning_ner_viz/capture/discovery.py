@@ -175,6 +175,7 @@ class CaptureTargets:
         label_names: label id to name, one per emission column.
         label_source: where the label names came from.
         tokenizer: the tokenizer for hover text, or ``None``.
+        root: the module searched (the LightningModule).
     """
 
     modules: dict[str, tuple[str, nn.Module]]
@@ -183,6 +184,7 @@ class CaptureTargets:
     label_names: list[str]
     label_source: str
     tokenizer: Any | None
+    root: nn.Module | None = None
 
     @property
     def module_names(self) -> dict[str, str]:
@@ -218,5 +220,14 @@ def discover_targets(root: nn.Module, datamodule: Any, *, hidden_module: str | S
         )
     return CaptureTargets(
         modules=modules, crf=crf, crf_name=None if crf is None else _name_of(root, crf), label_names=names,
-        label_source=source, tokenizer=tokenizer or find_tokenizer(root, datamodule),
+        label_source=source, tokenizer=tokenizer or find_tokenizer(root, datamodule), root=root,
     )
+
+
+def is_compiled(root: nn.Module) -> bool:
+    """Whether ``root`` or a module in it is compiled with ``torch.compile`` (or ``Module.compile()``),
+    or Lightning fitted a compiled ``root``."""
+    if getattr(root, "_compiler_ctx", None):
+        return True
+    return any(type(m).__name__ == "OptimizedModule" or getattr(m, "_compiled_call_impl", None) is not None
+               for m in root.modules())

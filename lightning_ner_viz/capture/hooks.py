@@ -45,11 +45,16 @@ class ForwardCapture:
     """Forward hooks that keep the latest per-token output of each named module.
 
     ``outputs`` holds at most one detached tensor per module, and :meth:`pop`
-    empties it, so no tensor outlives its batch.
+    empties it, so no tensor outlives its batch. The hooks store only while ``enabled``:
+    they are attached once, before the model first runs, so a ``torch.compile`` that
+    traces the model afterwards traces them too (a hook added to a compiled module after
+    its first call never runs), and the gate (a plain attribute Dynamo guards on) turns
+    capturing on for a validation epoch and off after it.
     """
 
     modules: dict[str, tuple[str, nn.Module]]
     outputs: dict[str, torch.Tensor] = field(default_factory=dict)
+    enabled: bool = False
     _handles: list[RemovableHandle] = field(default_factory=list)
 
     def attach(self) -> None:
@@ -61,7 +66,8 @@ class ForwardCapture:
 
     def _hook(self, view: str, name: str):  # noqa: ANN202 - torch hook signature
         def hook(_module: nn.Module, _inputs: object, output: object) -> None:
-            self.outputs[view] = unwrap_token_tensor(output, module_name=name).detach()
+            if self.enabled:
+                self.outputs[view] = unwrap_token_tensor(output, module_name=name).detach()
 
         return hook
 

@@ -15,7 +15,7 @@ from lightning_ner_viz.capture import gather
 from lightning_ner_viz.capture.assembly import GatheredEpoch, assemble_snapshot
 from lightning_ner_viz.capture.batch import BatchAdapter, TokenBatch, adapt_batch, example_ids
 from lightning_ner_viz.capture.collector import EpochCollector
-from lightning_ner_viz.capture.discovery import CaptureTargets
+from lightning_ner_viz.capture.discovery import CaptureTargets, is_compiled
 from lightning_ner_viz.capture.hooks import ForwardCapture
 from lightning_ner_viz.capture.text import TokenTexts
 from lightning_ner_viz.labels import EntityTypes
@@ -58,6 +58,8 @@ class ValidationCapture:
         self.tracked_ids: list[int] | None = None
         self.capturing: list[int] = []  # epochs whose selection is still running in the capture thread
         self._hooks = ForwardCapture(dict(targets.modules))
+        self._hooks.attach()  # now, at setup: before any forward, so torch.compile traces them (gated off)
+        self._disabled = False
         self._jobs = JobRunner("ner-viz-capture", max_pending=CAPTURE_QUEUE, enabled=in_thread)
         self._collector: EpochCollector | None = None
         self._epoch = -1
@@ -82,8 +84,11 @@ class ValidationCapture:
             raise errors[0]
 
     def start_epoch(self, epoch: int, dataset_size: int | None) -> None:
-        """Attach the hooks and start a new epoch's collector (later epochs keep the tracked tokens)."""
-        self._hooks.attach()
+        """Turn the hooks on and start a new epoch's collector (later epochs keep the tracked tokens)."""
+        if self._disabled:
+            return
+        self._hooks.outputs.clear()
+        self._hooks.enabled = True
         self._epoch, self._rows_seen, self._dataset_size = epoch, 0, dataset_size
         self._collector = EpochCollector(
             self.views, len(self.targets.label_names), self.max_tokens, self.seed, self.targets.crf,
@@ -110,6 +115,9 @@ class ValidationCapture:
         missing = [v for v in self.views if v not in captured]
         if missing:
             names = {v: self.targets.modules[v][0] for v in missing}
+            if self.targets.root is not None and is_compiled(self.targets.root):
+                self._disable(names)
+                return
             raise RuntimeError(
                 f"The hooked modules {names} did not run during validation_step, so nothing was captured. "
                 "Point `hidden_module`/`emissions_module` at modules your validation forward calls."
@@ -126,10 +134,11 @@ class ValidationCapture:
         collector.add_batch(tokens, {v: t[:, :seq] for v, t in captured.items()}, ids)
 
     def end_epoch(self, device: torch.device, step: int, deliver: Deliver | None, distributed: bool) -> None:
-        """Detach the hooks and finish the epoch: gather, select, then ``deliver`` the rows (rank zero)."""
+        """Turn the hooks off and finish the epoch: gather, select, then ``deliver`` the rows (rank zero)."""
+        self._hooks.enabled = False
+        self._hooks.outputs.clear()
         if self._collector is None:
             return
-        self._hooks.detach()
         collector, self._collector = self._collector, None
         if distributed:  # the finish is collective: it stays on the training thread
             self._jobs.wait()
@@ -169,6 +178,15 @@ class ValidationCapture:
         if collector.stats["nonfinite_filtered"]:
             warn(f"Epoch {epoch}: {collector.stats['nonfinite_filtered']} tokens had NaN or Inf hidden states or "
                  "emissions and were left out (counted as `nonfinite_filtered`).")
+
+    def _disable(self, names: dict[str, str]) -> None:
+        """Stop capturing for the rest of the run, with one warning: a compiled graph does not call the hooks."""
+        self._disabled, self._collector = True, None
+        self._hooks.detach()
+        warn(f"lightning-ner-viz captures nothing in this run: the hooked modules {names} are in a model compiled "
+             "with torch.compile that was traced before the callback's hooks were attached (the model ran before "
+             "the Trainer set the callback up, e.g. a forward or another fit/validate first). Training goes on. "
+             "Add the callback to the Trainer before the model first runs, or call torch._dynamo.reset() first.")
 
     def wait(self) -> None:
         """Block until the queued capture jobs are done (their errors stay queued for :meth:`raise_errors`)."""
