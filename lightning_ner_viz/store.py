@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -110,8 +111,11 @@ class SnapshotStore:
         try:
             tmp.write_text(json.dumps({"epoch": epoch, "state": state}))
             os.replace(tmp, path)
-        except OSError as err:
-            tmp.unlink(missing_ok=True)
+        except BaseException as err:  # a full disk, a file size limit, an interrupt: never leave the partial file
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            if not isinstance(err, OSError):
+                raise
             warn(f"Could not write {path} ({err}); a resumed run may render epoch {epoch} again.")
 
     def read_render_state(self, epoch: int) -> dict[str, Any] | None:

@@ -42,7 +42,7 @@ class _Captured:
 class RenderPipeline:
     """Saves and renders epochs in order, in a background thread, on rank zero.
 
-    A failing sink warns and is skipped (see :class:`Renderer`); any other rendering error
+    A failing sink warns once and is dropped (see :class:`Renderer`); any other rendering error
     is reported on the training thread by :meth:`report_errors`: a warning, or raised
     with ``strict=True``. The snapshot is saved before it is rendered, so nothing captured
     is lost when rendering fails: ``lightning-ner-viz render`` can draw it later.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from typing import Any
 
 import numpy as np
@@ -14,6 +16,9 @@ from lightning_ner_viz.store import SnapshotStore
 
 PLACES = ("thread", "process")
 
+DROPPED_CLOSE_SECONDS = 2.0
+"""How long a dropped sink (one that failed) is given to close before it is left behind."""
+
 
 class Renderer:
     """Turns snapshots, one epoch at a time and in order, into coordinates and metrics for every sink.
@@ -22,8 +27,12 @@ class Renderer:
     runs in this process or, with ``place="process"``, in a pooled low-priority child
     process; if that child dies, the renderer warns and goes on in this process.
 
-    A failing sink warns once with its cause and is skipped for that epoch; the
-    other sinks and the training run go on. With ``strict=True`` it raises.
+    A sink that raises (a write error such as a full disk, a flush that timed out, a bug) is
+    dropped for the rest of the run: one warning names it, the cause, where the snapshots are
+    kept and the command that draws every epoch; it is closed within
+    :data:`DROPPED_CLOSE_SECONDS` and never called again, so a broken sink costs at most one
+    stall, not one per epoch. The other sinks and the training run go on. With ``strict=True``
+    it raises.
 
     Args:
         reducer: ``"pca"``, ``"umap"``, ``"tsne"`` or an object with ``fit_transform``.
@@ -122,6 +131,8 @@ class Renderer:
         """
         logged = 0
         for sink in self.sinks:
+            if id(sink) in self.failed_sinks:
+                continue  # dropped after an earlier failure
             try:
                 sink.log_epoch(snapshot, coords, metrics)
                 for name, xyz in (group_coords or {}).items():
@@ -130,17 +141,29 @@ class Renderer:
             except Exception as err:
                 if self.strict:
                     raise
-                if id(sink) not in self.failed_sinks:
-                    warn(
-                        f"{sink!r} failed at epoch {snapshot.epoch} and is skipped "
-                        f"({type(err).__name__}: {err}). Training goes on; the snapshot stays on disk."
-                    )
-                self.failed_sinks[id(sink)] = repr(err)
+                self._drop(sink, snapshot.epoch, err)
         if logged:
             self.logged_epochs.append(snapshot.epoch)
         elif self.sinks:
             warn(f"No sink logged epoch {snapshot.epoch}: all {len(self.sinks)} failed. {self._recovery(snapshot.epoch)}.")
         return logged
+
+    def _drop(self, sink: Sink, epoch: int, err: Exception) -> None:
+        """Warn once, then stop using ``sink`` for the rest of the run and close it within a deadline."""
+        self.failed_sinks[id(sink)] = repr(err)
+        kept = "The other sinks go on"
+        if self.store is not None:
+            from lightning_ner_viz.runtime.shutdown import render_commands
+
+            p = self.projector
+            commands = render_commands(self.store, [sink], p.reducer, p.frame, p.n_components)
+            kept += (f", and so does training; every captured epoch's snapshot is kept under {self.store.root}, and "
+                     + " or ".join(f"`{c}`" for c in commands) + " draws them all")
+        warn(f"{sink!r} failed at epoch {epoch} ({type(err).__name__}: {err}); it is dropped for the rest of "
+             f"the run (not called again, closed within {DROPPED_CLOSE_SECONDS:g} s). {kept}.")
+        closer = threading.Thread(target=_close_quietly, args=(sink,), name="ner-viz-close-dropped-sink", daemon=True)
+        closer.start()
+        closer.join(DROPPED_CLOSE_SECONDS)
 
     def _recovery(self, epoch: int) -> str:
         if self.store is None:
@@ -177,9 +200,11 @@ class Renderer:
         self._process = None
 
     def close(self) -> None:
-        """Close every sink, warning about (not raising) failures unless strict; free the child process."""
+        """Close every sink still in use, warning about (not raising) failures unless strict; free the child process."""
         self._drop_process()
         for sink in self.sinks:
+            if id(sink) in self.failed_sinks:
+                continue  # closed when it was dropped
             try:
                 sink.close()
             except Exception as err:
@@ -187,3 +212,9 @@ class Renderer:
                     raise
                 warn(f"{sink!r} failed to close ({type(err).__name__}: {err}).")
 
+
+
+def _close_quietly(sink: Sink) -> None:
+    """Close a dropped sink; its failure was reported already, so a second error is not."""
+    with contextlib.suppress(Exception):
+        sink.close()

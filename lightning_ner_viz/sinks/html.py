@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import os
@@ -170,8 +171,9 @@ class HtmlSink(Sink):
                 os.fsync(f.fileno())
             os.chmod(tmp, 0o644)
             os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+        except BaseException:  # a full disk, a file size limit: never leave the partial file
+            with contextlib.suppress(OSError):
+                Path(tmp).unlink(missing_ok=True)
             raise
 
     def _load_previous(self, before: int) -> None:

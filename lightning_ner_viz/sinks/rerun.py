@@ -14,7 +14,7 @@ from lightning_ner_viz.sinks.base import (
     Sink, check_listening, check_writable_file, output_root, renamed_attribute, renamed_keyword, resolve_under,
 )
 from lightning_ner_viz.sinks.colors import label_colors
-from lightning_ner_viz.sinks.rerun_closing import disconnect_within
+from lightning_ner_viz.sinks.rerun_closing import close_stream, flush_within
 from lightning_ner_viz.sinks.rerun_blueprint import default_blueprint
 from lightning_ner_viz.sinks.trajectories import TrajectoryHistory
 from lightning_ner_viz.snapshot import Snapshot
@@ -93,6 +93,7 @@ class RerunSink(Sink):
         self.written_path: Path | None = None
         self._continue_in_new_file = False
         self._rec: Any = None
+        self._broken = False  # a write failed: closing skips the flush that would only wait
         self._label_names: list[str] | None = None
         self._group_names: dict[str, list[str]] = {}
         self._clouds: list[str] = []
@@ -212,7 +213,7 @@ class RerunSink(Sink):
         for name, value in metrics.items():
             if np.isfinite(value):
                 rec.log(f"{self.prefix}/metrics/{name}", rr.Scalars(float(value)))
-        rec.flush(timeout_sec=self.flush_timeout)  # the epoch is on disk (or sent) before the next one
+        self._flush(rec)  # the epoch is on disk (or sent) before the next one
 
     def _update_layout(self, clouds: list[str]) -> None:
         """Send the default layout once, and again when a new cloud (view or group) appears."""
@@ -241,20 +242,19 @@ class RerunSink(Sink):
         rec.log(path, points(coords, class_ids=group.gold, radii=rr.Radius.ui_points(4.0)),
                 rr.AnyValues(text=group.token, gold=group.gold_names(), predicted=group.pred_names(),
                              sentence=[group.sentences.get(int(s), "") for s in group.sentence_id]))
-        rec.flush(timeout_sec=self.flush_timeout)
+        self._flush(rec)
+
+    def _flush(self, rec: Any) -> None:
+        self._broken = True  # until the flush returns
+        flush_within(rec, self.flush_timeout, str(self.location))
+        self._broken = False
 
     def close(self) -> None:
-        """Flush and close the file or connection, each within :attr:`flush_timeout` (a frozen viewer
-        would block forever); raises rerun's ``RuntimeError`` or a ``TimeoutError`` past it."""
+        """Flush, then close, each within :attr:`flush_timeout` (after a failed write: close only, 1 s); raises ``OSError``."""
         if self._rec is not None:
-            rec, self._rec = self._rec, None
+            rec, self._rec, broken, self._broken = self._rec, None, self._broken, False
             self._continue_in_new_file = True
-            try:
-                rec.flush(timeout_sec=self.flush_timeout)
-            finally:
-                if not disconnect_within(rec, self.flush_timeout):
-                    raise TimeoutError(f"{self.location} did not take the recording within "
-                                       f"{self.flush_timeout} s; left it (the snapshots are on disk)")
+            close_stream(rec, self.flush_timeout, str(self.location), broken)
 
     def state_dict(self) -> dict[str, Any]:
         """The recording id, so a resumed fit continues the same recording."""
