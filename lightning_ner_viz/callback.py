@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
@@ -13,22 +12,21 @@ from typing_extensions import override
 
 from lightning_ner_viz._warnings import warn
 from lightning_ner_viz.capture.batch import BatchAdapter
-from lightning_ner_viz.capture.discovery import check_capture_arguments, discover_targets, validation_set_size
+from lightning_ner_viz.capture.discovery import check_capture_arguments, validation_set_sizes
 from lightning_ner_viz.capture.gather import destroy_gloo_group_at_exit
-from lightning_ner_viz.capture.session import ValidationCapture
+from lightning_ner_viz.keys import ordered_names
 from lightning_ner_viz.projection.frame_names import (
     FRAME_CHOICES, FrameChoice, check_frame, check_reducer_frame, resolve_frame,
 )
-from lightning_ner_viz.projection.pipeline import RenderPipeline
-from lightning_ner_viz.projection.placement import Background, check_background, runs_in_background
+from lightning_ner_viz.projection.placement import Background, check_background
 from lightning_ner_viz.projection.renderer import Renderer
 from lightning_ner_viz.reducers import check_n_components
 from lightning_ner_viz.reducers.registry import Reducer, ReducerName
-from lightning_ner_viz.runtime.lifecycle import Lifecycle, describe_setup
+from lightning_ner_viz.runtime.lifecycle import Lifecycle, adopt_saved_arguments, describe_setup
 from lightning_ner_viz.runtime.shutdown import DEFAULT_MAX_PENDING, check_max_pending, stop_reason
 from lightning_ner_viz.sinks import HtmlSink, RerunSink, TensorBoardSink, WandbSink  # noqa: F401 - LightningCLI's short names
 from lightning_ner_viz.sinks.base import Sink
-from lightning_ner_viz.store import DEFAULT_SUBDIR, SnapshotStore
+from lightning_ner_viz.runtime.wiring import capture_for, render_for, snapshot_store
 
 class EmbeddingDriftCallback(Callback):
     r"""Capture token embeddings every validation epoch and log the evolving cloud.
@@ -55,7 +53,12 @@ class EmbeddingDriftCallback(Callback):
             ``"independent"``; docs/reading-the-pictures.md explains each and measures its jitter.
         n_components: 2 or 3.
         max_tokens: tokens kept per epoch (the memory bound).
-        every_n_epochs: capture every n-th validation epoch.
+        every_n_epochs: capture the validations of every n-th epoch.
+        every_n_val_runs: capture every n-th validation of a fit (with ``val_check_interval``, several per
+            epoch; each captured one is its own snapshot, keyed by epoch and global step). Every
+            ``trainer.validate()`` is captured, as a ``validate`` snapshot (a *baseline* at step 0).
+        dataloader_idx: the validation dataloader to capture, or ``"all"``: every loader, in one cloud (the
+            loader is kept in each token's sentence id, see :func:`~lightning_ner_viz.snapshot.loader_of`).
         label_names: label id to name; ``None``: the HF ``id2label``, or a ``label_names`` attribute.
         tokenizer: ids to text for hover labels; ``None``: a ``tokenizer`` attribute of the module/datamodule.
         batch_adapter: maps a batch to a dict with ``input_ids``, ``labels`` and optionally
@@ -92,6 +95,8 @@ class EmbeddingDriftCallback(Callback):
         n_components: int = 3,
         max_tokens: int = 2000,
         every_n_epochs: int = 1,
+        every_n_val_runs: int = 1,
+        dataloader_idx: int | Literal["all"] = 0,
         label_names: Sequence[str] | None = None,
         tokenizer: Any | None = None,
         batch_adapter: BatchAdapter | None = None,
@@ -108,16 +113,17 @@ class EmbeddingDriftCallback(Callback):
         check_frame(frame, FRAME_CHOICES)
         check_reducer_frame(reducer, resolve_frame(frame, reducer))
         check_background(background)
-        hidden_module = check_capture_arguments(max_tokens, every_n_epochs, hidden_module)
+        hidden_module = check_capture_arguments(max_tokens, every_n_epochs, hidden_module, every_n_val_runs,
+                                                dataloader_idx)
         self.sinks, self.hidden_module, self.emissions_module = sinks, hidden_module, emissions_module
         self.reducer, self.frame, self.n_components = reducer, frame, n_components
         self.max_tokens, self.every_n_epochs, self.seed = max_tokens, every_n_epochs, seed
+        self.every_n_val_runs, self.dataloader_idx = every_n_val_runs, dataloader_idx
         self.label_names = list(label_names) if label_names is not None else None
         self.tokenizer, self.batch_adapter, self.crf_module = tokenizer, batch_adapter, crf_module
         self.save_dir, self.entity_view, self.cls_view = save_dir, entity_view, cls_view
         self.background, self.strict, self.max_pending = background, strict, check_max_pending(max_pending)
         self._run = Lifecycle()
-        self._epochs_started = 0
 
     @property
     @override
@@ -127,13 +133,23 @@ class EmbeddingDriftCallback(Callback):
 
     @property
     def logged_epochs(self) -> list[int]:
-        """Epochs at least one sink logged, so far (rank zero; complete once ``fit`` returned)."""
+        """Fit epochs at least one sink logged, so far (rank zero; complete once ``fit`` returned)."""
         return self._run.logged_epochs
 
     @property
     def captured_epochs(self) -> list[int]:
-        """Epochs captured and saved as snapshots (rank zero), whether or not a sink logged them."""
+        """Fit epochs captured and saved as snapshots (rank zero), whether or not a sink logged them."""
         return self._run.captured_epochs
+
+    @property
+    def captured_snapshots(self) -> list[str]:
+        """Names of every captured validation, fit and validate (``epoch=0002-step=0000120``), in order."""
+        return ordered_names(self._run.captured)
+
+    @property
+    def logged_snapshots(self) -> list[str]:
+        """Names of the captured validations at least one sink logged, in order."""
+        return self._run.logged
 
     @property
     def tracked_ids(self) -> list[int] | None:
@@ -162,39 +178,24 @@ class EmbeddingDriftCallback(Callback):
 
     @override
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        targets = discover_targets(
-            pl_module, getattr(trainer, "datamodule", None), hidden_module=self.hidden_module,
-            emissions_module=self.emissions_module, crf_module=self.crf_module, label_names=self.label_names,
-            tokenizer=self.tokenizer)
-        capture = ValidationCapture(
-            targets, max_tokens=self.max_tokens, seed=self.seed, entity_view=self.entity_view,
-            cls_view=self.cls_view, batch_adapter=self.batch_adapter, in_thread=runs_in_background(self.background))
+        capture = capture_for(self, trainer, pl_module)
         self._run.start_capture(capture)
-        store = SnapshotStore(self.save_dir or Path(trainer.default_root_dir) / DEFAULT_SUBDIR)
+        store = snapshot_store(self, trainer)
         if trainer.world_size > 1:
             destroy_gloo_group_at_exit()
         if trainer.is_global_zero and self._run.render is None:
-            frame = resolve_frame(self.frame, self.reducer)
-            self._run.start_render(RenderPipeline.for_trainer(
-                trainer, store, capture.snapshot_builder(), sinks=self.sinks, reducer=self.reducer, frame=frame,
-                sink_states=self._run.restored.get("sinks", {}), n_components=self.n_components, seed=self.seed,
-                background=self.background, strict=self.strict, max_pending=self.max_pending, owner=self))
-            rank_zero_info(describe_setup(targets, frame, store, self.resolved_sinks))
-
-    def _due(self, trainer: pl.Trainer) -> bool:
-        if trainer.sanity_checking or trainer.current_epoch % self.every_n_epochs:
-            return False
-        # after a resume, an epoch already logged before the checkpoint is not logged twice
-        return not (trainer.state.fn == "fit" and trainer.current_epoch in self._run.captured_epochs)
+            self._run.start_render(render_for(self, trainer, store, capture, self._run.restored.get("sinks", {})))
+            frame = self._run.render.renderer.projector.frame  # type: ignore[union-attr]
+            rank_zero_info(describe_setup(capture.targets, frame, store, self.resolved_sinks))
 
     @override
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._run.capture is None:
             return
         self._run.capture.raise_errors()
-        if self._due(trainer):
-            self._epochs_started += 1
-            self._run.capture.start_epoch(trainer.current_epoch, validation_set_size(trainer))
+        due = self._run.due(trainer, self.every_n_epochs, self.every_n_val_runs)
+        if due is not None:
+            self._run.capture.start_epoch(trainer.current_epoch, validation_set_sizes(trainer), *due)
 
     @override
     def on_validation_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
@@ -215,7 +216,7 @@ class EmbeddingDriftCallback(Callback):
 
     @override
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.is_global_zero and not self.captured_epochs and not self._epochs_started:
+        if trainer.is_global_zero and not self.captured_epochs and not self._run.fit_validations:
             warn("No validation epoch was captured: is the validation set empty, `limit_val_batches=0`, or "
                  f"`every_n_epochs={self.every_n_epochs}` larger than the number of epochs?")
         self._run.finish(progress=trainer.progress_bar_callback is not None)
@@ -223,8 +224,8 @@ class EmbeddingDriftCallback(Callback):
 
     @override
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.state.fn != "fit":
-            self._run.finish(progress=trainer.progress_bar_callback is not None)
+        if trainer.state.fn != "fit":  # the sinks stay open: a following fit or validate goes on in them
+            self._run.pause(progress=trainer.progress_bar_callback is not None)
 
     @override
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
@@ -232,7 +233,9 @@ class EmbeddingDriftCallback(Callback):
 
     @override
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        self._run.finish(progress=False, raise_capture_error=False, abort=stop_reason(trainer))
+        reason = stop_reason(trainer)
+        if stage == "fit" or reason is not None:
+            self._run.finish(progress=False, raise_capture_error=False, abort=reason)
 
     @override
     def state_dict(self) -> dict[str, Any]:
@@ -240,10 +243,4 @@ class EmbeddingDriftCallback(Callback):
 
     @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        for name in ("seed", "max_tokens"):
-            saved = state_dict.get(name, getattr(self, name))
-            if saved != getattr(self, name):
-                warn(f"The checkpoint's {name}={saved!r} replaces the callback's {name}={getattr(self, name)!r}, "
-                     "so the resumed run keeps the same tokens.")
-                setattr(self, name, saved)
-        self._run.load_state_dict(state_dict)
+        self._run.load_state_dict(adopt_saved_arguments(self, state_dict, ("seed", "max_tokens")))

@@ -1,4 +1,4 @@
-"""The Snapshot: one epoch's sampled tokens, the only data type that crosses stages.
+"""The Snapshot: one validation's sampled tokens, the only data type that crosses stages.
 
 Snapshots are saved as ``arrays.npz`` (loaded with ``allow_pickle=False``) plus
 ``meta.json``; nothing is ever unpickled.
@@ -17,8 +17,13 @@ from typing import Any
 
 import numpy as np
 
+from lightning_ner_viz.keys import STAGES, SnapshotKey
+
 POSITION_BITS = 20
 """A token id is ``sentence_id << POSITION_BITS | position``: stable across epochs."""
+
+LOADER_BITS = 32
+"""A sentence id is ``dataloader_idx << LOADER_BITS | example index``: loaders' ids never collide."""
 
 _FORMAT_VERSION = 1
 _INT_FIELDS = ("token_id", "sentence_id", "position", "gold", "pred")
@@ -35,6 +40,11 @@ def split_token_id(token_id: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ids >> POSITION_BITS, ids & ((1 << POSITION_BITS) - 1)
 
 
+def loader_of(sentence_id: np.ndarray) -> np.ndarray:
+    """The validation dataloader index of each sentence id (0 unless ``dataloader_idx`` chose another, or ``"all"``)."""
+    return np.asarray(sentence_id, dtype=np.int64) >> LOADER_BITS
+
+
 def sentence_of(token_id: np.ndarray) -> np.ndarray:
     """The sentence id of each token id."""
     return np.asarray(token_id, dtype=np.int64) >> POSITION_BITS
@@ -42,7 +52,7 @@ def sentence_of(token_id: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Snapshot:
-    """One epoch's sample of validation tokens.
+    """One captured validation's sample of tokens (one per epoch by default; see :mod:`lightning_ner_viz.keys`).
 
     Every per-token field has length ``n_tokens`` and rows are aligned across fields.
 
@@ -66,6 +76,8 @@ class Snapshot:
             entity span: the mean hidden vector of its subwords, class = entity type) and
             ``cls`` (one row per sentence: its first token's hidden vector, class = the
             sentence's most frequent entity type).
+        stage: ``"fit"`` or ``"validate"`` (a ``trainer.validate()`` call; at step 0, a baseline).
+        run: for ``validate``: which of the callback's ``validate()`` calls; 0 for ``fit``.
     """
 
     epoch: int
@@ -83,8 +95,12 @@ class Snapshot:
     sentence_tags: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)
     groups: dict[str, Snapshot] = field(default_factory=dict)
+    stage: str = "fit"
+    run: int = 0
 
     def __post_init__(self) -> None:
+        if self.stage not in STAGES:
+            raise ValueError(f"stage={self.stage!r} is not one of {STAGES}.")
         n = len(self.token_id)
         for name in _INT_FIELDS:
             setattr(self, name, np.asarray(getattr(self, name), dtype=np.int64))
@@ -96,6 +112,16 @@ class Snapshot:
 
     def __len__(self) -> int:
         return len(self.token_id)
+
+    @property
+    def key(self) -> SnapshotKey:
+        """Which validation this is: stage, epoch, step and run (its ``name`` is the directory name)."""
+        return SnapshotKey(self.stage, int(self.epoch), int(self.step), int(self.run))  # type: ignore[arg-type]
+
+    @property
+    def label(self) -> str:
+        """How pictures name it, e.g. ``epoch 2 · step 120`` or ``baseline · validate 0 · step 0``."""
+        return self.key.label
 
     @property
     def correct(self) -> np.ndarray:
@@ -129,6 +155,8 @@ class Snapshot:
                 "format_version": _FORMAT_VERSION,
                 "epoch": int(self.epoch),
                 "step": int(self.step),
+                "stage": self.stage,
+                "run": int(self.run),
                 "token": list(self.token),
                 "word": list(self.word),
                 "label_names": list(self.label_names),
@@ -182,6 +210,8 @@ class Snapshot:
                 sentences={int(k): v for k, v in meta["sentences"].items()},
                 stats=meta.get("stats", {}),
                 sentence_tags=_unflatten_tags(arrays),
+                stage=meta.get("stage", "fit"),
+                run=meta.get("run", 0),
             )
         except (ValueError, TypeError, KeyError, IndexError) as err:
             reason = f"it does not match {path / 'meta.json'}: {str(err).rstrip('.')}"
@@ -213,7 +243,9 @@ def _check_meta(meta: Any, path: Path) -> None:
     missing = [k for k in ("epoch", "step", *_META_LISTS, "sentences") if k not in meta]
     if missing:
         raise _damaged(file, f"keys {missing} are missing")
-    wrong = [k for k in ("epoch", "step") if not isinstance(meta[k], int) or isinstance(meta[k], bool)]
+    wrong = [k for k in ("epoch", "step", "run") if k in meta and (not isinstance(meta[k], int) or isinstance(meta[k], bool))]
+    if meta.get("stage", "fit") not in STAGES:
+        wrong.append("stage")
     wrong += [k for k in _META_LISTS if not isinstance(meta[k], list) or not all(isinstance(x, str) for x in meta[k])]
     sentences = meta["sentences"]
     if not isinstance(sentences, dict) or not all(
@@ -223,7 +255,7 @@ def _check_meta(meta: Any, path: Path) -> None:
     if not isinstance(meta.get("stats", {}), dict):
         wrong.append("stats")
     if wrong:
-        raise _damaged(file, f"keys {wrong} have the wrong type (epoch, step: int; {', '.join(_META_LISTS)}: "
+        raise _damaged(file, f"keys {wrong} have the wrong type (epoch, step, run: int; stage: {' or '.join(STAGES)}; {', '.join(_META_LISTS)}: "
                        "lists of strings; sentences: sentence id to text; stats: an object)")
 
 

@@ -1,4 +1,4 @@
-"""The one place that knows the disk layout: ``<root>/epoch=NNNN/`` snapshots and their render state."""
+"""The one place that knows the disk layout: one directory per snapshot under the root, and their render state."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lightning_ner_viz._warnings import warn
+from lightning_ner_viz.keys import SnapshotKey, parse_key, sorted_keys
 
 if TYPE_CHECKING:
     from lightning_ner_viz.snapshot import Snapshot
@@ -19,82 +20,88 @@ DEFAULT_SUBDIR = "ner_viz"
 RENDER_STATE = "render_state.json"
 """Written into a snapshot's directory once every sink has it: the frames' state after that epoch."""
 
-_PREFIX = "epoch="
 
 
-def snapshot_dir_name(epoch: int) -> str:
-    """The directory name of an epoch's snapshot, e.g. ``epoch=0003``."""
-    return f"{_PREFIX}{epoch:04d}"
+def snapshot_dir_name(epoch: int, step: int = -1) -> str:
+    """The directory name of a fit epoch's snapshot, e.g. ``epoch=0003-step=0000120`` (``epoch=0003`` without a step)."""
+    return SnapshotKey("fit", epoch, step).name
 
 
 def epoch_of(directory: str | os.PathLike[str]) -> int | None:
-    """The epoch an ``epoch=NNNN`` directory holds, or ``None`` for any other name."""
-    name = Path(directory).name
-    if not name.startswith(_PREFIX) or not name[len(_PREFIX):].isdigit():
-        return None
-    return int(name[len(_PREFIX):])
+    """The epoch a fit snapshot's directory (``epoch=0003-step=...``) holds, or ``None`` for any other name."""
+    key = parse_key(Path(directory).name)
+    return key.epoch if key is not None and key.stage == "fit" else None
 
 
 class SnapshotStore:
-    """Saved snapshots under ``root``, one ``epoch=NNNN`` directory per epoch.
+    """Saved snapshots under ``root``, one directory per captured validation (see :mod:`lightning_ner_viz.keys`).
 
     Args:
-        root: the directory that holds the epoch directories (e.g. ``<default_root_dir>/ner_viz``).
+        root: the directory that holds the snapshot directories (e.g. ``<default_root_dir>/ner_viz``).
     """
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
 
-    def directory(self, epoch: int) -> Path:
-        """Where the snapshot of ``epoch`` is (or would be) saved."""
-        return self.root / snapshot_dir_name(epoch)
+    def directory(self, name: str) -> Path:
+        """Where the snapshot called ``name`` (e.g. ``epoch=0003-step=0000120``) is, or would be, saved."""
+        return self.root / name
 
-    def epochs(self) -> list[int]:
-        """The epochs with a snapshot directory, in order."""
+    def keys(self) -> list[SnapshotKey]:
+        """The keys of every snapshot directory, in the order they were captured (see :func:`sorted_keys`)."""
         if not self.root.is_dir():
             return []
-        found = (epoch_of(p) for p in self.root.iterdir() if p.is_dir())
-        return sorted(e for e in found if e is not None)
+        found = (parse_key(p.name) for p in self.root.iterdir() if p.is_dir())
+        return sorted_keys([k for k in found if k is not None])
 
-    def has(self, epoch: int) -> bool:
-        """Whether ``epoch`` has a snapshot directory."""
-        return self.directory(epoch).is_dir()
+    def names(self) -> list[str]:
+        """The snapshot directory names, in the order they were captured."""
+        return [k.name for k in self.keys()]
+
+    def epochs(self) -> list[int]:
+        """The fit epochs with a snapshot, in order (an epoch validated several times is listed once)."""
+        return sorted({k.epoch for k in self.keys() if k.stage == "fit"})
+
+    def has(self, name: str) -> bool:
+        """Whether the snapshot ``name`` has a directory."""
+        return self.directory(name).is_dir()
 
     def save(self, snapshot: Snapshot) -> Path:
-        """Write ``snapshot`` atomically into its epoch's directory."""
-        return snapshot.save(self.directory(snapshot.epoch))
+        """Write ``snapshot`` atomically into its own directory (``snapshot.key.name``)."""
+        return snapshot.save(self.directory(snapshot.key.name))
 
-    def load(self, epoch: int) -> Snapshot:
-        """Read the snapshot of ``epoch``."""
+    def load(self, name: str) -> Snapshot:
+        """Read the snapshot called ``name``."""
         from lightning_ner_viz.snapshot import Snapshot
 
-        return Snapshot.load(self.directory(epoch))
+        return Snapshot.load(self.directory(name))
 
     def load_all(self, *, strict: bool = False) -> list[Snapshot]:
-        """Every snapshot under the root, sorted by epoch.
+        """Every snapshot under the root, in the order they were captured.
 
-        A damaged epoch (see :meth:`Snapshot.load`) is skipped with one warning naming its
+        A damaged one (see :meth:`Snapshot.load`) is skipped with one warning naming its
         directory and the reason, and the others are loaded.
 
         Args:
-            strict: raise the damaged epoch's ``ValueError`` instead of skipping it.
+            strict: raise the damaged snapshot's ``ValueError`` instead of skipping it.
 
         Raises:
             ValueError: when the root holds no snapshot, when every snapshot is damaged, or,
                 with ``strict``, when any is.
         """
-        epochs = self.epochs()
-        if not epochs:
-            raise ValueError(f"No snapshots (epoch=NNNN directories) under {self.root}.")
+        names = self.names()
+        if not names:
+            raise ValueError(f"No snapshots (epoch=NNNN-step=NNNNNNN or validate=NN-step=NNNNNNN directories) "
+                             f"under {self.root}.")
         loaded: list[Snapshot] = []
         damaged: list[tuple[Path, ValueError]] = []
-        for epoch in epochs:
+        for name in names:
             try:
-                loaded.append(self.load(epoch))
+                loaded.append(self.load(name))
             except ValueError as err:
                 if strict:
                     raise
-                damaged.append((self.directory(epoch), err))
+                damaged.append((self.directory(name), err))
         if not loaded:
             reasons = " ".join(str(err) for _, err in damaged)
             raise ValueError(f"Every snapshot under {self.root} is damaged; none can be loaded. {reasons}")
@@ -102,34 +109,34 @@ class SnapshotStore:
             warn(f"Skipping the snapshot in {directory}: {err}")
         return loaded
 
-    def write_render_state(self, epoch: int, state: dict[str, Any]) -> None:
-        """Record that a sink logged ``epoch``, with the frames' state after it (atomic)."""
-        path = self.directory(epoch) / RENDER_STATE
+    def write_render_state(self, name: str, state: dict[str, Any]) -> None:
+        """Record that a sink logged the snapshot ``name``, with the frames' state after it (atomic)."""
+        path = self.directory(name) / RENDER_STATE
         if not path.parent.is_dir():
             return
         tmp = path.with_suffix(".tmp")
         try:
-            tmp.write_text(json.dumps({"epoch": epoch, "state": state}))
+            tmp.write_text(json.dumps({"name": name, "state": state}))
             os.replace(tmp, path)
         except BaseException as err:  # a full disk, a file size limit, an interrupt: never leave the partial file
             with contextlib.suppress(OSError):
                 tmp.unlink(missing_ok=True)
             if not isinstance(err, OSError):
                 raise
-            warn(f"Could not write {path} ({err}); a resumed run may render epoch {epoch} again.")
+            warn(f"Could not write {path} ({err}); a resumed run may render {name} again.")
 
-    def read_render_state(self, epoch: int) -> dict[str, Any] | None:
-        """The frames' state saved after ``epoch`` was rendered, or ``None`` if it was not."""
+    def read_render_state(self, name: str) -> dict[str, Any] | None:
+        """The frames' state saved after the snapshot ``name`` was rendered, or ``None`` if it was not."""
         try:
-            return json.loads((self.directory(epoch) / RENDER_STATE).read_text())["state"]
+            return json.loads((self.directory(name) / RENDER_STATE).read_text())["state"]
         except (OSError, ValueError, KeyError):
             return None
 
 
 def load_snapshots(root: str | os.PathLike[str], *, strict: bool = False) -> list[Snapshot]:
-    """Load every ``epoch=NNNN`` snapshot under ``root``, sorted by epoch.
+    """Load every snapshot under ``root``, in the order they were captured (see :mod:`lightning_ner_viz.keys`).
 
-    A damaged epoch is skipped with a warning naming its directory and why; ``strict=True``
+    A damaged snapshot is skipped with a warning naming its directory and why; ``strict=True``
     raises its ``ValueError`` instead.
 
     Raises:
@@ -142,7 +149,7 @@ def load_snapshots(root: str | os.PathLike[str], *, strict: bool = False) -> lis
 def resolve_snapshot_root(directory: str | os.PathLike[str]) -> SnapshotStore:
     """The store of a user-given directory: the snapshot root itself or the run directory above it.
 
-    Refuses epoch entries that link outside the directory.
+    Refuses snapshot entries that link outside the directory.
 
     Raises:
         FileNotFoundError: when ``directory`` is not a directory.
@@ -150,12 +157,12 @@ def resolve_snapshot_root(directory: str | os.PathLike[str]) -> SnapshotStore:
     """
     base = Path(directory).expanduser().resolve()
     if not base.is_dir():
-        raise FileNotFoundError(f"{directory} is not a directory of snapshots (epoch=NNNN folders).")
-    if not SnapshotStore(base).epochs() and (base / "ner_viz").is_dir():
+        raise FileNotFoundError(f"{directory} is not a directory of snapshots (epoch=NNNN-step=NNNNNNN folders).")
+    if not SnapshotStore(base).names() and (base / "ner_viz").is_dir():
         base = base / "ner_viz"
     store = SnapshotStore(base)
-    for epoch in store.epochs():
-        resolved = store.directory(epoch).resolve()
+    for name in store.names():
+        resolved = store.directory(name).resolve()
         if base not in resolved.parents:
-            raise ValueError(f"{store.directory(epoch)} resolves to {resolved}, outside {base}; refusing to follow it.")
+            raise ValueError(f"{store.directory(name)} resolves to {resolved}, outside {base}; refusing to follow it.")
     return store

@@ -91,6 +91,12 @@ def trainer_kwargs(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
     return kwargs
 
 
+def epoch_dir(root: Path, epoch: int) -> Path:
+    """The one snapshot directory of fit epoch ``epoch`` under ``root`` (``epoch=0001-step=…``)."""
+    (found,) = sorted(Path(root).glob(f"epoch={epoch:04d}-step=*"))
+    return found
+
+
 # ---- one fit with the callback ---------------------------------------------------------------
 
 

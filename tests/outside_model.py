@@ -38,3 +38,32 @@ class UserCrfTagger(pl.LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.AdamW(self.parameters(), lr=self.lr)
+
+
+class TwoLoaderTagger(UserCrfTagger):
+    """The same tagger, validating on several loaders (``validation_step`` takes ``dataloader_idx``)."""
+
+    def validation_step(self, batch, batch_idx, dataloader_idx=0):  # noqa: D102
+        return super().validation_step(batch, batch_idx)
+
+
+class TwoValidationLoaders(pl.LightningDataModule):
+    """A datamodule's train loader; for validation, its validation loader and then a second one over the first
+    ``second_rows`` rows of the same data (the same sentences under another loader)."""
+
+    def __init__(self, data: pl.LightningDataModule, second_rows: int | None = None) -> None:
+        super().__init__()
+        self.data, self.second_rows = data, second_rows
+
+    def setup(self, stage: str) -> None:  # noqa: D102
+        self.data.setup(stage)
+
+    def train_dataloader(self):  # noqa: D102
+        return self.data.train_dataloader()
+
+    def val_dataloader(self):  # noqa: D102
+        first = self.data.val_dataloader()
+        if self.second_rows is None:
+            return [first, self.data.val_dataloader()]
+        rows = list(first.dataset)[: self.second_rows]
+        return [first, type(first)(rows, batch_size=first.batch_size, collate_fn=first.collate_fn)]

@@ -6,7 +6,7 @@ import lightning.pytorch as pl
 import numpy as np
 import pytest
 import torch
-from outside_model import UserCrfTagger
+from outside_model import TwoLoaderTagger, TwoValidationLoaders, UserCrfTagger
 from torch.utils.data import DataLoader
 
 from lightning_ner_viz import EmbeddingDriftCallback, NerVizWarning, load_snapshots
@@ -152,32 +152,10 @@ def test_validation_set_that_grows_keeps_every_tracked_token(tmp_path, fit_with_
     assert second.stats["tokens_seen"] > 1.5 * first.stats["tokens_seen"]
 
 
-class _TwoLoaderTagger(UserCrfTagger):
-    def validation_step(self, batch, batch_idx, dataloader_idx=0):  # noqa: D102 - two validation loaders
-        return super().validation_step(batch, batch_idx)
-
-
-class _TwoValidationLoaders(pl.LightningDataModule):
-    """A datamodule's train loader, and its validation loader twice."""
-
-    def __init__(self, data: pl.LightningDataModule) -> None:
-        super().__init__()
-        self.data = data
-
-    def setup(self, stage: str) -> None:  # noqa: D102
-        self.data.setup(stage)
-
-    def train_dataloader(self):  # noqa: D102
-        return self.data.train_dataloader()
-
-    def val_dataloader(self):  # noqa: D102
-        return [self.data.val_dataloader(), self.data.val_dataloader()]
-
-
 def test_a_second_validation_dataloader_is_ignored_with_one_warning(tmp_path, fit_with_callback, bert_config,
                                                                     datamodule):
-    model = _TwoLoaderTagger(bert_config, num_tags=len(LABEL_NAMES))
+    model = TwoLoaderTagger(bert_config, num_tags=len(LABEL_NAMES))
     with pytest.warns(NerVizWarning, match="Validation dataloader 1 is not captured") as record:
-        _, callback = fit_with_callback(model=model, data=_TwoValidationLoaders(datamodule), epochs=2)
+        _, callback = fit_with_callback(model=model, data=TwoValidationLoaders(datamodule), epochs=2)
     assert sum("dataloader 1" in str(w.message) for w in record) == 1  # once, not per batch or epoch
     assert callback.captured_epochs == [0, 1]

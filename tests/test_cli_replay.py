@@ -12,7 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import RecordingSink, free_port
+from conftest import RecordingSink, epoch_dir, free_port
 from rrd_reading import read_rrd
 
 from lightning_ner_viz import NerVizWarning, load_snapshots
@@ -105,10 +105,10 @@ def test_snapshot_links_out_of_the_root_are_refused(run_dir, tmp_path):
 
 
 def test_render_skips_a_damaged_epoch_with_a_warning_and_strict_refuses(run_dir, tmp_path):
-    bad = run_dir / "ner_viz" / "epoch=0001" / "meta.json"
+    bad = epoch_dir(run_dir / "ner_viz", 1) / "meta.json"
     bad.write_text('{"format_version": 1, "epoch": 1}')  # valid JSON, missing keys
     out = tmp_path / "skipped.rrd"
-    with pytest.warns(NerVizWarning, match="epoch=0001") as record:
+    with pytest.warns(NerVizWarning, match="epoch=0001-step=") as record:
         done = _cli("render", str(run_dir), "--reducer", "pca", "--frame", "fixed", "--out", str(out))
     assert done.returncode == 0, done.stderr[-2000:]
     assert [r["epoch"] for r in read_rrd(out)["/embeddings/hidden"]] == [0, 2]

@@ -11,7 +11,7 @@ import warnings
 from pathlib import Path
 
 import pytest
-from conftest import RecordingSink, free_port
+from conftest import RecordingSink, epoch_dir, free_port
 from rrd_reading import read_rrd
 
 from lightning_ner_viz import NerVizWarning, load_snapshots
@@ -73,8 +73,8 @@ def test_logged_epochs_lists_only_epochs_a_sink_logged_and_says_how_to_recover(t
         _, callback = fit_with_callback(sinks=[broken])
     assert callback.captured_epochs == [0, 1] and callback.logged_epochs == []
     nothing = [str(w.message) for w in record if "No sink logged epoch" in str(w.message)]
-    assert len(nothing) == 2 and "No sink logged epoch 0: all 1 failed" in nothing[0]
-    assert str(tmp_path / "ner_viz" / "epoch=0000") in nothing[0]
+    assert len(nothing) == 2 and "No sink logged epoch 0 · step 2: all 1 failed" in nothing[0]
+    assert str(epoch_dir(tmp_path / "ner_viz", 0)) in nothing[0]
     command = nothing[0].split("`")[1]
     assert command.startswith("lightning-ner-viz render ")
     argv = shlex.split(command)

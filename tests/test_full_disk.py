@@ -61,7 +61,7 @@ def test_a_disk_that_fills_under_the_recording_drops_the_sink_once_and_training_
 
 
 def test_a_render_state_that_cannot_be_written_leaves_no_temporary_file(tmp_path):
-    (tmp_path / "epoch=0000").mkdir()
+    (tmp_path / "epoch=0000-step=0000002").mkdir()
     script = textwrap.dedent(f"""
         import resource, signal, warnings
         from lightning_ner_viz.store import SnapshotStore
@@ -69,10 +69,10 @@ def test_a_render_state_that_cannot_be_written_leaves_no_temporary_file(tmp_path
         resource.setrlimit(resource.RLIMIT_FSIZE, (1000, resource.RLIM_INFINITY))
         with warnings.catch_warnings(record=True) as record:
             warnings.simplefilter("always")
-            SnapshotStore({str(tmp_path)!r}).write_render_state(0, {{"frame": list(range(2000))}})
+            SnapshotStore({str(tmp_path)!r}).write_render_state("epoch=0000-step=0000002", {{"frame": list(range(2000))}})
         print("\\n".join(str(w.message) for w in record))
     """)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Could not write" in done.stdout and "File too large" in done.stdout, done.stdout
-    assert sorted(p.name for p in (tmp_path / "epoch=0000").iterdir()) == []  # neither render_state.json nor .tmp
+    assert sorted(p.name for p in (tmp_path / "epoch=0000-step=0000002").iterdir()) == []  # neither render_state.json nor .tmp

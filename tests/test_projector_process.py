@@ -9,7 +9,7 @@ import threading
 import numpy as np
 import pytest
 import torch
-from conftest import RecordingSink
+from conftest import RecordingSink, epoch_dir
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from outside_model import UserCrfTagger
 from rrd_reading import read_rrd
@@ -116,8 +116,8 @@ def test_a_checkpoint_does_not_wait_for_rendering(fit_with_callback):
     probe = CheckpointWhilePending(callback, release)
     fit_with_callback(callback, epochs=1, callbacks=[probe])
     (state,) = probe.states
-    assert state["captured_epochs"] == [0] and state["renderer"]["rendered_epochs"] == []  # it did not wait
-    assert state["logged_epochs"] == []  # no sink had it yet
+    assert state["captured_epochs"] == [0] and state["renderer"]["rendered"] == []  # it did not wait
+    assert state["logged_epochs"] == state["logged"] == []  # no sink had it yet
     assert sink.epochs == [0]
 
 
@@ -127,16 +127,16 @@ def test_resume_renders_what_was_captured_but_never_rendered(tmp_path, fit_with_
     # as if the run died after checkpointing epoch 1 but before epoch 1 reached the sinks
     checkpoint = torch.load(tmp_path / "ckpt" / "last.ckpt", weights_only=False)
     (key,) = [k for k in checkpoint["callbacks"] if k.startswith("EmbeddingDriftCallback")]
-    checkpoint["callbacks"][key]["renderer"]["rendered_epochs"] = [0]
+    checkpoint["callbacks"][key]["renderer"]["rendered"] = [epoch_dir(tmp_path / "ner_viz", 0).name]
     torch.save(checkpoint, tmp_path / "ckpt" / "last.ckpt")
-    (tmp_path / "ner_viz" / "epoch=0001" / RENDER_STATE).unlink()
+    (epoch_dir(tmp_path / "ner_viz", 1) / RENDER_STATE).unlink()
 
     fit_with_callback(epochs=3, ckpt_path=tmp_path / "ckpt" / "last.ckpt", torch_seed=0, max_tokens=MAX_TOKENS,
                       callbacks=[ModelCheckpoint(dirpath=tmp_path / "ckpt2")],
                       sinks=[RerunSink(path=tmp_path / "b.rrd")])
     assert [r["epoch"] for r in read_rrd(tmp_path / "b.rrd")["/embeddings/hidden"]] == [1, 2]
     assert [s.epoch for s in load_snapshots(tmp_path / "ner_viz")] == [0, 1, 2]
-    assert all((tmp_path / "ner_viz" / f"epoch={e:04d}" / RENDER_STATE).is_file() for e in range(3))
+    assert all((epoch_dir(tmp_path / "ner_viz", e) / RENDER_STATE).is_file() for e in range(3))
 
 
 class CheckpointWhileCapturing(Callback):
@@ -176,13 +176,14 @@ def test_a_checkpoint_does_not_wait_for_the_capture_and_a_resume_recovers_the_to
     trainer, _ = fit_with_callback(callback, model=model, epochs=1, callbacks=[probe], torch_seed=0,
                                    trainer={"limit_val_batches": 2})
     (state,) = probe.states
-    assert state["capturing_epochs"] == [0] and state["captured_epochs"] == [0]  # listed, not waited for
+    assert state["capturing"] == state["captured"] == ["epoch=0000-step=0000002"]  # listed, not waited for
+    assert state["captured_epochs"] == [0]
     assert state["tracked_ids"] is None and callback.tracked_ids is not None
     assert callback.logged_epochs == [0]  # the capture finished after the checkpoint
 
     # a run that died right after that checkpoint, before epoch 0 was rendered: the resume renders it
     # from its snapshot and takes the tracked tokens from it
-    (tmp_path / "ner_viz" / "epoch=0000" / RENDER_STATE).unlink()
+    (epoch_dir(tmp_path / "ner_viz", 0) / RENDER_STATE).unlink()
     trainer.save_checkpoint(tmp_path / "last.ckpt")
     checkpoint = torch.load(tmp_path / "last.ckpt", weights_only=False)
     (key,) = [k for k in checkpoint["callbacks"] if k.startswith("EmbeddingDriftCallback")]

@@ -33,7 +33,7 @@ from lightning_ner_viz.projection.process import ProjectionAbandoned, abandon
 from lightning_ner_viz.projection.renderer import Renderer
 from lightning_ner_viz.runtime.shutdown import GRACE_SECONDS, sigterm_deferred
 from lightning_ner_viz.sinks.html import read_payload
-from lightning_ner_viz.store import RENDER_STATE
+from lightning_ner_viz.store import RENDER_STATE, epoch_of
 
 TESTS = Path(__file__).resolve().parent
 CLI = Path(sys.executable).parent / "lightning-ner-viz"
@@ -71,7 +71,7 @@ def _snapshot_epochs(root: Path) -> list[int]:
 
 
 def _rendered_epochs(root: Path) -> list[int]:
-    return sorted(int(p.parent.name.split("=")[1]) for p in (root / "ner_viz").glob(f"epoch=*/{RENDER_STATE}"))
+    return sorted(epoch_of(p.parent) for p in (root / "ner_viz").glob(f"epoch=*/{RENDER_STATE}"))
 
 
 def test_sigterm_mid_training_stops_in_seconds_keeps_valid_files_and_the_command_renders_the_rest(tmp_path):
@@ -273,7 +273,7 @@ def test_kill_9_of_the_trainer_takes_the_projector_child_with_it_within_2_s(tmp_
         while not (children := _children(proc.pid)) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert children, "no projector child process was started"
-        while not (tmp_path / "ner_viz" / "epoch=0000").is_dir() and time.monotonic() < deadline:
+        while not list((tmp_path / "ner_viz").glob("epoch=0000-*")) and time.monotonic() < deadline:
             time.sleep(0.05)
         time.sleep(1.0)  # epoch 0 was saved, then sent to the child: it is projecting now (the reducer sleeps 6 s)
         proc.kill()

@@ -192,6 +192,6 @@ def test_tensorboard_log_dir_and_tag_prefix_are_deprecated_aliases(tmp_path):
     sink.log_epoch(snap, coords, {"n_tokens": float(len(snap))})
     sink.close()
     assert sink.writer_log_dir == str(tmp_path / "tb")
-    assert 'tensor_name: "old/hidden:00000"' in (tmp_path / "tb" / "projector_config.pbtxt").read_text()
+    assert f'tensor_name: "old/hidden:{snap.key.name}"' in (tmp_path / "tb" / "projector_config.pbtxt").read_text()
     with pytest.raises(TypeError, match="save_dir"):
         TensorBoardSink("a", log_dir="b")

@@ -8,6 +8,7 @@ import numpy as np
 
 from lightning_ner_viz.capture.sentences import Sentence, known_word_ids, sentences_from_table
 from lightning_ner_viz.capture.text import TokenTexts, join_word
+from lightning_ner_viz.keys import SnapshotKey
 from lightning_ner_viz.labels import EntityTypes
 from lightning_ner_viz.snapshot import Snapshot, split_token_id
 
@@ -27,6 +28,8 @@ class GatheredEpoch:
         groups: group name (``entities``, ``cls``) to its selected rows.
         sentence_table: the selected rows' sentences (see :mod:`lightning_ner_viz.capture.sentences`).
         stats: the capture's counters on rank zero.
+        stage: ``"fit"`` or ``"validate"`` (see :mod:`lightning_ner_viz.keys`).
+        run: for ``validate``: which of the callback's ``validate()`` calls.
     """
 
     epoch: int
@@ -36,6 +39,13 @@ class GatheredEpoch:
     groups: dict[str, Columns] = field(default_factory=dict)
     sentence_table: np.ndarray = field(default_factory=lambda: np.zeros((0, 1), dtype=np.int64))
     stats: dict[str, int] = field(default_factory=dict)
+    stage: str = "fit"
+    run: int = 0
+
+    @property
+    def name(self) -> str:
+        """The snapshot's name (its directory), see :class:`~lightning_ner_viz.keys.SnapshotKey`."""
+        return SnapshotKey(self.stage, self.epoch, self.step, self.run).name  # type: ignore[arg-type]
 
 
 def assemble_snapshot(gathered: GatheredEpoch, texts: TokenTexts, label_names: list[str],
@@ -59,7 +69,8 @@ def assemble_snapshot(gathered: GatheredEpoch, texts: TokenTexts, label_names: l
         sids = [int(s) for s in split_token_id(gathered.groups["cls"]["token_id"])[0] if int(s) in sentences]
         groups["cls"] = cls_snapshot(gathered, entity_types, _texts(texts, sentences, sids))
     return Snapshot(
-        epoch=gathered.epoch, step=gathered.step, token_id=columns["token_id"], sentence_id=sentence_id,
+        epoch=gathered.epoch, step=gathered.step, stage=gathered.stage, run=gathered.run,
+        token_id=columns["token_id"], sentence_id=sentence_id,
         position=position, token=tokens, word=words, gold=columns["label"], pred=columns["pred"],
         views={v: columns[v] for v in gathered.views}, label_names=label_names, sentences=sentence_text,
         sentence_tags=tags, groups=groups, stats=dict(gathered.stats),
@@ -86,7 +97,8 @@ def entity_snapshot(gathered: GatheredEpoch, tokens_of: dict[int, tuple[list[str
             by_word.setdefault(word, []).append(token)
         texts.append(" ".join(join_word(p) for p in by_word.values()) or "?")
     return Snapshot(
-        epoch=gathered.epoch, step=gathered.step, token_id=columns["token_id"], sentence_id=sentence_id,
+        epoch=gathered.epoch, step=gathered.step, stage=gathered.stage, run=gathered.run,
+        token_id=columns["token_id"], sentence_id=sentence_id,
         position=start, token=texts, word=texts, gold=columns["label"], pred=columns["pred"],
         views={"entities": columns["entities"]}, label_names=types.names,
         sentences={int(s): sentences.get(int(s), "") for s in np.unique(sentence_id)},
@@ -99,7 +111,8 @@ def cls_snapshot(gathered: GatheredEpoch, types: EntityTypes, sentences: dict[in
     sentence_id = split_token_id(columns["token_id"])[0]
     texts = [sentences.get(int(s), "?") for s in sentence_id]
     return Snapshot(
-        epoch=gathered.epoch, step=gathered.step, token_id=columns["token_id"], sentence_id=sentence_id,
+        epoch=gathered.epoch, step=gathered.step, stage=gathered.stage, run=gathered.run,
+        token_id=columns["token_id"], sentence_id=sentence_id,
         position=np.zeros_like(sentence_id), token=texts, word=texts, gold=columns["label"], pred=columns["pred"],
         views={"cls": columns["cls"]}, label_names=types.names,
         sentences={int(s): t for s, t in zip(sentence_id, texts)},

@@ -129,19 +129,20 @@ def find_tokenizer(root: nn.Module, datamodule: Any) -> Any | None:
     return None
 
 
-def validation_set_size(trainer: Any) -> int | None:
-    """Length of the first validation dataset, when it has one."""
+def validation_set_sizes(trainer: Any) -> list[int | None]:
+    """Length of each validation dataset (``None`` where it has none)."""
     loaders = trainer.val_dataloaders
-    loader = loaders[0] if isinstance(loaders, (list, tuple)) and loaders else loaders
-    dataset = getattr(loader, "dataset", None)
-    try:
-        return len(dataset) if dataset is not None else None
-    except TypeError:
-        return None
+    sizes: list[int | None] = []
+    for loader in loaders if isinstance(loaders, (list, tuple)) else [loaders]:
+        try:
+            sizes.append(len(loader.dataset))
+        except (AttributeError, TypeError):
+            sizes.append(None)
+    return sizes
 
 
-def check_capture_arguments(max_tokens: int, every_n_epochs: int,
-                            hidden_module: str | Sequence[str] | None) -> str | list[str] | None:
+def check_capture_arguments(max_tokens: int, every_n_epochs: int, hidden_module: str | Sequence[str] | None,
+                            every_n_val_runs: int = 1, dataloader_idx: int | str = 0) -> str | list[str] | None:
     """Check the callback's capture arguments; ``hidden_module`` comes back as a name, a list or ``None``.
 
     Raises:
@@ -151,6 +152,11 @@ def check_capture_arguments(max_tokens: int, every_n_epochs: int,
         raise ValueError(f"max_tokens must be a positive int; got {max_tokens!r}.")
     if not isinstance(every_n_epochs, int) or every_n_epochs < 1:
         raise ValueError(f"every_n_epochs must be an int >= 1; got {every_n_epochs!r}.")
+    if not isinstance(every_n_val_runs, int) or every_n_val_runs < 1:
+        raise ValueError(f"every_n_val_runs must be an int >= 1 (1: every validation); got {every_n_val_runs!r}.")
+    if dataloader_idx != "all" and (not isinstance(dataloader_idx, int) or dataloader_idx < 0):
+        raise ValueError(f"dataloader_idx must be a validation dataloader's index (an int >= 0) or 'all'; "
+                         f"got {dataloader_idx!r}.")
     if hidden_module is None or isinstance(hidden_module, str):
         return hidden_module
     names = list(hidden_module)

@@ -18,8 +18,9 @@ from lightning_ner_viz.capture.collector import EpochCollector
 from lightning_ner_viz.capture.discovery import CaptureTargets, is_compiled
 from lightning_ner_viz.capture.hooks import ForwardCapture
 from lightning_ner_viz.capture.text import TokenTexts
+from lightning_ner_viz.keys import SnapshotKey
 from lightning_ner_viz.labels import EntityTypes
-from lightning_ner_viz.snapshot import Snapshot
+from lightning_ner_viz.snapshot import LOADER_BITS, Snapshot
 
 CAPTURE_QUEUE = 4
 """Batches whose captured tensors may wait (on the model's device) for the capture thread."""
@@ -43,28 +44,32 @@ class ValidationCapture:
         cls_view: also sample one row per sentence.
         batch_adapter: maps a batch to a dict of ``input_ids``, ``labels``, ... (see :func:`adapt_batch`).
         in_thread: run the selection in the capture thread (``False``: on the training thread).
+        dataloader_idx: the validation dataloader captured, or ``"all"``; a loader's sentence ids carry
+            its index (see :data:`~lightning_ner_viz.snapshot.LOADER_BITS`), so ids never collide.
     """
 
     def __init__(self, targets: CaptureTargets, *, max_tokens: int, seed: int, entity_view: bool, cls_view: bool,
-                 batch_adapter: BatchAdapter | None, in_thread: bool) -> None:
+                 batch_adapter: BatchAdapter | None, in_thread: bool, dataloader_idx: int | str = 0) -> None:
         self.targets = targets
         self.max_tokens = max_tokens
         self.seed = seed
         self.entity_view = entity_view
         self.cls_view = cls_view
         self.batch_adapter = batch_adapter
+        self.dataloader_idx = dataloader_idx
         self.views = tuple(targets.modules)
         self.entity_types = EntityTypes.from_label_names(targets.label_names) if entity_view or cls_view else None
         self.tracked_ids: list[int] | None = None
-        self.capturing: list[int] = []  # epochs whose selection is still running in the capture thread
+        self.capturing: list[str] = []  # snapshots (names) whose selection is still running in the capture thread
         self._hooks = ForwardCapture(dict(targets.modules))
         self._hooks.attach()  # now, at setup: before any forward, so torch.compile traces them (gated off)
         self._disabled = False
+        self.closed = False  # after close(): hooks detached, thread stopped
         self._jobs = JobRunner("ner-viz-capture", max_pending=CAPTURE_QUEUE, enabled=in_thread)
         self._collector: EpochCollector | None = None
-        self._epoch = -1
-        self._rows_seen = 0
-        self._dataset_size: int | None = None
+        self._epoch, self._stage, self._run = -1, "fit", 0
+        self._rows_seen: dict[int, int] = {}  # rows this rank saw per loader, this validation
+        self._dataset_sizes: list[int | None] = []
         self._ignored_loaders: set[int] = set()
 
     def snapshot_builder(self) -> Callable[[GatheredEpoch], Snapshot]:
@@ -83,13 +88,17 @@ class ValidationCapture:
         if errors:
             raise errors[0]
 
-    def start_epoch(self, epoch: int, dataset_size: int | None) -> None:
-        """Turn the hooks on and start a new epoch's collector (later epochs keep the tracked tokens)."""
+    def start_epoch(self, epoch: int, dataset_sizes: list[int | None], stage: str = "fit", run: int = 0) -> None:
+        """Turn the hooks on and start a new validation's collector (later ones keep the tracked tokens).
+
+        ``stage`` and ``run`` say which validation it is (see :mod:`lightning_ner_viz.keys`).
+        """
         if self._disabled:
             return
         self._hooks.outputs.clear()
         self._hooks.enabled = True
-        self._epoch, self._rows_seen, self._dataset_size = epoch, 0, dataset_size
+        self._epoch, self._stage, self._run = epoch, stage, run
+        self._rows_seen, self._dataset_sizes = {}, list(dataset_sizes)
         self._collector = EpochCollector(
             self.views, len(self.targets.label_names), self.max_tokens, self.seed, self.targets.crf,
             self.entity_types, entity_view=self.entity_view, cls_view=self.cls_view,
@@ -105,11 +114,12 @@ class ValidationCapture:
         if self._collector is None:
             return
         captured = self._hooks.pop()
-        if dataloader_idx != 0:
+        if self.dataloader_idx not in ("all", dataloader_idx):
             if dataloader_idx not in self._ignored_loaders:
                 self._ignored_loaders.add(dataloader_idx)
-                warn(f"Validation dataloader {dataloader_idx} is not captured: only the first validation "
-                     "dataloader (dataloader_idx=0) is. Put the data you want to see first.")
+                warn(f"Validation dataloader {dataloader_idx} is not captured: only dataloader_idx="
+                     f"{self.dataloader_idx} is. Pass EmbeddingDriftCallback(dataloader_idx='all') to capture every "
+                     "loader (or the index of the one you want to see).")
             return
         tokens = adapt_batch(batch, self.batch_adapter)
         missing = [v for v in self.views if v not in captured]
@@ -122,14 +132,20 @@ class ValidationCapture:
                 f"The hooked modules {names} did not run during validation_step, so nothing was captured. "
                 "Point `hidden_module`/`emissions_module` at modules your validation forward calls."
             )
-        offset, self._rows_seen = self._rows_seen, self._rows_seen + tokens.input_ids.shape[0]
+        offset = self._rows_seen.get(dataloader_idx, 0)
+        self._rows_seen[dataloader_idx] = offset + tokens.input_ids.shape[0]
         self.raise_errors()
-        self._jobs.submit(self._select, self._collector, tokens, captured, offset, group=self._epoch)
+        sizes = self._dataset_sizes
+        size = sizes[dataloader_idx] if dataloader_idx < len(sizes) else None
+        self._jobs.submit(self._select, self._collector, tokens, captured, offset, dataloader_idx, size,
+                          group=self._epoch)
 
     @torch.inference_mode()  # like the validation loop (a thread-local mode): inference tensors stay writable
     def _select(self, collector: EpochCollector, tokens: TokenBatch, captured: dict[str, torch.Tensor],
-                offset: int) -> None:
-        ids = example_ids(tokens, offset, gather.world_size(), gather.rank(), self._dataset_size)
+                offset: int, loader: int, size: int | None) -> None:
+        ids = example_ids(tokens, offset, gather.world_size(), gather.rank(), size)
+        if loader:
+            ids = torch.where(ids >= 0, ids + (loader << LOADER_BITS), ids)
         seq = tokens.input_ids.shape[1]
         collector.add_batch(tokens, {v: t[:, :seq] for v, t in captured.items()}, ids)
 
@@ -145,38 +161,45 @@ class ValidationCapture:
             self.raise_errors()
             self._finish(collector, device, self._epoch, step, deliver)
         else:
-            self.capturing.append(self._epoch)
+            self.capturing.append(self._name(step))
             self._jobs.submit(self._finish, collector, device, self._epoch, step, deliver, group=self._epoch)
+
+    def _name(self, step: int) -> str:
+        return SnapshotKey(self._stage, self._epoch, step, self._run).name  # type: ignore[arg-type]
 
     @torch.inference_mode()
     def _finish(self, collector: EpochCollector, device: torch.device, epoch: int, step: int,
                 deliver: Deliver | None) -> None:
+        name, stage, run = self._name(step), self._stage, self._run
         try:
             gathered = collector.finish(device, epoch, step)
+            if gathered is not None:
+                gathered.stage, gathered.run = stage, run
             if self.tracked_ids is None:  # the first epoch fixes the tracked tokens, on every rank
                 chosen = torch.as_tensor(gathered.tokens["token_id"] if gathered is not None else np.zeros(0, np.int64))
                 ids = gather.broadcast_rows(chosen if gather.rank() == 0 else None, device)
                 self.tracked_ids = ids.tolist() or None
             if deliver is not None:
-                self._report(epoch, collector, gathered)
+                self._report(SnapshotKey(stage, epoch, step, run).label, collector, gathered)  # type: ignore[arg-type]
                 if gathered is not None:
                     deliver(gathered)
         finally:
-            if epoch in self.capturing:  # after `deliver` recorded it (see the callback's state_dict)
-                self.capturing.remove(epoch)
+            if name in self.capturing:  # after `deliver` recorded it (see the callback's state_dict)
+                self.capturing.remove(name)
 
-    def _report(self, epoch: int, collector: EpochCollector, gathered: GatheredEpoch | None) -> None:
+    def _report(self, label: str, collector: EpochCollector, gathered: GatheredEpoch | None) -> None:
+        epoch = label[0].upper() + label[1:]  # "Epoch 2 · step 120", "Baseline · validate 0 · step 0"
         if gathered is None:
-            warn(f"Epoch {epoch}: no valid validation token (every label was -100, "
+            warn(f"{epoch}: no valid validation token (every label was -100, "
                  "or the validation set is empty); nothing was logged.")
             return
         kept = len(gathered.tokens["token_id"])
         if collector.tokens.tracking and self.tracked_ids is not None and kept < len(self.tracked_ids):
-            warn(f"Epoch {epoch}: only {kept} of the {len(self.tracked_ids)} tracked tokens were seen (did "
+            warn(f"{epoch}: only {kept} of the {len(self.tracked_ids)} tracked tokens were seen (did "
                  "`limit_val_batches` or the validation data change?). Logging the tokens seen in both, so every "
                  "point still has a history.")
         if collector.stats["nonfinite_filtered"]:
-            warn(f"Epoch {epoch}: {collector.stats['nonfinite_filtered']} tokens had NaN or Inf hidden states or "
+            warn(f"{epoch}: {collector.stats['nonfinite_filtered']} tokens had NaN or Inf hidden states or "
                  "emissions and were left out (counted as `nonfinite_filtered`).")
 
     def _disable(self, names: dict[str, str]) -> None:
@@ -194,6 +217,7 @@ class ValidationCapture:
 
     def close(self) -> BaseException | None:
         """Detach the hooks, finish the queued jobs and stop the thread; return (not raise) a job's error."""
+        self.closed = True
         self._hooks.detach()
         self._collector = None
         self._jobs.wait()

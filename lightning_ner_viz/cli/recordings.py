@@ -55,7 +55,7 @@ def _folder_inputs(folder: Path) -> ReplayInputs:
     from lightning_ner_viz.store import resolve_snapshot_root
 
     store = resolve_snapshot_root(folder)
-    if store.epochs():
+    if store.names():
         return ReplayInputs(snapshot_root=store.root)
     found = recordings_in(store.root)
     if not found:

@@ -30,9 +30,9 @@ def add_render_parser(subparsers: SubParsers) -> argparse.ArgumentParser:
     """Add the ``render`` subcommand to ``subparsers``."""
     parser = subparsers.add_parser(
         "render", help="re-render saved snapshots with another reducer, frame or sink, without retraining",
-        description="Re-project every epoch under SNAPSHOT_DIR and log it to one sink.",
+        description="Re-project every snapshot under SNAPSHOT_DIR (each epoch, each validate run) and log it to one sink.",
     )
-    parser.add_argument("snapshot_dir", help="directory of epoch=NNNN snapshots (or the run directory above it)")
+    parser.add_argument("snapshot_dir", help="directory of snapshots (epoch=NNNN-step=NNNNNNN folders, or the run directory above them)")
     parser.add_argument("--reducer", choices=REDUCER_NAMES,
                         help="default: pca, or umap with --frame aligned (the only reducer that frame takes)")
     parser.add_argument("--frame", default="auto", choices=RENDER_FRAME_CHOICES,
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
                                       n_components=args.n_components, strict=args.strict)
     if failures:
         return report_failures("render", failures)
-    print(f"Rendered {epochs} epochs ({reducer}, frame {frame}) to {out.resolve()}")
+    print(f"Rendered {epochs} snapshots ({reducer}, frame {frame}) to {out.resolve()}")
     return 0
 
 

@@ -17,7 +17,8 @@ from lightning_ner_viz.runtime.shutdown import (
 from lightning_ner_viz._warnings import warn
 from lightning_ner_viz.projection.placement import Background, projection_place, runs_in_background
 from lightning_ner_viz.projection.process import ProjectionAbandoned, abandon
-from lightning_ner_viz.projection.renderer import Renderer
+from lightning_ner_viz.keys import key_from_name, ordered_names
+from lightning_ner_viz.projection.renderer import Renderer, legacy_names
 from lightning_ner_viz.sinks.base import Sink
 from lightning_ner_viz.sinks.registry import resolve_sinks, restore_sink_states, setup_sinks
 from lightning_ner_viz.snapshot import Snapshot
@@ -74,7 +75,7 @@ class RenderPipeline:
         self._stopped_at: float | None = None  # when training stopped early (monotonic)
         self._dropping = False  # past the grace: epochs are saved, not rendered
         self._lock = threading.Lock()  # one save at a time; guards _outstanding
-        self._outstanding: list[int] = []  # epochs handed over and not rendered yet, in order
+        self._outstanding: list[str] = []  # snapshots (names) handed over and not rendered yet, in order
         self._warned_backpressure = False
 
     @classmethod
@@ -110,7 +111,7 @@ class RenderPipeline:
         """
         captured = _Captured(gathered)
         with self._lock:
-            self._outstanding.append(gathered.epoch)
+            self._outstanding.append(gathered.name)
         try:
             self._save(captured)
         except Exception:
@@ -119,7 +120,7 @@ class RenderPipeline:
             # not raised on the capture's side: the rendering job builds it again and reports the error
         if self._jobs.full and not self.stopping and not self._warned_backpressure:
             self._warned_backpressure = True
-            warn(backpressure_message(self.max_pending, gathered.epoch, self.renderer.projector.reducer))
+            warn(backpressure_message(self.max_pending, gathered.name, self.renderer.projector.reducer))
         started = time.monotonic()
         queued = self._jobs.submit(self._save_and_render, captured, stop=lambda: self.stopping)
         self.waited_seconds += time.monotonic() - started
@@ -137,14 +138,14 @@ class RenderPipeline:
                 except OSError as err:
                     if self.strict:
                         raise
-                    warn(f"Could not save the epoch {snapshot.epoch} snapshot under {self.store.root}: {err}.")
+                    warn(f"Could not save the snapshot of {snapshot.label} under {self.store.root}: {err}.")
                 captured.snapshot, captured.gathered = snapshot, None
             return captured.snapshot
 
-    def _rendered(self, epoch: int) -> None:
+    def _rendered(self, name: str) -> None:
         with self._lock:
-            if epoch in self._outstanding:
-                self._outstanding.remove(epoch)
+            if name in self._outstanding:
+                self._outstanding.remove(name)
 
     def _save_and_render(self, captured: _Captured) -> None:
         snapshot = self._save(captured)
@@ -154,17 +155,17 @@ class RenderPipeline:
             self.renderer.render(snapshot, record_state=captured.saved)
         except ProjectionAbandoned:
             return  # a shutdown killed the projector child mid-epoch: the snapshot stays on disk
-        self._rendered(snapshot.epoch)
+        self._rendered(snapshot.key.name)
 
-    def _render_saved(self, epochs: Sequence[int]) -> None:
-        for epoch in epochs:
+    def _render_saved(self, names: Sequence[str]) -> None:
+        for name in names:
             if self._dropping:
                 return
             try:
-                self.renderer.render(self.store.load(epoch))
+                self.renderer.render(self.store.load(name))
             except ProjectionAbandoned:
                 return
-            self._rendered(epoch)
+            self._rendered(name)
 
     def report_errors(self) -> None:
         """Warn about (or, when strict, raise) the errors of finished rendering jobs; never waits."""
@@ -173,52 +174,52 @@ class RenderPipeline:
                 raise err
             warn(f"lightning-ner-viz: rendering failed ({type(err).__name__}: {err}); training goes on.")
 
-    def restore(self, state: dict[str, Any], captured_epochs: Sequence[int], capturing: Sequence[int],
+    def restore(self, state: dict[str, Any], captured: Sequence[str], capturing: Sequence[str],
                 want_tracked_ids: bool) -> list[int] | None:
         """After a resume: continue the frames, and render again what was captured but never rendered.
 
-        A checkpoint waits neither for the capture nor for rendering, so it may list epochs whose
-        selection (``capturing``) or rendering was still pending. Those that reached the sinks
-        left a render state beside their snapshot; the others (also those no sink logged) are
-        rendered again from it.
+        A checkpoint waits neither for the capture nor for rendering, so it may list snapshots
+        (names) whose selection (``capturing``) or rendering was still pending. Those that reached
+        the sinks left a render state beside their snapshot; the others (also those no sink
+        logged) are rendered again from it.
 
         Returns:
             With ``want_tracked_ids`` (the checkpoint came before the first epoch's selection was
             done): the tracked token ids read from the first such epoch's snapshot; else ``None``.
         """
         state = dict(state)
-        rendered = set(state.get("rendered_epochs", captured_epochs))
-        logged = set(state.get("logged_epochs", rendered))  # a render state is written once a sink logged the epoch
-        redo: list[int] = []
-        for epoch in sorted(set(captured_epochs) - rendered):
-            saved = self.store.read_render_state(epoch)
+        rendered = set(state.get("rendered", legacy_names(state.get("rendered_epochs", [])) or captured))
+        logged = set(state.get("logged", legacy_names(state.get("logged_epochs", [])) or rendered))
+        redo: list[str] = []  # a render state is written once a sink logged the snapshot
+        for name in ordered_names(set(captured) - rendered):
+            saved = self.store.read_render_state(name)
             if saved is not None and not redo:
                 state.update(saved)
-                rendered.add(epoch)
-                logged.add(epoch)
-            elif self.store.has(epoch):
-                redo.append(epoch)
+                rendered.add(name)
+                logged.add(name)
+            elif self.store.has(name):
+                redo.append(name)
             else:
-                when = ("was still being captured when the checkpoint was written, and its snapshot" if epoch in capturing
+                when = ("was still being captured when the checkpoint was written, and its snapshot" if name in capturing
                         else "was captured before the checkpoint, but its snapshot")
-                warn(f"Epoch {epoch} {when} was never saved under {self.store.directory(epoch)}; "
-                     "it is missing from the pictures.")
-        state["rendered_epochs"], state["logged_epochs"] = sorted(rendered), sorted(logged)
+                warn(f"The validation {key_from_name(name).label} {when} was never saved under "
+                     f"{self.store.directory(name)}; it is missing from the pictures.")
+        state["rendered"], state["logged"] = ordered_names(rendered), ordered_names(logged)
         self.renderer.load_state_dict(state)
         if redo:
             with self._lock:
                 self._outstanding.extend(redo)
             self._jobs.submit(self._render_saved, redo)
-        first = next((e for e in sorted(capturing) if self.store.has(e)), None) if want_tracked_ids else None
+        first = next((n for n in ordered_names(set(capturing)) if self.store.has(n)), None) if want_tracked_ids else None
         return None if first is None else self.store.load(first).token_id.tolist()
 
     def state_dict(self) -> dict[str, Any]:
         """The frames' state after the last rendered epoch and the rendered epochs (never waits)."""
         return self.renderer.state_dict()
 
-    def wait(self) -> None:
+    def wait(self, progress: bool = False) -> None:
         """Block until the queued epochs are rendered (their errors stay queued for :meth:`report_errors`)."""
-        self._jobs.wait()
+        self._jobs.wait(progress=progress, description="lightning-ner-viz: rendering")
 
     def close(self, progress: bool) -> None:
         """Wait for the queued epochs (with a progress bar when ``progress``), then close the sinks.
@@ -281,13 +282,14 @@ class RenderPipeline:
             left = list(dict.fromkeys(self._outstanding))
         if not left:
             return
-        on_disk = [e for e in left if self.store.has(e)]
+        on_disk = [n for n in left if self.store.has(n)]
+        label = lambda names: [key_from_name(n).label for n in names]  # noqa: E731
         projector = self.renderer.projector
         commands = render_commands(self.store, self.renderer.sinks, projector.reducer, projector.frame,
                                    projector.n_components)
-        warn(unrendered_message(reason, seconds, str(self.store.root), on_disk=on_disk, commands=commands,
-                                lost=[e for e in left if e not in on_disk], closed=closed,
-                                rendered=[e for e in dict.fromkeys(self.renderer.rendered_epochs) if e not in left]))
+        warn(unrendered_message(reason, seconds, str(self.store.root), on_disk=label(on_disk), commands=commands,
+                                lost=label([n for n in left if n not in on_disk]), closed=closed,
+                                rendered=label([n for n in dict.fromkeys(self.renderer.rendered) if n not in left])))
 
     def _reset(self) -> None:
         """Ready for another fit with the same pipeline."""

@@ -19,17 +19,17 @@ from lightning_ner_viz.store import SnapshotStore
 
 @dataclass
 class Projection:
-    """One epoch's coordinates and metrics, and the frame state right after it.
+    """One snapshot's coordinates and metrics, and the frame state right after it.
 
     Attributes:
-        epoch: the snapshot's epoch.
+        name: the snapshot's name (see :class:`~lightning_ner_viz.keys.SnapshotKey`).
         coords: view name to an array of shape (n_tokens, n_components).
         group_coords: group name (``entities``, ``cls``) to its coordinates.
         metrics: metric name to value (drift, separation, F1, trustworthiness).
         state: every frame's state after this epoch (plain values, JSON-able).
     """
 
-    epoch: int
+    name: str
     coords: dict[str, np.ndarray]
     group_coords: dict[str, np.ndarray]
     metrics: dict[str, float]
@@ -80,11 +80,11 @@ class Projector:
             coords[view] = np.asarray(self.frames[view].project(snapshot.token_id, vectors), dtype=np.float32)
         return coords
 
-    def _earlier_snapshots(self, epoch: int) -> None:
-        """After a resume, read the first and previous epochs back from disk."""
+    def _earlier_snapshots(self, snapshot: Snapshot) -> None:
+        """After a resume, read the first and previous snapshots back from disk."""
         if self.first is not None or self.store is None:
             return
-        earlier = [e for e in self.store.epochs() if e < epoch]
+        earlier = [k.name for k in self.store.keys() if k.order() < snapshot.key.order()]
         if earlier:
             self.first, self.previous = self.store.load(earlier[0]), self.store.load(earlier[-1])
 
@@ -94,7 +94,7 @@ class Projector:
         Groups with fewer than two rows are not projected (``snapshot.groups`` should
         hold only groups with two rows or more).
         """
-        self._earlier_snapshots(snapshot.epoch)
+        self._earlier_snapshots(snapshot)
         coords = self._project_views(snapshot)
         metrics = epoch_metrics(snapshot, coords, previous=self.previous, first=self.first)
         group_coords = {}
@@ -107,7 +107,7 @@ class Projector:
             metrics.update({k: v for k, v in found.items() if k.startswith(f"{name}/")})
         self.first = self.first or snapshot
         self.previous = snapshot
-        return Projection(snapshot.epoch, coords, group_coords, metrics, self.state_dict())
+        return Projection(snapshot.key.name, coords, group_coords, metrics, self.state_dict())
 
     def state_dict(self) -> dict[str, Any]:
         """Each view's frame reference (plain values), so a resumed run stays in the same frame."""

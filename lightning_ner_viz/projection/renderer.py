@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from lightning_ner_viz._warnings import warn
+from lightning_ner_viz.keys import SnapshotKey, parse_key
 from lightning_ner_viz.projection.projector import Projection, Projector
 from lightning_ner_viz.sinks.base import Sink
 from lightning_ner_viz.snapshot import Snapshot
@@ -64,8 +65,8 @@ class Renderer:
         self.place = place
         self.store = store
         self.projector = Projector(reducer, n_components, seed, frame, store)
-        self.rendered_epochs: list[int] = []
-        self.logged_epochs: list[int] = []
+        self.rendered: list[str] = []  # snapshot names, in order
+        self.logged: list[str] = []  # those at least one sink logged
         self.failed_sinks: dict[int, str] = {}
         self._state: dict[str, Any] = {}
         self._process: Any = None
@@ -93,7 +94,7 @@ class Renderer:
                     self._process = process
                 return self._process.project(snapshot)
             except ProjectorProcessDied as err:
-                warn(f"{err}; projecting epoch {snapshot.epoch} and later ones in the training process instead.")
+                warn(f"{err}; projecting {snapshot.label} and later snapshots in the training process instead.")
                 self._drop_process(kill=True)
                 self.place = "thread"
                 self.projector.load_state_dict(self._state)
@@ -110,9 +111,19 @@ class Renderer:
         projection = self._project(snapshot)
         logged = self.log(snapshot, projection.coords, projection.metrics, projection.group_coords)
         self._state = projection.state
-        self.rendered_epochs.append(snapshot.epoch)
+        self.rendered.append(snapshot.key.name)
         if self.store is not None and record_state and (logged or not self.sinks):
-            self.store.write_render_state(snapshot.epoch, projection.state)
+            self.store.write_render_state(snapshot.key.name, projection.state)
+
+    @property
+    def rendered_epochs(self) -> list[int]:
+        """The fit epochs rendered (with or without a sink logging them), in order."""
+        return fit_epochs(self.rendered)
+
+    @property
+    def logged_epochs(self) -> list[int]:
+        """The fit epochs at least one sink logged, in order (see :attr:`logged` for every snapshot)."""
+        return fit_epochs(self.logged)
 
     @property
     def child_pid(self) -> int | None:
@@ -123,7 +134,7 @@ class Renderer:
             group_coords: dict[str, np.ndarray] | None = None) -> int:
         """Hand one epoch (and its groups) to every sink, isolating their failures.
 
-        The epoch joins :attr:`logged_epochs` when at least one sink logged it. When every
+        The snapshot joins :attr:`logged` when at least one sink logged it. When every
         sink failed, one warning says so and how to recover the epoch from its snapshot.
 
         Returns:
@@ -141,14 +152,25 @@ class Renderer:
             except Exception as err:
                 if self.strict:
                     raise
-                self._drop(sink, snapshot.epoch, err)
+                self._drop(sink, snapshot.label, err)
         if logged:
-            self.logged_epochs.append(snapshot.epoch)
+            self.logged.append(snapshot.key.name)
         elif self.sinks:
-            warn(f"No sink logged epoch {snapshot.epoch}: all {len(self.sinks)} failed. {self._recovery(snapshot.epoch)}.")
+            warn(f"No sink logged {snapshot.label}: all {len(self.sinks)} failed. {self._recovery(snapshot.key.name)}.")
         return logged
 
-    def _drop(self, sink: Sink, epoch: int, err: Exception) -> None:
+    def flush(self) -> None:
+        """Flush every sink still in use (a failing one is dropped, as in :meth:`log`)."""
+        for sink in self.sinks:
+            if id(sink) not in self.failed_sinks:
+                try:
+                    sink.flush()
+                except Exception as err:
+                    if self.strict:
+                        raise
+                    self._drop(sink, "flush", err)
+
+    def _drop(self, sink: Sink, label: str, err: Exception) -> None:
         """Warn once, then stop using ``sink`` for the rest of the run and close it within a deadline."""
         self.failed_sinks[id(sink)] = repr(err)
         kept = "The other sinks go on"
@@ -159,31 +181,31 @@ class Renderer:
             commands = render_commands(self.store, [sink], p.reducer, p.frame, p.n_components)
             kept += (f", and so does training; every captured epoch's snapshot is kept under {self.store.root}, and "
                      + " or ".join(f"`{c}`" for c in commands) + " draws them all")
-        warn(f"{sink!r} failed at epoch {epoch} ({type(err).__name__}: {err}); it is dropped for the rest of "
+        warn(f"{sink!r} failed at {label} ({type(err).__name__}: {err}); it is dropped for the rest of "
              f"the run (not called again, closed within {DROPPED_CLOSE_SECONDS:g} s). {kept}.")
         closer = threading.Thread(target=_close_quietly, args=(sink,), name="ner-viz-close-dropped-sink", daemon=True)
         closer.start()
         closer.join(DROPPED_CLOSE_SECONDS)
 
-    def _recovery(self, epoch: int) -> str:
+    def _recovery(self, name: str) -> str:
         if self.store is None:
             return "Nothing was drawn for it"
         from lightning_ner_viz.runtime.shutdown import render_commands
 
         p = self.projector
         commands = render_commands(self.store, self.sinks, p.reducer, p.frame, p.n_components)
-        return (f"Its snapshot is in {self.store.directory(epoch)}; once the sinks work again, "
+        return (f"Its snapshot is in {self.store.directory(name)}; once the sinks work again, "
                 + " or ".join(f"`{c}`" for c in commands) + " draws it")
 
     def state_dict(self) -> dict[str, Any]:
-        """The frames' state after the last rendered epoch (it never waits for pending work)."""
-        return {**self._state, "rendered_epochs": list(self.rendered_epochs), "logged_epochs": list(self.logged_epochs)}
+        """The frames' state after the last rendered snapshot (it never waits for pending work)."""
+        return {**self._state, "rendered": list(self.rendered), "logged": list(self.logged)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Continue from a :meth:`state_dict` (or a saved render state)."""
-        self.rendered_epochs = list(state.get("rendered_epochs", self.rendered_epochs))
-        self.logged_epochs = list(state.get("logged_epochs", self.rendered_epochs))
-        self._state = {k: v for k, v in state.items() if k not in ("rendered_epochs", "logged_epochs")}
+        """Continue from a :meth:`state_dict` (or a saved render state; older ones listed epochs)."""
+        self.rendered = list(state.get("rendered", legacy_names(state.get("rendered_epochs", []))))
+        self.logged = list(state.get("logged", legacy_names(state.get("logged_epochs", [])) or self.rendered))
+        self._state = {k: v for k, v in state.items() if k not in _BOOKKEEPING}
         self.projector.load_state_dict(self._state)
         if self._process is not None:
             self._process.start(self.projector)
@@ -212,6 +234,20 @@ class Renderer:
                     raise
                 warn(f"{sink!r} failed to close ({type(err).__name__}: {err}).")
 
+
+
+_BOOKKEEPING = ("rendered", "logged", "rendered_epochs", "logged_epochs")
+
+
+def fit_epochs(names: list[str]) -> list[int]:
+    """The fit epochs among snapshot names, in order, each once."""
+    keys = (parse_key(name) for name in names)
+    return list(dict.fromkeys(k.epoch for k in keys if k is not None and k.stage == "fit"))
+
+
+def legacy_names(epochs: list[int]) -> list[str]:
+    """The names of snapshots a checkpoint from before keys listed as epochs (``epoch=0003``)."""
+    return [SnapshotKey("fit", int(e), -1).name for e in epochs]
 
 
 def _close_quietly(sink: Sink) -> None:

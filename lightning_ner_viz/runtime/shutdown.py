@@ -149,10 +149,10 @@ def sigterm_deferred() -> Iterator[Callable[[], bool]]:
             signal.raise_signal(signal.SIGTERM)
 
 
-def epochs_text(epochs: Sequence[int]) -> str:
+def epochs_text(items: Sequence[object]) -> str:
     """``"3"``, ``"3 and 4"`` or ``"3, 4 and 7"``."""
-    items = [str(e) for e in epochs]
-    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+    texts = [str(e) for e in items]
+    return texts[0] if len(texts) == 1 else f"{', '.join(texts[:-1])} and {texts[-1]}"
 
 
 def sigterm_flag(trainer: pl.Trainer) -> Callable[[], bool]:
@@ -161,31 +161,32 @@ def sigterm_flag(trainer: pl.Trainer) -> Callable[[], bool]:
     return lambda: bool(getattr(ref(), "received_sigterm", False))
 
 
-def backpressure_message(max_pending: int | None, epoch: int, reducer: object) -> str:
-    """The warning given once, when training first waits for the rendering."""
-    name = repr(reducer) if isinstance(reducer, str) else type(reducer).__name__
+def backpressure_message(max_pending: int | None, name: str, reducer: object) -> str:
+    """The warning given once, when training first waits for the rendering (``name``: the waiting snapshot)."""
+    reducer_name = repr(reducer) if isinstance(reducer, str) else type(reducer).__name__
     return (f"lightning-ner-viz: {max_pending} captured epochs already wait to be rendered (max_pending={max_pending}), "
-            f"so training waits before epoch {epoch} joins them: rendering an epoch (reducer {name}) takes longer "
+            f"so training waits before {name} joins them: rendering an epoch (reducer {reducer_name}) takes longer "
             "than training one. Every epoch is still rendered, in order. To wait less: render fewer epochs "
-            "(every_n_epochs) or points (max_tokens), use reducer='pca', or pass max_pending=None (training never "
-            "waits; the end of fit waits for the whole backlog instead).")
+            f"(every_n_epochs, every_n_val_runs) or points (max_tokens), {'' if reducer == 'pca' else 'use reducer=pca, '}"
+            "or pass max_pending=None "
+            "(training never waits; the end of fit waits for the whole backlog instead).")
 
 
-def unrendered_message(reason: str, seconds: float, root: str, *, on_disk: Sequence[int], lost: Sequence[int],
-                       rendered: Sequence[int], commands: Sequence[str], closed: bool) -> str:
-    """The warning of a shutdown that left epochs unrendered: which, where, and the commands that render them."""
+def unrendered_message(reason: str, seconds: float, root: str, *, on_disk: Sequence[str], lost: Sequence[str],
+                       rendered: Sequence[str], commands: Sequence[str], closed: bool) -> str:
+    """The warning of a shutdown that left snapshots unrendered (given by label): which, where, and the commands
+    that render them."""
     message = f"lightning-ner-viz: rendering stopped ({reason}) {seconds:.1f} s after training stopped"
     if on_disk:
         many = len(on_disk) > 1
-        kept = (f"The sinks hold epoch{'s' if len(rendered) > 1 else ''} {epochs_text(rendered)}" if rendered
-                else "No epoch reached the sinks")
-        message += (f"; epoch{'s' if many else ''} {epochs_text(on_disk)} {'are' if many else 'is'} saved under "
+        kept = (f"The sinks hold {epochs_text(rendered)}" if rendered else "No epoch reached the sinks")
+        message += (f"; {epochs_text(on_disk)} {'are' if many else 'is'} saved under "
                     f"{root} but not rendered. {kept}; "
                     f"{'they were closed' if closed else 'they are closed once the epoch in flight is done'}. "
                     "To render every epoch, run:\n    " + "\n    ".join(commands))
     if lost:
-        message += (f"\nEpoch{'s' if len(lost) > 1 else ''} {epochs_text(lost)} could not be saved "
-                    "(see the warning above) and are lost.")
+        message += (f"\n{epochs_text(lost)} could not be saved "
+                    f"(see the warning above) and {'are' if len(lost) > 1 else 'is'} lost.")
     return message
 
 

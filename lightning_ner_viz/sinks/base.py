@@ -74,6 +74,10 @@ class Sink(ABC):
         (``entities/...``) already came with ``log_epoch``.
         """
 
+    def flush(self) -> None:  # noqa: B027 - optional hook
+        """Make everything logged so far readable (on disk, or sent), keeping the sink open for more
+        (after ``trainer.validate()``, before a following ``fit``)."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Flush and release files or connections."""
 

@@ -16,6 +16,7 @@ from lightning_ner_viz.sinks.base import (
 from lightning_ner_viz.sinks.colors import label_colors
 from lightning_ner_viz.sinks.rerun_closing import close_stream, flush_within
 from lightning_ner_viz.sinks.rerun_blueprint import default_blueprint
+from lightning_ner_viz.sinks.rerun_summary import epoch_markdown, set_snapshot_time
 from lightning_ner_viz.sinks.trajectories import TrajectoryHistory
 from lightning_ner_viz.snapshot import Snapshot
 
@@ -42,8 +43,10 @@ class RerunSink(Sink):
     - ``embeddings/metrics/<name>``: ``Scalars`` for every metric;
     - ``/``: a static ``AnnotationContext`` naming and colouring the labels.
 
-    Every entity is logged on the ``epoch`` and ``step`` timelines, with the
-    snapshot's own values, so late (background) logging lands at the right time.
+    Every entity is logged on the ``step`` timeline (the global step) with the snapshot's own
+    values, so late (background) logging lands at the right time; fit's validations also on the
+    ``epoch`` timeline, ``trainer.validate()`` runs on the ``validate`` timeline (a baseline
+    before training also at epoch -1). See :func:`~lightning_ner_viz.sinks.rerun_summary.set_snapshot_time`.
 
     Args:
         path: write the recording to this ``.rrd`` file. Relative paths resolve under the
@@ -178,8 +181,7 @@ class RerunSink(Sink):
         rec = self._stream()
         if self._label_names != snapshot.label_names:
             self._log_annotations(snapshot.label_names)
-        rec.set_time("epoch", sequence=snapshot.epoch)
-        rec.set_time("step", sequence=snapshot.step)
+        set_snapshot_time(rec, snapshot)
         gold, pred = snapshot.gold_names(), snapshot.pred_names()
         hover = rr.AnyValues(
             token=snapshot.token,
@@ -236,8 +238,7 @@ class RerunSink(Sink):
             rec.log(path, rr.AnnotationContext(infos), static=True)
             self._group_names[name] = list(group.label_names)
         self._update_layout([*self._clouds, name])
-        rec.set_time("epoch", sequence=group.epoch)
-        rec.set_time("step", sequence=group.step)
+        set_snapshot_time(rec, group)
         points = rr.Points3D if coords.shape[1] == 3 else rr.Points2D
         rec.log(path, points(coords, class_ids=group.gold, radii=rr.Radius.ui_points(4.0)),
                 rr.AnyValues(text=group.token, gold=group.gold_names(), predicted=group.pred_names(),
@@ -248,6 +249,11 @@ class RerunSink(Sink):
         self._broken = True  # until the flush returns
         flush_within(rec, self.flush_timeout, str(self.location))
         self._broken = False
+
+    def flush(self) -> None:
+        """Everything logged so far is in the file (or sent), within :attr:`flush_timeout`; the recording stays open."""
+        if self._rec is not None:
+            self._flush(self._rec)
 
     def close(self) -> None:
         """Flush, then close, each within :attr:`flush_timeout` (after a failed write: close only, 1 s); raises ``OSError``."""
@@ -273,28 +279,3 @@ class RerunSink(Sink):
     def __repr__(self) -> str:
         target = f"path={str(self.path)!r}" if self.path else ("spawn=True" if self.spawn else f"connect={self.connect!r}")
         return f"RerunSink({target})"
-
-
-def epoch_markdown(snapshot: Snapshot, metrics: dict[str, float]) -> str:
-    """A short markdown summary of one epoch: counts per label and the metrics."""
-    gold_counts = np.bincount(snapshot.gold, minlength=len(snapshot.label_names))
-    correct = snapshot.correct
-    lines = [
-        f"## Epoch {snapshot.epoch} (step {snapshot.step})",
-        "",
-        f"{len(snapshot)} sampled tokens, {int(correct.sum())} predicted correctly "
-        f"({100 * correct.mean():.1f}%).",
-        "",
-        "| label | tokens | correct |",
-        "| --- | ---: | ---: |",
-    ]
-    for i, name in enumerate(snapshot.label_names):
-        mine = snapshot.gold == i
-        lines.append(f"| {name} | {int(gold_counts[i])} | {int(correct[mine].sum())} |")
-    if metrics:
-        lines += ["", "| metric | value |", "| --- | ---: |"]
-        lines += [f"| {k} | {v:.4g} |" for k, v in sorted(metrics.items())]
-    extra = {k: v for k, v in snapshot.stats.items() if v}
-    if extra:
-        lines += ["", "Counters: " + ", ".join(f"{k}={v}" for k, v in sorted(extra.items()))]
-    return "\n".join(lines)

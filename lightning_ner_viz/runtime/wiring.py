@@ -1,0 +1,47 @@
+"""Build the capture and the rendering from the callback's arguments, for one Trainer call."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lightning_ner_viz.capture.discovery import discover_targets
+from lightning_ner_viz.capture.session import ValidationCapture
+from lightning_ner_viz.projection.frame_names import resolve_frame
+from lightning_ner_viz.projection.pipeline import RenderPipeline
+from lightning_ner_viz.projection.placement import runs_in_background
+from lightning_ner_viz.store import DEFAULT_SUBDIR, SnapshotStore
+
+if TYPE_CHECKING:
+    import lightning.pytorch as pl
+
+    from lightning_ner_viz.callback import EmbeddingDriftCallback
+
+
+def capture_for(cb: EmbeddingDriftCallback, trainer: pl.Trainer, pl_module: pl.LightningModule) -> ValidationCapture:
+    """The callback's capture for ``pl_module``: the one already running when it watches that module (so hooks a
+    compiled model traced in an earlier ``validate`` stay the ones it calls), else a new one."""
+    running = cb._run.capture
+    if running is not None and not running.closed and running.targets.root is pl_module:
+        return running
+    targets = discover_targets(
+        pl_module, getattr(trainer, "datamodule", None), hidden_module=cb.hidden_module,
+        emissions_module=cb.emissions_module, crf_module=cb.crf_module, label_names=cb.label_names,
+        tokenizer=cb.tokenizer)
+    return ValidationCapture(
+        targets, max_tokens=cb.max_tokens, seed=cb.seed, entity_view=cb.entity_view, cls_view=cb.cls_view,
+        batch_adapter=cb.batch_adapter, in_thread=runs_in_background(cb.background), dataloader_idx=cb.dataloader_idx)
+
+
+def snapshot_store(cb: EmbeddingDriftCallback, trainer: pl.Trainer) -> SnapshotStore:
+    """Where the callback's snapshots go: ``save_dir``, else ``<default_root_dir>/ner_viz``."""
+    return SnapshotStore(cb.save_dir or Path(trainer.default_root_dir) / DEFAULT_SUBDIR)
+
+
+def render_for(cb: EmbeddingDriftCallback, trainer: pl.Trainer, store: SnapshotStore,
+               capture: ValidationCapture, sink_states: Any) -> RenderPipeline:
+    """Rank zero's rendering: sinks resolved, checked and claimed for ``trainer``; the frame resolved."""
+    return RenderPipeline.for_trainer(
+        trainer, store, capture.snapshot_builder(), sinks=cb.sinks, reducer=cb.reducer,
+        frame=resolve_frame(cb.frame, cb.reducer), sink_states=sink_states, n_components=cb.n_components,
+        seed=cb.seed, background=cb.background, strict=cb.strict, max_pending=cb.max_pending, owner=cb)
