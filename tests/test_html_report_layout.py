@@ -34,7 +34,7 @@ def group(name: str, epoch: int, n: int, words: list[str]) -> Snapshot:
     """A group snapshot (one row per entity span or sentence) with entity types as classes."""
     gold = np.arange(n) % (len(TYPES) - 1) + 1
     sentence_id = np.arange(n) % 10
-    return Snapshot(epoch=epoch, step=epoch, token_id=np.arange(n), sentence_id=sentence_id,
+    return Snapshot(epoch=epoch, step=10 * epoch, token_id=np.arange(n), sentence_id=sentence_id,
                     position=np.zeros(n, dtype=int), token=[words[i % len(words)] for i in range(n)],
                     word=[words[i % len(words)] for i in range(n)], gold=gold, pred=gold,
                     views={name: np.zeros((n, 8), np.float32)}, label_names=TYPES, sentences={s: "low fat free milk" for s in range(10)})

@@ -192,8 +192,9 @@ def test_renders_in_headless_chromium_and_the_slider_drives_the_frames(report, t
         page.evaluate("nerViz.ready")
         state = page.evaluate("nerViz.state()")
         assert state["epoch"] == 2 and state["webgl"], state
-        assert page.evaluate("nerViz.frames('hidden')") == ["0", "1", "2"]
-        assert page.evaluate("nerViz.frames('emissions')") == ["0", "1", "2"]
+        names = [e["name"] for e in read_payload(report)["epochs"]]  # frames are named by snapshot
+        assert names == ["epoch=0000-step=0000010", "epoch=0001-step=0000020", "epoch=0002-step=0000030"]
+        assert page.evaluate("nerViz.frames('hidden')") == names and page.evaluate("nerViz.frames('emissions')") == names
 
         view = page.locator("#view-hidden")
         shot_last = _pixels(view.screenshot())
@@ -216,7 +217,7 @@ def test_renders_in_headless_chromium_and_the_slider_drives_the_frames(report, t
         assert plotted_first[1]["x"] == [fit[0] * first["coords"]["hidden"][3 * j] + fit[1] for j in b_brand]
         shot_first = _pixels(view.screenshot())
         assert np.abs(shot_first.astype(int) - shot_last.astype(int)).mean() > 1  # the picture changed
-        assert page.evaluate("location.hash") == "#epoch=0"
+        assert page.evaluate("location.hash") == "#snapshot=epoch=0000-step=0000010"
 
         page.evaluate("nerViz.setEpoch(1)")
         assert page.evaluate("nerViz.state().epoch") == 1

@@ -1,4 +1,4 @@
-"""HtmlSink: one self-contained, offline HTML report of the clouds, rewritten every epoch."""
+"""HtmlSink: one self-contained, offline HTML report of the clouds, rewritten after every snapshot."""
 
 from __future__ import annotations
 
@@ -15,7 +15,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lightning_ner_viz._imports import require
+from lightning_ner_viz.keys import SnapshotKey
 from lightning_ner_viz.sinks.base import Sink, check_writable_file, output_root, resolve_under
+from lightning_ner_viz.sinks.html_charts import Metrics
+from lightning_ner_viz.sinks.html_order import entry_key, in_order, is_before, thin
 from lightning_ner_viz.sinks.html_payload import Cloud, build_payload
 from lightning_ner_viz.snapshot import Snapshot
 
@@ -29,28 +32,36 @@ _DATA_RE = re.compile(r'<script type="application/json" id="ner-viz-data">(.*?)<
 class HtmlSink(Sink):
     """Writes one self-contained HTML file (plotly.js inlined: no server, account or network).
 
-    Per view, a 3-D (or 2-D) scatter of every epoch kept, then one per group of the
+    Every captured validation is one snapshot of the report, keyed by its name (see
+    :mod:`lightning_ner_viz.keys`) and shown in capture order: a ``validate()`` baseline
+    at step 0, then fit's validations (several per epoch with ``val_check_interval``), and
+    any later ``validate()`` runs, all in one file.
+
+    Per view, a 3-D (or 2-D) scatter of every snapshot kept, then one per group of the
     snapshot (``entities``, and ``cls`` when captured: coloured by entity type), with
-    one epoch slider and a play button driving all panels (plotly frames); colour by
-    gold label, predicted label or correct/incorrect; hover shows the token (or
+    one slider over the snapshots and a play button driving all panels (plotly frames);
+    colour by gold label, predicted label or correct/incorrect; hover shows the token (or
     entity), its word, its sentence with the word in «», gold, predicted and the
     confidence (softmax max of the ``emissions`` view). Below: the drift metrics as
-    small line charts per metric family. Each panel's axis ranges are fixed over all
-    epochs and fit the points, so the cloud fills the panel and the axes never jump;
-    when the cloud's size or place changes between epochs, each epoch is centred and
-    scaled to the latest one's size for display (see
+    small line charts per metric family, one point per snapshot in the slider's order
+    (``validate()`` runs as diamonds, a baseline on a shaded band). Each panel's axis
+    ranges are fixed over all snapshots and fit the points, so the cloud fills the panel
+    and the axes never jump; when the cloud's size or place changes between snapshots,
+    each is centred and scaled to the latest one's size for display (see
     :func:`~lightning_ner_viz.sinks.html_payload.fit_to_panel`), and the panel says so.
 
-    The file is rewritten atomically after every epoch, so it is always complete and
-    can be opened mid-training (reload for newer epochs). Open ``#epoch=N`` to start
-    at epoch ``N``; in the page, ``nerViz.setEpoch(N)`` and ``nerViz.setColor("pred")``.
+    The file is rewritten atomically after every snapshot, so it is always complete and
+    can be opened mid-training (reload for newer ones). Open ``#snapshot=<name>`` (e.g.
+    ``#snapshot=epoch=0002-step=0000120``) to start there, or ``#epoch=N`` for the last
+    snapshot of epoch ``N``; in the page, ``nerViz.setSnapshot(name)``, ``nerViz.setEpoch(N)``
+    and ``nerViz.setColor("pred")``.
 
     Args:
         path: the HTML file. Relative paths resolve under the callback's snapshot root
             (``<default_root_dir>/ner_viz`` by default).
-        max_epochs_inline: keep at most this many epochs' clouds (first, latest and
-            evenly spaced ones between), bounding memory and file size. Metrics of
-            every epoch are kept.
+        max_epochs_inline: keep at most this many snapshots' clouds (the first, the latest
+            and an even spread between, by position in capture order), bounding memory and
+            file size. Metrics of every snapshot are kept.
         title: the page title.
 
     Example::
@@ -71,7 +82,7 @@ class HtmlSink(Sink):
         self._tokens = Cloud()
         self._groups: dict[str, Cloud] = {}
         self._groups_due: set[str] = set()
-        self._metrics: dict[int, dict[str, float]] = {}
+        self._metrics: Metrics = {}
         self._final = False
         self._restore = False
         self._plotlyjs: str | None = None
@@ -100,13 +111,14 @@ class HtmlSink(Sink):
         return str(self.path)
 
     def log_epoch(self, snapshot: Snapshot, coords: dict[str, np.ndarray], metrics: dict[str, float]) -> None:
-        """Remember this epoch and rewrite the file (after the epoch's groups, when it has some)."""
+        """Remember this snapshot (by name) and rewrite the file (after its groups, when it has some)."""
         require("plotly")
+        key = snapshot.key
         if self._restore:
             self._restore = False
-            self._load_previous(before=snapshot.epoch)
+            self._load_previous(before=key)
         self._tokens.add(snapshot, coords)
-        self._metrics[int(snapshot.epoch)] = {k: float(v) for k, v in metrics.items()}
+        self._metrics[key.name] = (key, {k: float(v) for k, v in metrics.items()})
         self._final = False
         self._thin()
         self._groups_due = set(snapshot.groups)
@@ -114,12 +126,20 @@ class HtmlSink(Sink):
             self._write()
 
     def log_group(self, name: str, group: Snapshot, coords: np.ndarray) -> None:
-        """Add a group's cloud (``entities``, ``cls``) to its epoch; rewrite the file once every group came."""
-        if not any(r["epoch"] == group.epoch for r in self._tokens.records):
-            return  # an epoch thinned away or never logged
-        self._groups.setdefault(name, Cloud()).add(group, {name: coords})
-        self._groups_due.discard(name)
-        if not self._groups_due:
+        """Add a group's cloud (``entities``, ``cls``) to its snapshot (the one of the same name);
+        rewrite the file once every group came."""
+        if any(r["key"].name == group.key.name for r in self._tokens.records):  # else thinned away or never logged
+            self._groups.setdefault(name, Cloud()).add(group, {name: coords})
+        if name in self._groups_due:
+            self._groups_due.discard(name)
+            if not self._groups_due:
+                self._write()
+
+    def flush(self) -> None:
+        """Write the file now, not marked as complete (e.g. after ``trainer.validate()``, before ``fit``),
+        even when some group of the latest snapshot did not come."""
+        if self._tokens.records:
+            self._groups_due = set()
             self._write()
 
     def close(self) -> None:
@@ -129,11 +149,11 @@ class HtmlSink(Sink):
             self._write()
 
     def state_dict(self) -> dict[str, Any]:
-        """The file path; a resumed fit reads the earlier epochs back from the file."""
+        """The file path; a resumed fit reads the earlier snapshots back from the file."""
         return {"path": str(self.path)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Continue the file ``state['path']``: its epochs before the resumed one are kept."""
+        """Continue the file ``state['path']``: its snapshots captured before the resumed one are kept."""
         self._path = Path(state.get("path") or self._path)
         self._restore = True
 
@@ -144,12 +164,14 @@ class HtmlSink(Sink):
         return f"HtmlSink(path={str(self.path)!r})"
 
     def _thin(self) -> None:
-        """Drop epochs beyond ``max_epochs_inline``, keeping the first, the latest and an even spread."""
-        n, ep = self.max_epochs_inline, [r["epoch"] for r in self._tokens.records]
-        while n is not None and len(ep) > n:
-            del ep[0 if n < 2 else min(range(1, len(ep) - 1), key=lambda i: (ep[i + 1] - ep[i - 1], i))]
+        """Drop snapshots beyond ``max_epochs_inline``: keep the first, the latest and an even spread,
+        by position among every snapshot logged (in capture order)."""
+        records = [r["key"] for r in self._tokens.records]
+        order = [k.name for k in in_order([*records, *(k for k, _ in self._metrics.values())])]
+        position = {name: i for i, name in enumerate(order)}
+        kept = {order[i] for i in thin([position[k.name] for k in records], self.max_epochs_inline)}
         for cloud in (self._tokens, *self._groups.values()):
-            cloud.keep(set(ep))
+            cloud.keep(kept)
 
     def payload(self) -> dict[str, Any]:
         """Everything the page shows, as JSON-ready plain values."""
@@ -176,8 +198,8 @@ class HtmlSink(Sink):
                 Path(tmp).unlink(missing_ok=True)
             raise
 
-    def _load_previous(self, before: int) -> None:
-        """Read the epochs before ``before`` back from an existing file (after a resume)."""
+    def _load_previous(self, before: SnapshotKey) -> None:
+        """Read the snapshots captured before ``before`` back from an existing file (after a resume)."""
         try:
             data = read_payload(self.path)
         except (OSError, ValueError):
@@ -185,10 +207,12 @@ class HtmlSink(Sink):
         self._tokens.restore(data, before)
         for name, part in data.get("groups", {}).items():
             self._groups.setdefault(name, Cloud()).restore(part, before)
-        series = data["metrics"]["series"]
-        for j, e in enumerate(data["metrics"]["epochs"]):
-            if e < before:
-                self._metrics[e] = {k: v[j] for k, v in series.items() if v[j] is not None}
+        metrics = data["metrics"]
+        points = metrics.get("snapshots") or [{"epoch": e} for e in metrics["epochs"]]
+        for j, point in enumerate(points):
+            key = entry_key(point)
+            if is_before(key, before):
+                self._metrics[key.name] = (key, {k: v[j] for k, v in metrics["series"].items() if v[j] is not None})
 
 
 def read_payload(path: str | os.PathLike[str]) -> dict[str, Any]:
