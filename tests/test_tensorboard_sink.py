@@ -1,4 +1,5 @@
-"""TensorBoardSink: the projector config, tensors/metadata TSVs and scalars, read back from disk."""
+"""TensorBoardSink: the projector config, tensors/metadata TSVs and scalars, read back from disk; one
+projector tensor per snapshot (named by it), scalars at the global step, a baseline's apart."""
 
 from __future__ import annotations
 
@@ -45,14 +46,14 @@ def _scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
 
 
 def _check_projector(log_dir: Path, snapshots: list[Snapshot], prefix: str = "ner_viz") -> None:
-    """One embedding per epoch and view, whose files hold the snapshot's vectors and labels."""
+    """One embedding per snapshot and view, in logging order, whose files hold the snapshot's vectors and labels."""
     config = _projector(log_dir)
     names = [e.tensor_name for e in config.embeddings]
-    expected = [f"{prefix}/{view}:{s.epoch:05d}" for s in snapshots for view in VIEWS]
-    assert sorted(names) == sorted(expected)
+    assert names == [f"{prefix}/{view}:{s.key.name}" for s in snapshots for view in VIEWS]
     for snap in snapshots:
         for view in VIEWS:
-            (emb,) = [e for e in config.embeddings if e.tensor_name == f"{prefix}/{view}:{snap.epoch:05d}"]
+            (emb,) = [e for e in config.embeddings if e.tensor_name == f"{prefix}/{view}:{snap.key.name}"]
+            assert list(emb.tensor_shape) == list(snap.views[view].shape)
             tensors = _read_tsv(log_dir / emb.tensor_path)
             assert len(tensors) == len(snap)
             assert {len(row) for row in tensors} == {snap.views[view].shape[1]}
@@ -95,11 +96,12 @@ def test_own_writer_under_default_root_dir(tmp_path, fit_hf_example):
     _check_projector(log_dir, snapshots)
 
     scalars = _scalars(log_dir)
-    assert [step for step, _ in scalars["ner_viz/n_tokens"]] == [0, 1]
+    assert [step for step, _ in scalars["ner_viz/n_tokens"]] == [s.step for s in snapshots]  # the global step
+    assert 0 < snapshots[0].step < snapshots[1].step
     assert [v for _, v in scalars["ner_viz/n_tokens"]] == [float(len(s)) for s in snapshots]
     accuracy = dict(scalars["ner_viz/sample_accuracy"])
     for snap in snapshots:
-        assert accuracy[snap.epoch] == pytest.approx(float(snap.correct.mean()), abs=1e-6)
+        assert accuracy[snap.step] == pytest.approx(float(snap.correct.mean()), abs=1e-6)
 
 
 def test_reuses_the_trainers_tensorboard_logger(tmp_path, fit_hf_example):
@@ -110,9 +112,10 @@ def test_reuses_the_trainers_tensorboard_logger(tmp_path, fit_hf_example):
     assert sink.writer_log_dir == str(log_dir) and sink.save_dir == log_dir
     assert not (tmp_path / "ner_viz" / "tensorboard").exists()  # no second writer
 
-    _check_projector(log_dir, load_snapshots(tmp_path / "ner_viz"), prefix="emb")
-    scalars = _scalars(log_dir)  # the logger's own metrics and the sink's, in one event stream
-    assert [step for step, _ in scalars["emb/n_tokens"]] == [0, 1]
+    snapshots = load_snapshots(tmp_path / "ner_viz")
+    _check_projector(log_dir, snapshots, prefix="emb")
+    scalars = _scalars(log_dir)  # the logger's own metrics and the sink's, in one event stream, one step axis
+    assert [step for step, _ in scalars["emb/n_tokens"]] == [s.step for s in snapshots]
     assert "val_loss" in scalars and "train_loss" in scalars
     assert len(list(log_dir.glob("events.out.tfevents.*"))) == 1
 
@@ -120,12 +123,15 @@ def test_reuses_the_trainers_tensorboard_logger(tmp_path, fit_hf_example):
 # ---- unit tests on synthetic snapshots (no Trainer) ----------------------------------------
 
 
-def _snapshot(epoch: int, n: int = 12, tokens: list[str] | None = None) -> Snapshot:
-    rng = np.random.default_rng(epoch)
+def _snapshot(epoch: int, n: int = 12, tokens: list[str] | None = None, *, step: int | None = None,
+              stage: str = "fit", run: int = 0) -> Snapshot:
+    """A snapshot of ``n`` tokens at ``step`` (``10 * epoch`` by default), its vectors seeded by the step."""
+    step = 10 * epoch if step is None else step
+    rng = np.random.default_rng([epoch, step, run, stage == "fit"])
     gold = rng.integers(0, 3, n)
     pred = np.where(rng.random(n) < 0.5, gold, (gold + 1) % 3)
     return Snapshot(
-        epoch=epoch, step=10 * epoch, token_id=np.arange(n), sentence_id=np.zeros(n, dtype=np.int64),
+        epoch=epoch, step=step, stage=stage, run=run, token_id=np.arange(n), sentence_id=np.zeros(n, dtype=np.int64),
         position=np.arange(n), token=tokens or [f"tok{i}" for i in range(n)], word=[f"w{i}" for i in range(n)],
         gold=gold, pred=pred,
         views={"hidden": rng.normal(size=(n, 8)).astype(np.float32), "emissions": rng.normal(size=(n, 3)).astype(np.float32)},
@@ -181,7 +187,7 @@ def test_picklable_before_and_after_first_use(tmp_path):
 
 
 def test_a_new_writer_on_the_same_dir_keeps_earlier_epochs(tmp_path):
-    """A resumed fit opens a new writer: the projector still lists every epoch, each once."""
+    """A resumed fit opens a new writer: the projector still lists every snapshot, each once, in order."""
     first = TensorBoardSink(str(tmp_path / "tb"))
     first.setup(None)
     _log(first, _snapshot(0))
@@ -235,3 +241,122 @@ def test_save_dir_from_setup_holds_the_default_and_relative_dirs(tmp_path):
     _log(relative, _snapshot(0))
     relative.close()
     _check_projector(tmp_path / "store" / "mine", [_snapshot(0)])
+
+
+# ---- snapshot keys: a baseline, several validations per epoch, a validate() after fit ----------
+
+
+def _four_snapshots() -> list[Snapshot]:
+    """A baseline (``validate()`` at step 0), two validations of epoch 0 (steps 5, 10), one of epoch 1 (step 20)."""
+    return [_snapshot(0, n=8, step=0, stage="validate"), _snapshot(0, n=9, step=5), _snapshot(0, n=10, step=10),
+            _snapshot(1, n=11, step=20)]
+
+
+def _log_all(log_dir: Path, snapshots: list[Snapshot]) -> None:
+    sink = TensorBoardSink(str(log_dir))
+    sink.setup(None)
+    for snap in snapshots:
+        _log(sink, snap, {"n_tokens": float(len(snap)), "hidden/cka_prev": snap.step / 100})
+    sink.close()
+
+
+def test_a_baseline_and_two_validations_of_one_epoch_each_get_a_tensor_and_a_point(tmp_path):
+    snapshots = _four_snapshots()
+    _log_all(tmp_path, snapshots)
+
+    _check_projector(tmp_path, snapshots)  # 4 tensors per view, in logging order, none overwritten
+    config = _projector(tmp_path)
+    assert len({e.tensor_path for e in config.embeddings}) == 8
+    assert [e.tensor_name for e in config.embeddings][::2] == [
+        "ner_viz/hidden:validate=00-step=0000000", "ner_viz/hidden:epoch=0000-step=0000005",
+        "ner_viz/hidden:epoch=0000-step=0000010", "ner_viz/hidden:epoch=0001-step=0000020"]
+    assert (tmp_path / "ner_viz%2fhidden" / "validate=00-step=0000000" / "tensors.tsv").is_file()
+
+    scalars = _scalars(tmp_path)  # the fit's curve starts at step 5; the baseline is its own tag
+    assert scalars["ner_viz/n_tokens"] == [(5, 9.0), (10, 10.0), (20, 11.0)]
+    assert scalars["ner_viz/baseline/n_tokens"] == [(0, 8.0)]
+    assert scalars["ner_viz/baseline/hidden/cka_prev"] == [(0, 0.0)]
+    assert [step for step, _ in scalars["ner_viz/hidden/cka_prev"]] == [5, 10, 20]
+    assert not any(tag.startswith("ner_viz/validate/") for tag in scalars)
+
+
+def test_a_validate_after_fit_at_the_fits_last_step_is_kept_apart(tmp_path):
+    last, after = _snapshot(1, n=11, step=20), _snapshot(1, n=7, step=20, stage="validate")
+    assert not after.key.is_baseline
+    _log_all(tmp_path, [last, after])
+    _check_projector(tmp_path, [last, after])
+    assert [e.tensor_name for e in _projector(tmp_path).embeddings][::2] == [
+        "ner_viz/hidden:epoch=0001-step=0000020", "ner_viz/hidden:validate=00-step=0000020"]
+    scalars = _scalars(tmp_path)
+    assert scalars["ner_viz/n_tokens"] == [(20, 11.0)]
+    assert scalars["ner_viz/validate/n_tokens"] == [(20, 7.0)]
+
+
+def test_tensorboards_projector_plugin_serves_every_snapshot(tmp_path):
+    """The names (``:``, ``=``) and ``%2f`` directories are what TensorBoard's projector reads back."""
+    from tensorboard.plugins.base_plugin import TBContext
+    from tensorboard.plugins.projector.projector_plugin import ProjectorPlugin
+    from werkzeug.test import Client
+
+    class NoRuns:  # the plugin then reads the log directory itself as the run "."
+        def list_runs(self, ctx, *, experiment_id):
+            return []
+
+    snapshots = _four_snapshots()
+    _log_all(tmp_path, snapshots)
+    apps = ProjectorPlugin(TBContext(logdir=str(tmp_path), data_provider=NoRuns())).get_plugin_apps()
+
+    def get(route: str, **args: str):
+        response = Client(apps[route]).get("/", query_string={"run": ".", **args})
+        assert response.status_code == 200, response.get_data(as_text=True)
+        return response
+
+    assert get("/runs").get_json() == ["."]
+    served = [e["tensorName"] for e in get("/info").get_json()["embeddings"]]
+    assert served == [f"ner_viz/{view}:{s.key.name}" for s in snapshots for view in VIEWS]
+    for snap in snapshots:
+        for view in VIEWS:
+            name = f"ner_viz/{view}:{snap.key.name}"
+            tensor = np.frombuffer(get("/tensor", name=name).data, dtype=np.float32)
+            np.testing.assert_allclose(tensor.reshape(snap.views[view].shape), snap.views[view], rtol=1e-6)
+            metadata = get("/metadata", name=name).get_data(as_text=True).splitlines()
+            assert metadata[0].split("\t") == METADATA_HEADER and len(metadata) == len(snap) + 1
+
+
+def test_the_loggers_own_add_embedding_and_the_sinks_share_one_config(tmp_path):
+    logger = TensorBoardLogger(str(tmp_path), name="tb")
+    sink = TensorBoardSink()
+    sink.setup(_trainer(tmp_path, [logger]))
+    baseline, first = _four_snapshots()[:2]
+    _log(sink, baseline)
+    logger.experiment.add_embedding(np.eye(3, dtype=np.float32), tag="user", global_step=7)  # the user's own
+    _log(sink, first)
+    sink.close()
+    logger.finalize("success")
+    names = [e.tensor_name for e in _projector(Path(logger.log_dir)).embeddings]
+    assert names == ["ner_viz/hidden:validate=00-step=0000000", "ner_viz/emissions:validate=00-step=0000000",
+                     "user:00007", "ner_viz/hidden:epoch=0000-step=0000005", "ner_viz/emissions:epoch=0000-step=0000005"]
+
+
+def test_a_baseline_validate_then_mid_epoch_validations_in_a_real_fit(tmp_path, bert_config, datamodule):
+    from conftest import trainer_kwargs
+    from outside_model import UserCrfTagger
+
+    from lightning_ner_viz.demo.data import LABEL_NAMES
+
+    callback = EmbeddingDriftCallback(sinks=[TensorBoardSink("tb")], max_tokens=60, label_names=LABEL_NAMES,
+                                      max_pending=None)
+    trainer = pl.Trainer(**trainer_kwargs(tmp_path, max_epochs=2, limit_train_batches=4, val_check_interval=0.5),
+                         callbacks=[callback])
+    model = UserCrfTagger(bert_config, num_tags=len(LABEL_NAMES))
+    trainer.validate(model, datamodule=datamodule, verbose=False)
+    trainer.fit(model, datamodule=datamodule)
+
+    snapshots = load_snapshots(tmp_path / "ner_viz")
+    assert [(s.stage, s.epoch, s.step) for s in snapshots] == [
+        ("validate", 0, 0), ("fit", 0, 2), ("fit", 0, 4), ("fit", 1, 6), ("fit", 1, 8)]
+    log_dir = tmp_path / "ner_viz" / "tb"
+    _check_projector(log_dir, snapshots)
+    scalars = _scalars(log_dir)
+    assert [step for step, _ in scalars["ner_viz/n_tokens"]] == [2, 4, 6, 8]
+    assert [step for step, _ in scalars["ner_viz/baseline/n_tokens"]] == [0]

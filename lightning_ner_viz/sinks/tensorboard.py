@@ -1,4 +1,4 @@
-"""TensorBoardSink: each epoch's vectors in TensorBoard's Embedding Projector, plus scalars."""
+"""TensorBoardSink: each snapshot's vectors in TensorBoard's Embedding Projector, plus scalars."""
 
 from __future__ import annotations
 
@@ -14,6 +14,9 @@ from lightning_utilities.core.imports import RequirementCache
 from lightning_ner_viz.sinks.base import (
     DEFAULT_SUBDIR, Sink, check_writable_dir, output_root, renamed_attribute, renamed_keyword, resolve_under,
 )
+from lightning_ner_viz.sinks.snapshot_keys import scalar_prefix
+from lightning_ner_viz.sinks.tensorboard_projector import PROJECTOR_CONFIG as PROJECTOR_CONFIG  # re-exported
+from lightning_ner_viz.sinks.tensorboard_projector import add_embedding, restore_projector_config
 from lightning_ner_viz.snapshot import Snapshot
 
 if TYPE_CHECKING:
@@ -23,7 +26,6 @@ _TENSORBOARD_AVAILABLE = RequirementCache("tensorboard>=2.10", "tensorboard")
 
 DEFAULT_DIR = "tensorboard"
 METADATA_HEADER = ["token", "gold", "predicted", "correct"]
-PROJECTOR_CONFIG = "projector_config.pbtxt"
 
 
 def _require_tensorboard() -> None:
@@ -34,15 +36,23 @@ def _require_tensorboard() -> None:
 
 
 class TensorBoardSink(Sink):
-    """Logs each epoch's raw vectors to TensorBoard's Embedding Projector, and the metrics as scalars.
+    """Logs each snapshot's raw vectors to TensorBoard's Embedding Projector, and the metrics as scalars.
 
-    Per epoch and view it calls ``SummaryWriter.add_embedding`` with the view's raw
-    vectors (not the 2-D/3-D projection: the projector runs its own PCA, t-SNE and
-    UMAP), tag ``<prefix>/<view>`` and ``global_step`` = the epoch, so the
-    projector lists one tensor per epoch, e.g. ``ner_viz/hidden:00003``. Each point
-    carries the metadata columns ``token``, ``gold``, ``predicted`` and ``correct``
-    (colour by ``gold``, search by ``token``). Every metric is logged with
-    ``add_scalar`` as ``<prefix>/<name>`` against the epoch.
+    Per snapshot (every captured validation) and view it writes the view's raw vectors
+    (not the 2-D/3-D projection: the projector runs its own PCA, t-SNE and UMAP) as one
+    projector tensor named ``<prefix>/<view>:<snapshot name>``, e.g.
+    ``ner_viz/hidden:epoch=0003-step=0000120`` or ``ner_viz/hidden:validate=00-step=0000000``
+    (a baseline), so several validations of one epoch each get their own tensor (see
+    :mod:`lightning_ner_viz.sinks.tensorboard_projector`). Each point carries the metadata
+    columns ``token``, ``gold``, ``predicted`` and ``correct`` (colour by ``gold``, search by
+    ``token``).
+
+    Every metric is logged with ``add_scalar`` at ``global_step`` = the trainer's global step
+    (``snapshot.step``), like the Trainer's own metrics: as ``<prefix>/<name>`` for the fit's
+    validations, ``<prefix>/baseline/<name>`` for a baseline (``validate()`` before training)
+    and ``<prefix>/validate/<name>`` for another ``validate()`` call, so a baseline at step 0
+    is not drawn as the first point of the fit's curve (see
+    :mod:`lightning_ner_viz.sinks.snapshot_keys`).
 
     The writer is the Trainer's ``TensorBoardLogger`` writer (``logger.experiment``,
     so everything lands in that logger's ``version_N`` directory) when the Trainer
@@ -171,11 +181,11 @@ class TensorBoardSink(Sink):
                 self._writer = SummaryWriter(log_dir=str(log_dir))
                 self._owns_writer = True
             self._written_dir = str(self._writer.get_logdir())
-            _restore_projector_config(self._writer)
+            restore_projector_config(self._writer)
         return self._writer
 
     def log_epoch(self, snapshot: Snapshot, coords: dict[str, np.ndarray], metrics: dict[str, float]) -> None:
-        """Add one embedding per view (``global_step`` = epoch) and one scalar per metric."""
+        """Add one projector tensor per view (named by the snapshot) and one scalar per metric (at its global step)."""
         writer = self._get_writer()
         gold, pred = snapshot.gold_names(), snapshot.pred_names()
         metadata = [
@@ -186,15 +196,11 @@ class TensorBoardSink(Sink):
             vectors = np.asarray(snapshot.views[view], dtype=np.float32)
             if len(vectors) == 0:
                 continue
-            tag = f"{self.prefix}/{view}"
-            _forget_embedding(writer, f"{tag}:{snapshot.epoch:05d}")
-            writer.add_embedding(
-                mat=vectors, metadata=metadata, metadata_header=list(METADATA_HEADER), tag=tag,
-                global_step=snapshot.epoch,
-            )
+            add_embedding(writer, f"{self.prefix}/{view}", snapshot.key.name, vectors, metadata, METADATA_HEADER)
+        scalars = scalar_prefix(self.prefix, snapshot.key)
         for name, value in metrics.items():
             if math.isfinite(value):
-                writer.add_scalar(f"{self.prefix}/{name}", float(value), global_step=snapshot.epoch)
+                writer.add_scalar(f"{scalars}/{name}", float(value), global_step=snapshot.step)
         writer.flush()
 
     def close(self) -> None:
@@ -224,48 +230,3 @@ def _default_dir(root: Path | None) -> Path:
 def _cell(text: str) -> str:
     """A metadata cell: tabs and line breaks would split the TSV, so they become spaces."""
     return " ".join(str(text).replace("\t", " ").splitlines()) if text else ""
-
-
-def _restore_projector_config(writer: Any) -> None:
-    """Seed a fresh writer with the projector config already in its directory.
-
-    ``add_embedding`` keeps the config in memory and rewrites the whole file, so a new
-    writer on an existing directory (a resumed fit) would otherwise drop the earlier
-    epochs from the projector.
-    """
-    if hasattr(writer, "_projector_config") or not hasattr(writer, "get_logdir"):
-        return
-    from lightning.fabric.utilities.cloud_io import get_filesystem
-
-    log_dir = str(writer.get_logdir())
-    fs = get_filesystem(log_dir)
-    path = fs.sep.join([log_dir.rstrip(fs.sep), PROJECTOR_CONFIG])
-    try:
-        if not fs.isfile(path):
-            return
-        from google.protobuf import text_format
-        from tensorboard.plugins.projector.projector_config_pb2 import ProjectorConfig
-
-        with fs.open(path, "r", encoding="utf-8") as f:
-            config = text_format.Parse(f.read(), ProjectorConfig())
-    except Exception:  # a damaged or foreign file: start a new config, as the writer would
-        return
-    writer._projector_config = config
-
-
-def _forget_embedding(writer: Any, tensor_name: str) -> None:
-    """Drop ``tensor_name`` from the writer's projector config before it is logged again.
-
-    ``add_embedding`` appends to the config, so re-logging an epoch (a resumed fit)
-    would otherwise list the same tensor twice.
-    """
-    config = getattr(writer, "_projector_config", None)
-    if config is None or all(e.tensor_name != tensor_name for e in config.embeddings):
-        return
-    kept = type(config)()
-    kept.CopyFrom(config)
-    del kept.embeddings[:]
-    for emb in config.embeddings:
-        if emb.tensor_name != tensor_name:
-            kept.embeddings.add().CopyFrom(emb)
-    config.CopyFrom(kept)

@@ -1,4 +1,4 @@
-"""WandbSink: per-epoch tables, plots and scalars in a W&B run."""
+"""WandbSink: per-snapshot tables, plots and scalars in a W&B run."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import numpy as np
 from lightning_ner_viz._imports import require
 from lightning_ner_viz.sinks.base import Sink, check_writable_dir, resolve_under
 from lightning_ner_viz.sinks.colors import hex_color, label_colors
+from lightning_ner_viz.sinks.snapshot_keys import scalar_prefix
 from lightning_ner_viz.snapshot import Snapshot
 
 if TYPE_CHECKING:
@@ -18,13 +19,29 @@ if TYPE_CHECKING:
 
 
 class WandbSink(Sink):
-    """Logs each epoch to W&B against a custom ``<prefix>/epoch`` x-axis.
+    """Logs each snapshot (every captured validation) to W&B as one history row.
 
-    Per epoch and view it logs ``<prefix>/<view>/table`` (a ``wandb.Table`` with
-    token, word, gold, predicted, correct, the projected coordinates and the raw
-    vector as ``embedding``, so W&B's Embedding Projector works on it) and
-    ``<prefix>/<view>/scatter`` (a plotly scatter coloured by gold label); and every
-    metric as ``<prefix>/<name>``.
+    Each row carries ``<prefix>/epoch`` and ``<prefix>/global_step`` (the trainer's step);
+    ``<prefix>/*`` is plotted against ``<prefix>/epoch`` (``define_metric``); with several
+    validations per epoch pick ``<prefix>/global_step`` as the x-axis in the W&B UI.
+    Per view it logs ``<prefix>/<view>/table`` (a ``wandb.Table`` with token, word, gold,
+    predicted, correct, the snapshot's name, epoch and global step, the projected coordinates
+    and the raw vector as ``embedding``, so W&B's Embedding Projector works on it) and
+    ``<prefix>/<view>/scatter`` (a plotly scatter coloured by gold label, titled with the
+    snapshot's label, e.g. "hidden embeddings, epoch 2 · step 120").
+
+    How snapshots are kept apart:
+
+    - Scalars (``n_tokens`` and every metric) of the fit's validations are ``<prefix>/<name>``;
+      a baseline's (``validate()`` before training) are ``<prefix>/baseline/<name>`` and
+      another ``validate()``'s ``<prefix>/validate/<name>``, so a baseline at epoch 0 is never
+      a point of the fit's curves (see :mod:`lightning_ner_viz.sinks.snapshot_keys`).
+    - Tables and scatters keep one key per view for every snapshot, the baseline's too (W&B's
+      media slider then runs from the baseline through training); each is logged in its own
+      row, so W&B keeps every version and none overwrites another.
+    - The sink never passes ``step=``: W&B's own step counts the rows, so it only grows,
+      whatever the snapshots' epochs and global steps and whatever a ``WandbLogger`` logs in
+      between (no "steps must be monotonically increasing" warning).
 
     The run is the Trainer's ``WandbLogger`` run if there is one, else the active
     ``wandb.run``, else a new run started with ``init_kwargs``.
@@ -120,6 +137,7 @@ class WandbSink(Sink):
             run_files = getattr(self._run, "dir", None)
             self._run_dir = Path(run_files).parent if run_files else None
             self._run.define_metric(f"{self.prefix}/epoch")
+            self._run.define_metric(f"{self.prefix}/global_step")
             self._run.define_metric(f"{self.prefix}/*", step_metric=f"{self.prefix}/epoch")
         return self._run
 
@@ -134,15 +152,13 @@ class WandbSink(Sink):
         return str(self._run_dir) if self._run_dir is not None else None
 
     def log_epoch(self, snapshot: Snapshot, coords: dict[str, np.ndarray], metrics: dict[str, float]) -> None:
-        """Log one epoch's tables, plots and metrics in one history row."""
+        """Log one snapshot's tables, plots and metrics in one history row."""
         wandb = require("wandb")
         self._get_run()  # starts or joins the run
-        row: dict[str, Any] = {
-            f"{self.prefix}/epoch": snapshot.epoch,
-            f"{self.prefix}/global_step": snapshot.step,
-            f"{self.prefix}/n_tokens": len(snapshot),
-        }
-        row.update({f"{self.prefix}/{k}": float(v) for k, v in metrics.items()})
+        scalars = scalar_prefix(self.prefix, snapshot.key)
+        row = self._axes(snapshot)
+        row[f"{scalars}/n_tokens"] = len(snapshot)
+        row.update({f"{scalars}/{k}": float(v) for k, v in metrics.items()})
         gold, pred = snapshot.gold_names(), snapshot.pred_names()
         for view, xyz in coords.items():
             if self.log_table:
@@ -150,10 +166,14 @@ class WandbSink(Sink):
             if self.log_plot:
                 row[f"{self.prefix}/{view}/scatter"] = wandb.Plotly(scatter_figure(snapshot, view, xyz))
         self._flush_pending()
-        self._pending = row  # sent with the last group (entities, cls), or by the next epoch / close: one history row
+        self._pending = row  # sent with the last group (entities, cls), or by the next snapshot / close: one row
         self._groups_due = set(snapshot.groups)
         if not self._groups_due:
             self._flush_pending()
+
+    def _axes(self, snapshot: Snapshot) -> dict[str, Any]:
+        """The row's x-axis values: the snapshot's epoch and global step."""
+        return {f"{self.prefix}/epoch": snapshot.epoch, f"{self.prefix}/global_step": snapshot.step}
 
     def _flush_pending(self) -> None:
         if self._pending is not None:
@@ -161,9 +181,9 @@ class WandbSink(Sink):
             self._get_run().log(row)
 
     def log_group(self, name: str, group: Snapshot, coords: np.ndarray) -> None:
-        """Add a group's (``entities``, ``cls``) table and scatter to the epoch's history row."""
+        """Add a group's (``entities``, ``cls``) table and scatter to the snapshot's history row."""
         wandb = require("wandb")
-        row: dict[str, Any] = self._pending if self._pending is not None else {f"{self.prefix}/epoch": group.epoch}
+        row = self._pending if self._pending is not None else self._axes(group)
         if self.log_table:
             row[f"{self.prefix}/{name}/table"] = _table(wandb, group, name, coords, group.gold_names(), group.pred_names())
         if self.log_plot:
@@ -207,11 +227,13 @@ class WandbSink(Sink):
 
 def _table(wandb: Any, snapshot: Snapshot, view: str, xyz: np.ndarray, gold: list[str], pred: list[str]) -> Any:
     axes = ["x", "y", "z"][: xyz.shape[1]]
-    columns = ["token_id", "token", "word", "sentence_id", "gold", "predicted", "correct", *axes, "embedding"]
+    columns = ["token_id", "token", "word", "sentence_id", "gold", "predicted", "correct",
+               "snapshot", "epoch", "global_step", *axes, "embedding"]
     vectors = snapshot.views[view]
+    which = [snapshot.key.name, int(snapshot.epoch), int(snapshot.step)]
     data = [
         [int(snapshot.token_id[i]), snapshot.token[i], snapshot.word[i], int(snapshot.sentence_id[i]),
-         gold[i], pred[i], bool(gold[i] == pred[i]), *map(float, xyz[i]), vectors[i].tolist()]
+         gold[i], pred[i], bool(gold[i] == pred[i]), *which, *map(float, xyz[i]), vectors[i].tolist()]
         for i in range(len(snapshot))
     ]
     return wandb.Table(columns=columns, data=data)
@@ -236,5 +258,5 @@ def scatter_figure(snapshot: Snapshot, view: str, xyz: np.ndarray) -> Any:
             trace = go.Scatter(x=xyz[idx, 0], y=xyz[idx, 1], mode="markers", name=name,
                                marker=marker, hovertext=hover, hoverinfo="text")
         fig.add_trace(trace)
-    fig.update_layout(title=f"{view} embeddings, epoch {snapshot.epoch}", legend_title_text="gold label")
+    fig.update_layout(title=f"{view} embeddings, {snapshot.label}", legend_title_text="gold label")
     return fig
