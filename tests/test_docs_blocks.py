@@ -56,10 +56,10 @@ SKIP: dict[tuple[str, str], str] = {
 # that must each match a file after the block ran: what the text around the block says it writes.
 WRITES: dict[tuple[str, str], list[str]] = {
     ("README.md", "rerun_sink, wandb_sink = "): [
-        "ner_viz/embeddings.rrd", "ner_viz/epoch=0001/meta.json", "wandb/offline-run-*/run-*.wandb"],
-    ("docs/getting-started.md", 'default_root_dir="runs"'): [
-        "runs/ner_viz/embeddings.rrd", "runs/ner_viz/embeddings.html", "runs/ner_viz/epoch=0000/arrays.npz",
-        "runs/ner_viz/epoch=0001/arrays.npz", "runs/wandb/offline-run-*/run-*.wandb"],
+        "ner_viz/embeddings.rrd", "ner_viz/epoch=0001-step=*/meta.json", "wandb/offline-run-*/run-*.wandb"],
+    ("docs/getting-started.md", 'WandbLogger(project="ner", save_dir="runs"'): [
+        "runs/ner_viz/embeddings.rrd", "runs/ner_viz/embeddings.html", "runs/ner_viz/epoch=0000-step=*/arrays.npz",
+        "runs/ner_viz/epoch=0001-step=*/arrays.npz", "runs/wandb/offline-run-*/run-*.wandb"],
     ("docs/sinks.md", "TensorBoardSink(),"): [
         "runs/ner_viz/embeddings.rrd", "runs/ner_viz/embeddings.html", "runs/ner_viz/tensorboard/events.out.tfevents.*",
         "wandb/offline-run-*/run-*.wandb"],
@@ -72,6 +72,8 @@ PRINTS: dict[tuple[str, str], list[str]] = {
         "RerunSink       runs/ner_viz/embeddings.rrd", "WandbSink       /", "/wandb/offline-run-",
         "HtmlSink        runs/ner_viz/embeddings.html", "TensorBoardSink runs/ner_viz/tensorboard"],
     ("docs/api.md", "lightning-ner-viz --help"): ["usage: lightning-ner-viz", "--frame", "--web"],
+    ("docs/getting-started.md", "trainer.validate(model, datamodule)"): [  # the sample output below the block
+        "validate=00-step=0000000", "epoch=0000-step=0000004", "epoch=0000-step=0000008", "epoch=0001-step=0000016"],
     ("docs/getting-started.md", "class_path: lightning_ner_viz.EmbeddingDriftCallback"): ["EmbeddingDriftCallback"],
 }
 
