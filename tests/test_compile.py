@@ -82,3 +82,20 @@ def test_a_compiled_model_that_does_not_call_a_hooked_module_disables_capture_wi
     assert trainer.current_epoch == 2  # training went on
     assert sum("captures nothing" in str(w.message) for w in record) == 1
     assert callback.captured_epochs == [] and not (tmp_path / "ner_viz").exists()
+
+
+def test_a_baseline_validate_then_fit_of_a_compiled_model_captures_both(tmp_path, data_and_model):
+    """validate() runs (and traces) the compiled model before fit: fit's validations are still captured."""
+    make_data, config = data_and_model
+    torch._dynamo.reset()
+    pl.seed_everything(0, verbose=False)
+    module = HFTokenClassifier(AutoModelForTokenClassification.from_config(config))
+    module.model = torch.compile(module.model, backend="aot_eager")
+    callback = EmbeddingDriftCallback(sinks=[], max_tokens=200, background=False)
+    trainer = pl.Trainer(**trainer_kwargs(tmp_path, max_epochs=2), callbacks=[callback])
+    data = make_data()
+    trainer.validate(module, data, verbose=False)
+    trainer.fit(module, data)  # NerVizWarning is an error here: no "captures nothing" warning
+    assert callback.captured_snapshots[0] == "validate=00-step=0000000" and callback.captured_epochs == [0, 1]
+    baseline, *fitted = load_snapshots(tmp_path / "ner_viz")
+    assert baseline.key.is_baseline and [s.epoch for s in fitted] == [0, 1]
