@@ -18,6 +18,11 @@ from typing import Any
 import numpy as np
 
 from lightning_ner_viz.keys import STAGES, SnapshotKey
+from lightning_ner_viz.snapshot_checks import FORMAT_VERSION
+from lightning_ner_viz.snapshot_checks import INT_FIELDS as _INT_FIELDS
+from lightning_ner_viz.snapshot_checks import check_arrays as _check_arrays
+from lightning_ner_viz.snapshot_checks import check_meta as _check_meta
+from lightning_ner_viz.snapshot_checks import damaged as _damaged
 
 POSITION_BITS = 20
 """A token id is ``sentence_id << POSITION_BITS | position``: stable across epochs."""
@@ -25,8 +30,6 @@ POSITION_BITS = 20
 LOADER_BITS = 32
 """A sentence id is ``dataloader_idx << LOADER_BITS | example index``: loaders' ids never collide."""
 
-_FORMAT_VERSION = 1
-_INT_FIELDS = ("token_id", "sentence_id", "position", "gold", "pred")
 
 
 def make_token_id(sentence_id: np.ndarray, position: np.ndarray) -> np.ndarray:
@@ -78,6 +81,13 @@ class Snapshot:
             sentence's most frequent entity type).
         stage: ``"fit"`` or ``"validate"`` (a ``trainer.validate()`` call; at step 0, a baseline).
         run: for ``validate``: which of the callback's ``validate()`` calls; 0 for ``fit``.
+        confusion: int array of shape (n_labels, n_labels) over the **whole** validation set (every
+            labelled token on every rank, not the sample): row = gold label, column = predicted; ``None``
+            when the emissions were not captured.
+        span_counts: int array of shape (n_types, 7) over the whole validation set: per entity type in
+            ``span_types``, the span categories of
+            :data:`~lightning_ner_viz.analysis.span_errors.SPAN_CATEGORIES`; ``None`` as ``confusion``.
+        span_types: the entity types, the rows of ``span_counts``.
     """
 
     epoch: int
@@ -97,6 +107,9 @@ class Snapshot:
     groups: dict[str, Snapshot] = field(default_factory=dict)
     stage: str = "fit"
     run: int = 0
+    confusion: np.ndarray | None = None
+    span_counts: np.ndarray | None = None
+    span_types: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.stage not in STAGES:
@@ -109,6 +122,13 @@ class Snapshot:
         wrong = {k: v for k, v in lengths.items() if v != n}
         if wrong:
             raise ValueError(f"Snapshot fields must all have {n} rows (len(token_id)); got {wrong}.")
+        n_labels = len(self.label_names)
+        if self.confusion is not None and np.shape(self.confusion) != (n_labels, n_labels):
+            raise ValueError(f"confusion must have shape ({n_labels}, {n_labels}) (label_names); "
+                             f"got {np.shape(self.confusion)}.")
+        if self.span_counts is not None and np.shape(self.span_counts)[:1] != (len(self.span_types),):
+            raise ValueError(f"span_counts must have one row per span type ({len(self.span_types)}); "
+                             f"got shape {np.shape(self.span_counts)}.")
 
     def __len__(self) -> int:
         return len(self.token_id)
@@ -150,13 +170,16 @@ class Snapshot:
             arrays = {name: getattr(self, name) for name in _INT_FIELDS}
             arrays.update({f"view.{k}": np.asarray(v, dtype=np.float32) for k, v in self.views.items()})
             arrays.update(_flatten_tags(self.sentence_tags))
+            arrays.update({k: np.asarray(v, dtype=np.int64) for k, v in (("confusion", self.confusion),
+                                                                        ("span_counts", self.span_counts)) if v is not None})
             np.savez(tmp / "arrays.npz", **arrays)
             meta = {
-                "format_version": _FORMAT_VERSION,
+                "format_version": FORMAT_VERSION,
                 "epoch": int(self.epoch),
                 "step": int(self.step),
                 "stage": self.stage,
                 "run": int(self.run),
+                "span_types": list(self.span_types),
                 "token": list(self.token),
                 "word": list(self.word),
                 "label_names": list(self.label_names),
@@ -212,63 +235,15 @@ class Snapshot:
                 sentence_tags=_unflatten_tags(arrays),
                 stage=meta.get("stage", "fit"),
                 run=meta.get("run", 0),
+                confusion=arrays.get("confusion"),
+                span_counts=arrays.get("span_counts"),
+                span_types=list(meta.get("span_types", [])),
             )
         except (ValueError, TypeError, KeyError, IndexError) as err:
             reason = f"it does not match {path / 'meta.json'}: {str(err).rstrip('.')}"
             raise _damaged(path / "arrays.npz", reason) from err
         snapshot.groups = {d.name: cls.load(d) for d in sorted(path.iterdir()) if (d / "meta.json").is_file()}
         return snapshot
-
-
-def _damaged(file: Path, reason: str) -> ValueError:
-    return ValueError(
-        f"The snapshot file {file} is damaged ({reason}). "
-        f"Delete {file.parent}, or re-run validation to write it again."
-    )
-
-
-_META_LISTS = ("token", "word", "label_names", "views")
-
-
-def _check_meta(meta: Any, path: Path) -> None:
-    """Refuse a ``meta.json`` that is not the object :meth:`Snapshot.save` writes."""
-    file = path / "meta.json"
-    if not isinstance(meta, dict):
-        raise _damaged(file, f"it holds a JSON {type(meta).__name__}, not an object")
-    if meta.get("format_version") != _FORMAT_VERSION:
-        raise ValueError(
-            f"The snapshot in {path} is not one this version reads (format {meta.get('format_version')!r} "
-            f"in {file}, expected {_FORMAT_VERSION}). Read it with the version that wrote it, or delete it."
-        )
-    missing = [k for k in ("epoch", "step", *_META_LISTS, "sentences") if k not in meta]
-    if missing:
-        raise _damaged(file, f"keys {missing} are missing")
-    wrong = [k for k in ("epoch", "step", "run") if k in meta and (not isinstance(meta[k], int) or isinstance(meta[k], bool))]
-    if meta.get("stage", "fit") not in STAGES:
-        wrong.append("stage")
-    wrong += [k for k in _META_LISTS if not isinstance(meta[k], list) or not all(isinstance(x, str) for x in meta[k])]
-    sentences = meta["sentences"]
-    if not isinstance(sentences, dict) or not all(
-        isinstance(v, str) and k.lstrip("-").isdigit() for k, v in sentences.items()
-    ):
-        wrong.append("sentences")
-    if not isinstance(meta.get("stats", {}), dict):
-        wrong.append("stats")
-    if wrong:
-        raise _damaged(file, f"keys {wrong} have the wrong type (epoch, step, run: int; stage: {' or '.join(STAGES)}; {', '.join(_META_LISTS)}: "
-                       "lists of strings; sentences: sentence id to text; stats: an object)")
-
-
-def _check_arrays(arrays: dict[str, np.ndarray], views: list[str], path: Path) -> None:
-    """Refuse an ``arrays.npz`` that lacks a field or a view meta.json names, or holds one of the wrong shape."""
-    missing = [k for k in _INT_FIELDS if k not in arrays] + [f"view.{v}" for v in views if f"view.{v}" not in arrays]
-    if missing:
-        raise _damaged(path / "arrays.npz", f"arrays {missing} are missing")
-    shapes = {k: arrays[k].ndim for k in _INT_FIELDS if arrays[k].ndim != 1}
-    shapes.update({f"view.{v}": arrays[f"view.{v}"].ndim for v in views if arrays[f"view.{v}"].ndim != 2})
-    if shapes:
-        raise _damaged(path / "arrays.npz", f"arrays of the wrong number of dimensions {shapes} "
-                       f"(fields: 1, views: 2)")
 
 
 def _flatten_tags(tags: dict[int, tuple[np.ndarray, np.ndarray]]) -> dict[str, np.ndarray]:

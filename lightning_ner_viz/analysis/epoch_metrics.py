@@ -23,6 +23,7 @@ from lightning_ner_viz.analysis.drift import (
 )
 from lightning_ner_viz.analysis.entity_f1 import entity_f1
 from lightning_ner_viz.analysis.quality import view_quality
+from lightning_ner_viz.analysis.span_errors import span_metrics
 from lightning_ner_viz.snapshot import Snapshot
 
 
@@ -34,7 +35,10 @@ def epoch_metrics(
 ) -> dict[str, float]:
     """Every metric of one epoch's snapshot, as a flat dict of Python floats.
 
-    Keys: ``n_tokens``, ``sample_accuracy``, ``entity_f1``, ``prediction_change`` and, per view
+    Keys: ``n_tokens``, ``sample_accuracy`` and ``sample_entity_f1`` (on the sampled sentences),
+    ``accuracy``, ``entity_f1`` (the whole validation set when the snapshot counted it, else the
+    sample's), ``entity_f1/<type>`` and ``spans/<category>`` (see :func:`full_set_metrics`),
+    ``prediction_change`` and, per view
     ``v``: ``v/cka_prev``, ``v/displacement_mean``, ``v/displacement_median``,
     ``v/centroid_shift/<label>`` (all vs ``previous``, over shared tokens), ``v/cka_first``,
     ``v/silhouette``, ``v/knn_purity`` and ``v/trustworthiness`` (when ``v`` is in ``coords``).
@@ -47,11 +51,14 @@ def epoch_metrics(
         first: the first epoch's snapshot.
     """
     known = snapshot.pred >= 0
+    sample_f1 = entity_f1(snapshot.sentence_tags, snapshot.label_names)
     out = {
         "n_tokens": float(len(snapshot)),
         "sample_accuracy": float(snapshot.correct[known].mean()) if known.any() else NAN,
-        "entity_f1": entity_f1(snapshot.sentence_tags, snapshot.label_names),
+        "sample_entity_f1": sample_f1,
+        "entity_f1": sample_f1,
     }
+    out.update(full_set_metrics(snapshot))
     if previous is not None:
         i_prev, i_cur = match_tokens(previous, snapshot)
         out["prediction_change"] = prediction_change_rate(previous.pred[i_prev], snapshot.pred[i_cur])
@@ -70,3 +77,16 @@ def epoch_metrics(
             out[f"{view}/cka_first"] = linear_cka(np.asarray(first.views[view])[i_first], np.asarray(X)[i_now])
         out.update(view_quality(view, X, snapshot.gold, coords.get(view)))
     return {key: float(value) for key, value in out.items()}
+
+
+def full_set_metrics(snapshot: Snapshot) -> dict[str, float]:
+    """Scores over the whole validation set, from the snapshot's counts (empty when it has none):
+    ``accuracy`` (token level), ``entity_f1`` and ``entity_f1/<type>`` (span level, as seqeval),
+    ``spans/<category>`` (the span-error totals, see :mod:`lightning_ner_viz.analysis.span_errors`)."""
+    out: dict[str, float] = {}
+    if snapshot.confusion is not None:
+        total = int(np.sum(snapshot.confusion))
+        out["accuracy"] = float(np.trace(snapshot.confusion) / total) if total else NAN
+    if snapshot.span_counts is not None:
+        out.update(span_metrics(snapshot.span_counts, snapshot.span_types))
+    return out

@@ -30,6 +30,8 @@ class GatheredEpoch:
         stats: the capture's counters on rank zero.
         stage: ``"fit"`` or ``"validate"`` (see :mod:`lightning_ner_viz.keys`).
         run: for ``validate``: which of the callback's ``validate()`` calls.
+        confusion: full-set gold × predicted token counts (see :class:`~lightning_ner_viz.capture.scores.FullSetScores`).
+        span_counts: full-set span-error counts, one row per entity type in ``span_types``.
     """
 
     epoch: int
@@ -41,6 +43,9 @@ class GatheredEpoch:
     stats: dict[str, int] = field(default_factory=dict)
     stage: str = "fit"
     run: int = 0
+    confusion: np.ndarray | None = None
+    span_counts: np.ndarray | None = None
+    span_types: list[str] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -74,6 +79,7 @@ def assemble_snapshot(gathered: GatheredEpoch, texts: TokenTexts, label_names: l
         position=position, token=tokens, word=words, gold=columns["label"], pred=columns["pred"],
         views={v: columns[v] for v in gathered.views}, label_names=label_names, sentences=sentence_text,
         sentence_tags=tags, groups=groups, stats=dict(gathered.stats),
+        confusion=gathered.confusion, span_counts=gathered.span_counts, span_types=list(gathered.span_types),
     )
 
 

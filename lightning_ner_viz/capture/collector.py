@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 from torch import nn
@@ -13,6 +15,7 @@ from lightning_ner_viz.capture.entities import span_begins, span_means, span_mem
 from lightning_ner_viz.capture.groups import Rows, SampledGroup, span_priority_of
 from lightning_ner_viz.capture.predictions import NO_PREDICTION, predict_labels
 from lightning_ner_viz.capture.sampling import token_priority
+from lightning_ner_viz.capture.scores import FullSetScores
 from lightning_ner_viz.capture.sentences import SentenceBuffer
 from lightning_ner_viz.capture.tensor_ops import finite_rows, one_thread, rows_at
 from lightning_ner_viz.labels import EntityTypes
@@ -31,10 +34,13 @@ class EpochCollector:
         entity_types: the BIO label-to-type map; needed by the entity and cls groups.
         entity_view: also sample gold entity spans (the ``entities`` group).
         cls_view: also sample one row per sentence, its first token's hidden vector (the ``cls`` group).
+        label_names: label id to BIO name: with emissions captured, the epoch also counts the full-set
+            confusion matrix and the span errors of every labelled validation token (not only the sample).
     """
 
     def __init__(self, views: tuple[str, ...], num_labels: int, max_tokens: int, seed: int, crf: nn.Module | None,
-                 entity_types: EntityTypes | None = None, entity_view: bool = True, cls_view: bool = False) -> None:
+                 entity_types: EntityTypes | None = None, entity_view: bool = True, cls_view: bool = False,
+                 label_names: Sequence[str] | None = None) -> None:
         self.views = views
         self.num_labels = num_labels
         self.crf = crf
@@ -46,6 +52,7 @@ class EpochCollector:
                          if with_hidden and entity_view else None)
         self.cls = SampledGroup("cls", n_types, max_tokens, seed, ("pred",), ("cls",)) if with_hidden and cls_view else None
         self.sentences = SentenceBuffer()
+        self.scores = FullSetScores(label_names, num_labels) if label_names is not None and "emissions" in views else None
         self._tables: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
         self._dims: dict[str, int] = {}
         self._tokens_seen = 0
@@ -85,6 +92,11 @@ class EpochCollector:
         seq = batch.labels.shape[1]
         valid = batch.valid & (example_ids >= 0)[:, None]
         self._valid_total = self._valid_total + valid.sum()
+        pred = None
+        if "emissions" in outputs:
+            pred = predict_labels(outputs["emissions"], batch.attention_mask, self.crf)
+            if self.scores is not None:
+                self.scores.add(batch.labels, pred, valid)
         for view, tensor in outputs.items():
             self._dims[view] = tensor.shape[-1]
             valid &= finite_rows(tensor)
@@ -99,9 +111,7 @@ class EpochCollector:
                 f"Gold labels must be in [0, {self.num_labels}) or -100 (ignored); found "
                 f"{int(low)}..{int(high)}. Check `label_names` and the model's number of labels."
             )
-        if "emissions" in outputs:
-            pred = predict_labels(outputs["emissions"], batch.attention_mask, self.crf)
-        else:
+        if pred is None:
             pred = torch.full_like(batch.labels, NO_PREDICTION)
         # every position's token id: tokens, entity spans (their first token) and sentences (position 0)
         # share them, so the hash runs once per batch
@@ -177,7 +187,7 @@ class EpochCollector:
         The epoch's collectives, in this order on every rank (a rank that skipped one would
         deadlock the others):
 
-        1. ``all_reduce_sum`` of the class counts of every group;
+        1. ``all_reduce_sum`` of the class counts of every group and the full-set scores (confusion, span counts);
         2. ``all_reduce_max`` of the vector widths and of the longest selected sentence;
         3. ``gather_columns`` of the tokens, then of each enabled group (entities, cls);
         4. ``gather_columns`` of the sentence table.
@@ -191,8 +201,11 @@ class EpochCollector:
     def _finish(self, device: torch.device, epoch: int, step: int) -> GatheredEpoch | None:
         groups = [g for g in (self.tokens, self.entities, self.cls) if g is not None]
         sizes = [g.class_counts.size for g in groups]
-        summed = gather.all_reduce_sum(torch.as_tensor(np.concatenate([g.class_counts for g in groups])), device)
-        counts = dict(zip([g.name for g in groups], np.split(summed.numpy(), np.cumsum(sizes)[:-1])))
+        scores = self.scores.flat() if self.scores is not None else np.zeros(0, np.int64)
+        summed = gather.all_reduce_sum(torch.as_tensor(np.concatenate([*(g.class_counts for g in groups), scores])),
+                                       device).numpy()
+        summed, scores = summed[: len(summed) - len(scores)], summed[len(summed) - len(scores):]
+        counts = dict(zip([g.name for g in groups], np.split(summed, np.cumsum(sizes)[:-1])))
         vector_names = [*self.views, *(g.name for g in groups[1:])]
         widths = [self._dims.get(v, 0) for v in self.views]
         widths += [self._dims.get("hidden", 0)] * (len(groups) - 1)
@@ -216,6 +229,7 @@ class EpochCollector:
             epoch=epoch, step=step, views=self.views, tokens=_numpy(tokens),
             groups={name: _numpy(rows) for name, rows in chosen.items() if rows is not None},
             sentence_table=table["table"].numpy(), stats=self.stats,
+            **(self.scores.unflat(scores) if self.scores is not None else {}),
         )
 
 

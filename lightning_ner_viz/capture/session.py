@@ -102,6 +102,7 @@ class ValidationCapture:
         self._collector = EpochCollector(
             self.views, len(self.targets.label_names), self.max_tokens, self.seed, self.targets.crf,
             self.entity_types, entity_view=self.entity_view, cls_view=self.cls_view,
+            label_names=self.targets.label_names,
         )
         self._jobs.submit(self._track, self._collector, group=epoch)
 
