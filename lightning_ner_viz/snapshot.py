@@ -18,11 +18,11 @@ from typing import Any
 import numpy as np
 
 from lightning_ner_viz.keys import STAGES, SnapshotKey
-from lightning_ner_viz.snapshot_checks import FORMAT_VERSION
-from lightning_ner_viz.snapshot_checks import INT_FIELDS as _INT_FIELDS
-from lightning_ner_viz.snapshot_checks import check_arrays as _check_arrays
-from lightning_ner_viz.snapshot_checks import check_meta as _check_meta
-from lightning_ner_viz.snapshot_checks import damaged as _damaged
+from lightning_ner_viz.store import FORMAT_VERSION
+from lightning_ner_viz.store import INT_FIELDS as _INT_FIELDS
+from lightning_ner_viz.store import check_arrays as _check_arrays
+from lightning_ner_viz.store import check_meta as _check_meta
+from lightning_ner_viz.store import damaged as _damaged
 
 POSITION_BITS = 20
 """A token id is ``sentence_id << POSITION_BITS | position``: stable across epochs."""

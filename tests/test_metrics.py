@@ -242,7 +242,7 @@ def test_epoch_metrics_of_identical_snapshots() -> None:
     coords = {"hidden": hidden[:, :3]}
     out = epoch_metrics(snap, coords, previous=snap, first=snap)
     assert all(type(v) is float for v in out.values())
-    expected = {"n_tokens", "sample_accuracy", "prediction_change", "entity_f1", "hidden/trustworthiness"}
+    expected = {"n_tokens", "sample_accuracy", "sample_entity_f1", "prediction_change", "entity_f1", "hidden/trustworthiness"}
     for view in ("hidden", "emissions"):
         expected |= {f"{view}/{m}" for m in ("cka_prev", "cka_first", "displacement_mean", "displacement_median")}
         expected |= {f"{view}/{m}" for m in ("silhouette", "knn_purity")}
@@ -296,7 +296,7 @@ def test_epoch_metrics_without_history_omits_drift_keys() -> None:
     snap = make_snapshot(rng, np.arange(30), {"hidden": rng.normal(size=(30, 4))})
     out = epoch_metrics(snap, {"hidden": rng.normal(size=(30, 2))})
     assert out.keys() == {
-        "n_tokens", "sample_accuracy", "entity_f1", "hidden/silhouette", "hidden/knn_purity", "hidden/trustworthiness"
+        "n_tokens", "sample_accuracy", "sample_entity_f1", "entity_f1", "hidden/silhouette", "hidden/knn_purity", "hidden/trustworthiness"
     }
 
 
