@@ -191,7 +191,7 @@ class LoggedGroup:
 
 
 class RecordingSink(Sink):
-    """Records every ``log_epoch`` and ``log_group`` call, and whether it was closed.
+    """Records every ``log_epoch``, ``log_group`` and ``log_analysis`` call, and whether it was closed.
 
     Args:
         fail_with: raised by every ``log_epoch`` once the call is recorded, like a user's sink with a bug.
@@ -202,6 +202,7 @@ class RecordingSink(Sink):
         self.fail_with, self.gate = fail_with, gate
         self.logged: list[LoggedEpoch] = []
         self.groups: list[LoggedGroup] = []
+        self.analyses: list[tuple[Snapshot, Any]] = []
         self.closed = False
 
     @property
@@ -220,6 +221,10 @@ class RecordingSink(Sink):
     def log_group(self, name: str, group: Snapshot, coords: np.ndarray) -> None:
         """Record the call."""
         self.groups.append(LoggedGroup(name, group, np.array(coords)))
+
+    def log_analysis(self, snapshot: Snapshot, analysis: Any) -> None:
+        """Record the call."""
+        self.analyses.append((snapshot, analysis))
 
     def close(self) -> None:
         """Remember that the sink was closed."""

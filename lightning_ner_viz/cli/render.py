@@ -139,8 +139,9 @@ def render_snapshots(
     renderer = Renderer(reducer, n_components, seed, sinks, strict=strict, frame=frame)
     try:
         if frame == "aligned":
+            analyst = renderer.projector.analyst
             for snapshot, (coords, group_coords, metrics) in zip(snapshots, aligned_epochs(snapshots, n_components, seed)):
-                renderer.log(snapshot, coords, metrics, group_coords)
+                renderer.log(snapshot, coords, metrics, group_coords, analyst.analyse(snapshot))
         else:
             for snapshot in snapshots:
                 renderer.render(snapshot)

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from lightning_ner_viz.projection.frames import Frame, make_frame
+from lightning_ner_viz.analysis.epoch_analysis import EpochAnalysis, EpochAnalyst
 from lightning_ner_viz.analysis.epoch_metrics import epoch_metrics
 from lightning_ner_viz.snapshot import Snapshot
 from lightning_ner_viz.store import SnapshotStore
@@ -27,6 +28,7 @@ class Projection:
         group_coords: group name (``entities``, ``cls``) to its coordinates.
         metrics: metric name to value (drift, separation, F1, trustworthiness).
         state: every frame's state after this epoch (plain values, JSON-able).
+        analysis: the snapshot's error geometry, class similarity and sub-clusters.
     """
 
     name: str
@@ -34,6 +36,7 @@ class Projection:
     group_coords: dict[str, np.ndarray]
     metrics: dict[str, float]
     state: dict[str, Any] = field(default_factory=dict)
+    analysis: EpochAnalysis | None = None
 
 
 class Projector:
@@ -69,6 +72,7 @@ class Projector:
         self.first: Snapshot | None = None
         self.previous: Snapshot | None = None
         self._frame_states: dict[str, dict[str, Any]] = {}
+        self.analyst = EpochAnalyst()
 
     def _project_views(self, snapshot: Snapshot) -> dict[str, np.ndarray]:
         coords = {}
@@ -107,17 +111,19 @@ class Projector:
             metrics.update({k: v for k, v in found.items() if k.startswith(f"{name}/")})
         self.first = self.first or snapshot
         self.previous = snapshot
-        return Projection(snapshot.key.name, coords, group_coords, metrics, self.state_dict())
+        analysis = self.analyst.analyse(snapshot)
+        return Projection(snapshot.key.name, coords, group_coords, metrics, self.state_dict(), analysis)
 
     def state_dict(self) -> dict[str, Any]:
         """Each view's frame reference (plain values), so a resumed run stays in the same frame."""
         states = dict(self._frame_states)
         states.update({view: frame.state_dict() for view, frame in self.frames.items()})
-        return {"frames": states}
+        return {"frames": states, "clusters": self.analyst.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore frame references; frames are rebuilt lazily with them."""
         self._frame_states = dict(state.get("frames", {}))
+        self.analyst.load_state_dict(state.get("clusters", {}))
         for view, frame in self.frames.items():
             if view in self._frame_states:
                 frame.load_state_dict(self._frame_states[view])

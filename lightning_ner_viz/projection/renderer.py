@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from lightning_ner_viz._warnings import warn
+from lightning_ner_viz.analysis.epoch_analysis import EpochAnalysis
 from lightning_ner_viz.keys import SnapshotKey, parse_key
 from lightning_ner_viz.projection.projector import Projection, Projector
 from lightning_ner_viz.sinks.base import Sink
@@ -69,6 +70,7 @@ class Renderer:
         self.logged: list[str] = []  # those at least one sink logged
         self.failed_sinks: dict[int, str] = {}
         self._state: dict[str, Any] = {}
+        self._notes: set[str] = set()  # analysis notes warned about once
         self._process: Any = None
 
     def _project(self, snapshot: Snapshot) -> Projection:
@@ -109,7 +111,8 @@ class Renderer:
         """
         snapshot.groups = {name: group for name, group in snapshot.groups.items() if len(group) > 1}
         projection = self._project(snapshot)
-        logged = self.log(snapshot, projection.coords, projection.metrics, projection.group_coords)
+        logged = self.log(snapshot, projection.coords, projection.metrics, projection.group_coords,
+                          projection.analysis)
         self._state = projection.state
         self.rendered.append(snapshot.key.name)
         if self.store is not None and record_state and (logged or not self.sinks):
@@ -131,7 +134,7 @@ class Renderer:
         return None if self._process is None else self._process.pid
 
     def log(self, snapshot: Snapshot, coords: dict[str, np.ndarray], metrics: dict[str, float],
-            group_coords: dict[str, np.ndarray] | None = None) -> int:
+            group_coords: dict[str, np.ndarray] | None = None, analysis: EpochAnalysis | None = None) -> int:
         """Hand one epoch (and its groups) to every sink, isolating their failures.
 
         The snapshot joins :attr:`logged` when at least one sink logged it. When every
@@ -141,6 +144,10 @@ class Renderer:
             How many sinks logged the epoch.
         """
         logged = 0
+        for note in analysis.notes if analysis is not None else []:
+            if note not in self._notes:
+                self._notes.add(note)
+                warn(note)
         for sink in self.sinks:
             if id(sink) in self.failed_sinks:
                 continue  # dropped after an earlier failure
@@ -148,6 +155,8 @@ class Renderer:
                 sink.log_epoch(snapshot, coords, metrics)
                 for name, xyz in (group_coords or {}).items():
                     sink.log_group(name, snapshot.groups[name], xyz)
+                if analysis is not None:
+                    sink.log_analysis(snapshot, analysis)
                 logged += 1
             except Exception as err:
                 if self.strict:

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     import lightning.pytorch as pl
     import numpy as np
 
+    from lightning_ner_viz.analysis.epoch_analysis import EpochAnalysis
     from lightning_ner_viz.snapshot import Snapshot
 
 T = TypeVar("T")
@@ -73,6 +74,11 @@ class Sink(ABC):
         ``snapshot.groups``. Sinks without such pictures ignore it; the group's metrics
         (``entities/...``) already came with ``log_epoch``.
         """
+
+    def log_analysis(self, snapshot: Snapshot, analysis: EpochAnalysis) -> None:  # noqa: B027 - optional hook
+        """Show the snapshot's analyses (called after :meth:`log_epoch` and its groups): the full-set confusion
+        matrix and span errors on ``snapshot``, the error geometry, class similarity and sub-clusters in
+        ``analysis`` (see :mod:`lightning_ner_viz.analysis.epoch_analysis`)."""
 
     def flush(self) -> None:  # noqa: B027 - optional hook
         """Make everything logged so far readable (on disk, or sent), keeping the sink open for more
