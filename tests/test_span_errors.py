@@ -57,3 +57,15 @@ def test_an_unknown_prediction_reads_as_outside():
     counter = SpanCounter(NAMES)
     counter.add(_ids(["B-PER", "O"]), np.array([-1, -1]))
     assert dict(zip(SPAN_CATEGORIES, counter.counts.sum(0).tolist()))["missed"] == 1
+
+
+def test_a_padded_batch_counts_what_its_sentences_count():
+    rng = np.random.default_rng(1)
+    gold, pred = rng.integers(0, len(NAMES), (16, 12)), rng.integers(0, len(NAMES), (16, 12))
+    valid = rng.random((16, 12)) < 0.7  # unlabelled positions (subwords, padding) anywhere in a row
+    pred[rng.random((16, 12)) < 0.1] = -1
+    one_by_one, batched = SpanCounter(NAMES), SpanCounter(NAMES)
+    for g, p, keep in zip(gold, pred, valid):
+        one_by_one.add(g[keep], p[keep])
+    batched.add_batch(gold, pred, valid)
+    np.testing.assert_array_equal(batched.counts, one_by_one.counts)

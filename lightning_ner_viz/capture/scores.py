@@ -17,7 +17,7 @@ class FullSetScores:
     - ``confusion``: gold × predicted token counts, one ``bincount`` per batch on the batch's device
       (a token whose prediction is unknown, -1, is left out);
     - span errors per entity type (:class:`~lightning_ner_viz.analysis.span_errors.SpanCounter`),
-      sentence by sentence on the CPU (in the capture thread).
+      a batch at a time with numpy on the CPU (in the capture thread).
 
     :meth:`flat` and :meth:`unflat` turn both into one int64 vector for the epoch's ``all_reduce_sum``.
 
@@ -38,10 +38,7 @@ class FullSetScores:
         cells = labels[known].long() * n + pred[known].long().clamp(max=n - 1)
         counts = torch.bincount(cells, minlength=n * n)
         self._confusion = counts if self._confusion is None else self._confusion + counts
-        gold_rows, pred_rows, valid_rows = labels.cpu().numpy(), pred.cpu().numpy(), valid.cpu().numpy()
-        for gold, guess, keep in zip(gold_rows, pred_rows, valid_rows):
-            if keep.any():
-                self.spans.add(gold[keep], guess[keep])
+        self.spans.add_batch(labels.cpu().numpy(), pred.cpu().numpy(), valid.cpu().numpy())
 
     @property
     def confusion(self) -> np.ndarray:
