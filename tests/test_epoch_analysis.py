@@ -4,6 +4,7 @@ carry over epochs and a resume (#13)."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from conftest import RecordingSink
 from lightning.pytorch.callbacks import ModelCheckpoint
 
@@ -42,3 +43,17 @@ def test_cluster_ids_continue_after_a_resume(tmp_path, fit_with_callback):
     trackers = callback.renderer.state_dict()["clusters"]
     assert trackers["hidden"]["updates"] == 3  # epochs 0 and 1 before the checkpoint, then 2: one history
     assert set(analysis.clusters["hidden"].stable_id.tolist()) & set(before.stable_id.tolist()) - {-1}  # ids carried
+
+
+def test_without_scikit_learn_the_other_analyses_go_on_and_one_warning_names_the_extra(monkeypatch, fit_with_callback):
+    from lightning_utilities.core.imports import RequirementCache
+
+    from lightning_ner_viz import NerVizWarning
+    from lightning_ner_viz.analysis import clusters
+
+    monkeypatch.setattr(clusters, "_SKLEARN_AVAILABLE", RequirementCache("scikit-learn-missing>=1.3", "sklearn_missing"))
+    sink = RecordingSink()
+    with pytest.warns(NerVizWarning, match=r"No sub-clusters.*lightning-ner-viz\[analysis\]") as record:
+        fit_with_callback(sinks=[sink], epochs=2, max_tokens=300, background="thread")  # the patch holds in-process
+    assert sum("No sub-clusters" in str(w.message) for w in record) == 1  # once, not per epoch
+    assert [(bool(a.errors), bool(a.similarity), sorted(a.clusters)) for _, a in sink.analyses] == [(True, True, [])] * 2
