@@ -128,7 +128,11 @@ def main(argv: list[str] | None = None) -> list[str]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="2000,20000", help="comma-separated token counts")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="2,000 tokens, 2 runs (run_all.py --quick)")
+    parser.add_argument("--threads", type=int, default=None, help="ignored: the analyses run on one thread")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.sizes, args.repeats = "2000", 2
     torch.set_num_threads(1)
     rows, stage_rows, notes = [], [], []
     for n in [int(s) for s in args.sizes.split(",")]:

@@ -25,7 +25,7 @@ import _common as C  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 DOC = C.REPO / "docs" / "performance.md"
-SCRIPTS = ("overhead.py", "contention.py", "reduction.py", "memory.py")
+SCRIPTS = ("overhead.py", "contention.py", "reduction.py", "memory.py", "analysis_budget.py")
 BLOCK = re.compile(r"<!-- table:(?P<name>[\w-]+) -->\n(?P<body>.*?)<!-- /table:(?P=name) -->", re.S)
 
 
