@@ -59,7 +59,7 @@ def _folder_inputs(folder: Path) -> ReplayInputs:
         return ReplayInputs(snapshot_root=store.root)
     found = recordings_in(store.root)
     if not found:
-        raise ValueError(f"{folder} holds neither epoch=NNNN snapshots nor .rrd recordings; "
+        raise ValueError(f"{folder} holds neither snapshots (epoch=NNNN-step=NNNNNNN folders) nor .rrd recordings; "
                          "pass a run directory, its ner_viz folder, or .rrd files.")
     return ReplayInputs(recordings=found)
 

@@ -25,7 +25,7 @@ def add_replay_parser(subparsers: SubParsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "replay", help="open .rrd recordings as one, or build a recording from a snapshot directory",
         description="Open PATH in the Rerun viewer: .rrd files of one run (a resumed run writes embeddings.rrd, "
-        "embeddings-1.rrd, ...) shown as one recording, a folder holding them, or a directory of epoch=NNNN "
+        "embeddings-1.rrd, ...) shown as one recording, a folder holding them, or a directory of snapshots (epoch=NNNN-step=NNNNNNN) "
         "snapshots, from which a recording is built first.",
     )
     parser.add_argument("paths", nargs="+", metavar="PATH",

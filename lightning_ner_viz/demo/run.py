@@ -110,7 +110,7 @@ def _print_outputs(out: Path, rrd: Path, html: Path, logger: Any, seconds: float
     print(f"      or in a browser: {cli} replay {rrd} --web")
     print(f"  HTML report       {html}")
     print(f"      open it:      any browser, offline (file://{html})")
-    print(f"  snapshots         {out / 'ner_viz'}  (one epoch=NNNN directory per epoch)")
+    print(f"  snapshots         {out / 'ner_viz'}  (one epoch=NNNN-step=NNNNNNN directory per validation)")
     print(f"      re-render:    {cli} render {out / 'ner_viz'} --reducer umap --sink html")
     if run_dir is not None:
         print(f"  W&B offline run   {run_dir}")
