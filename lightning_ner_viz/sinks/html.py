@@ -17,6 +17,7 @@ import numpy as np
 from lightning_ner_viz._imports import require
 from lightning_ner_viz.keys import SnapshotKey
 from lightning_ner_viz.sinks.base import Sink, check_writable_file, output_root, resolve_under
+from lightning_ner_viz.sinks.html_analysis import group_analysis, token_analysis
 from lightning_ner_viz.sinks.html_charts import Metrics
 from lightning_ner_viz.sinks.html_order import entry_key, in_order, is_before, thin
 from lightning_ner_viz.sinks.html_payload import Cloud, build_payload
@@ -24,6 +25,8 @@ from lightning_ner_viz.snapshot import Snapshot
 
 if TYPE_CHECKING:
     import lightning.pytorch as pl
+
+    from lightning_ner_viz.analysis.epoch_analysis import EpochAnalysis
 
 DEFAULT_FILE = "embeddings.html"
 _DATA_RE = re.compile(r'<script type="application/json" id="ner-viz-data">(.*?)</script>', re.DOTALL)
@@ -50,17 +53,28 @@ class HtmlSink(Sink):
     each is centred and scaled to the latest one's size for display (see
     :func:`~lightning_ner_viz.sinks.html_payload.fit_to_panel`), and the panel says so.
 
-    The file is rewritten atomically after every snapshot, so it is always complete and
-    can be opened mid-training (reload for newer ones). Open ``#snapshot=<name>`` (e.g.
-    ``#snapshot=epoch=0002-step=0000120``) to start there, or ``#epoch=N`` for the last
-    snapshot of epoch ``N``; in the page, ``nerViz.setSnapshot(name)``, ``nerViz.setEpoch(N)``
-    and ``nerViz.setColor("pred")``.
+    Under the clouds, the snapshot's analyses (:meth:`log_analysis`), following the slider: the
+    confusion heatmap and the span errors per entity type with entity F1 (both over the whole
+    validation set), the class-similarity heatmap of a view or group, the misclassified sampled
+    tokens most attracted to another class first (the first
+    :data:`~lightning_ner_viz.sinks.html_analysis.ERROR_ROWS`; click a row to ring the token in the
+    clouds, click a confusion cell to list only its tokens), and the sub-clusters of each label with
+    this snapshot's splits, merges, new and vanished ones. Two more colour modes: ``knn`` (each
+    misclassified token by its neighbours' majority label) and ``cluster`` (by sub-cluster); hover
+    shows a misclassified token's kNN vote, nearest class and margin.
+
+    The file is rewritten atomically after every snapshot (once its groups and analysis came), so it
+    is always complete and can be opened mid-training (reload for newer ones). Open
+    ``#snapshot=<name>`` (e.g. ``#snapshot=epoch=0002-step=0000120``) to start there, or ``#epoch=N``
+    for the last snapshot of epoch ``N``, and ``&color=knn`` for a colour mode; in the page,
+    ``nerViz.setSnapshot(name)``, ``nerViz.setEpoch(N)``, ``nerViz.setColor("pred")`` (``gold``,
+    ``pred``, ``correct``, ``knn``, ``cluster``) and ``nerViz.selectError(i)``.
 
     Args:
         path: the HTML file. Relative paths resolve under the callback's snapshot root
             (``<default_root_dir>/ner_viz`` by default).
-        max_epochs_inline: keep at most this many snapshots' clouds (the first, the latest
-            and an even spread between, by position in capture order), bounding memory and
+        max_epochs_inline: keep at most this many snapshots' clouds and analyses (the first, the
+            latest and an even spread between, by position in capture order), bounding memory and
             file size. Metrics of every snapshot are kept.
         title: the page title.
 
@@ -82,6 +96,8 @@ class HtmlSink(Sink):
         self._tokens = Cloud()
         self._groups: dict[str, Cloud] = {}
         self._groups_due: set[str] = set()
+        self._expect_analysis = False  # the caller sends log_analysis after each snapshot's groups
+        self._pending = False  # logged but not yet written: waiting for the analysis
         self._metrics: Metrics = {}
         self._final = False
         self._restore = False
@@ -111,9 +127,12 @@ class HtmlSink(Sink):
         return str(self.path)
 
     def log_epoch(self, snapshot: Snapshot, coords: dict[str, np.ndarray], metrics: dict[str, float]) -> None:
-        """Remember this snapshot (by name) and rewrite the file (after its groups, when it has some)."""
+        """Remember this snapshot (by name) and rewrite the file (after its groups, when it has some, and after
+        its analysis, once the caller has sent one)."""
         require("plotly")
         key = snapshot.key
+        if self._pending:  # the previous snapshot's analysis never came: this caller sends none, write as it comes
+            self._expect_analysis = False
         if self._restore:
             self._restore = False
             self._load_previous(before=key)
@@ -123,17 +142,42 @@ class HtmlSink(Sink):
         self._thin()
         self._groups_due = set(snapshot.groups)
         if not self._groups_due:
-            self._write()
+            self._settled()
 
     def log_group(self, name: str, group: Snapshot, coords: np.ndarray) -> None:
         """Add a group's cloud (``entities``, ``cls``) to its snapshot (the one of the same name);
-        rewrite the file once every group came."""
+        rewrite the file once every group came (or wait for the analysis, see :meth:`log_analysis`)."""
         if any(r["key"].name == group.key.name for r in self._tokens.records):  # else thinned away or never logged
             self._groups.setdefault(name, Cloud()).add(group, {name: coords})
         if name in self._groups_due:
             self._groups_due.discard(name)
             if not self._groups_due:
-                self._write()
+                self._settled()
+
+    def log_analysis(self, snapshot: Snapshot, analysis: EpochAnalysis) -> None:
+        """Add the snapshot's analyses (errors, class similarity, sub-clusters) to its record and rewrite the file.
+
+        It comes after the snapshot's :meth:`log_epoch` and groups; once one has come, the file is written
+        here only (one write per snapshot, holding everything). A caller that sends none gets the file
+        written after each snapshot's groups, as before.
+        """
+        name = snapshot.key.name
+        self._tokens.annotate(name, token_analysis(analysis, list(snapshot.views)))
+        for group, cloud in self._groups.items():
+            part = group_analysis(analysis, group)
+            if part is not None:
+                cloud.annotate(name, part)
+        self._expect_analysis = True
+        self._groups_due = set()
+        if self._tokens.records:
+            self._write()
+
+    def _settled(self) -> None:
+        """The snapshot and its groups are in: write now, or mark it pending when its analysis will follow."""
+        if self._expect_analysis:
+            self._pending = True
+        else:
+            self._write()
 
     def flush(self) -> None:
         """Write the file now, not marked as complete (e.g. after ``trainer.validate()``, before ``fit``),
@@ -193,6 +237,7 @@ class HtmlSink(Sink):
                 os.fsync(f.fileno())
             os.chmod(tmp, 0o644)
             os.replace(tmp, self.path)
+            self._pending = False
         except BaseException:  # a full disk, a file size limit: never leave the partial file
             with contextlib.suppress(OSError):
                 Path(tmp).unlink(missing_ok=True)

@@ -17,6 +17,7 @@ import numpy as np
 from lightning_ner_viz.keys import SnapshotKey
 from lightning_ner_viz.labels import OUTSIDE
 from lightning_ner_viz.sinks.colors import hex_color, label_colors
+from lightning_ner_viz.sinks.html_analysis import ERROR_ROWS, full_set
 from lightning_ner_viz.sinks.html_charts import Metrics, charts, metrics_payload
 from lightning_ner_viz.sinks.html_order import describe, entry_key, is_before
 from lightning_ner_viz.snapshot import Snapshot
@@ -53,6 +54,15 @@ class Cloud:
         self.dims.update({v: int(np.shape(x)[1]) for v, x in snapshot.views.items()})
         token_rows(snapshot, self.rows)
         self._merge([snapshot_record(snapshot, coords)], replace=True)
+
+    def annotate(self, name: str, analysis: dict[str, Any]) -> bool:
+        """Add ``analysis`` (plain values, see :mod:`~lightning_ner_viz.sinks.html_analysis`) to the kept snapshot
+        ``name``; ``False`` when it is not kept."""
+        for r in self.records:
+            if r["key"].name == name:
+                r["analysis"] = {**r.get("analysis", {}), **analysis}
+                return True
+        return False
 
     def keep(self, names: set[str]) -> None:
         """Drop the records of other snapshots, and the rows no kept record uses."""
@@ -96,6 +106,7 @@ class Cloud:
                 "idx": np.searchsorted(ids, r["ids"]).tolist(),
                 "pred": r["pred"].tolist(), "conf": None if r["conf"] is None else np.round(r["conf"], 3).tolist(),
                 "coords": {v: _round(c).ravel().tolist() for v, c in r["coords"].items()},
+                "analysis": r.get("analysis", {}),
             } for r in self.records],
         }
 
@@ -173,8 +184,9 @@ def token_rows(snapshot: Snapshot, known: dict[int, list[Any]]) -> None:
 
 
 def snapshot_record(snapshot: Snapshot, coords: dict[str, np.ndarray]) -> dict[str, Any]:
-    """One kept snapshot: its key and step, token ids, predictions, confidences (softmax max of ``emissions``)
-    and coordinates."""
+    """One kept snapshot: its key and step, token ids, predictions, confidences (softmax max of ``emissions``),
+    coordinates, and its whole-set scores (``analysis``: confusion and span errors, see
+    :func:`~lightning_ner_viz.sinks.html_analysis.full_set`)."""
     conf = None
     if "emissions" in snapshot.views and len(snapshot):
         e = np.asarray(snapshot.views["emissions"], dtype=np.float64)
@@ -183,6 +195,7 @@ def snapshot_record(snapshot: Snapshot, coords: dict[str, np.ndarray]) -> dict[s
         "key": snapshot.key, "step": int(snapshot.step), "ids": np.asarray(snapshot.token_id, dtype=np.int64),
         "pred": np.asarray(snapshot.pred, dtype=np.int16), "conf": conf,
         "coords": {v: _fix_columns(np.asarray(c, dtype=np.float32)) for v, c in coords.items()},
+        "analysis": full_set(snapshot) if snapshot.confusion is not None or snapshot.span_counts is not None else {},
     }
 
 
@@ -195,6 +208,7 @@ def records_from_payload(data: dict[str, Any], before: SnapshotKey) -> list[dict
         "conf": None if e["conf"] is None else np.asarray(e["conf"]),
         "coords": {v: np.asarray(c, dtype=np.float32).reshape(-1, len(data["ranges"][v]))
                    for v, c in e["coords"].items()},
+        "analysis": dict(e.get("analysis") or {}),
     } for key, e in keyed if is_before(key, before)]
 
 
@@ -208,7 +222,7 @@ def build_payload(title: str, final: bool, tokens: Cloud, groups: dict[str, Clou
         "format": 2, "title": title, "final": final,
         "written": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M"),
         **page, "correct_color": CORRECT_COLOR, "incorrect_color": INCORRECT_COLOR,
-        "background": SCENE_BACKGROUND, "markers": MARKERS,
+        "background": SCENE_BACKGROUND, "markers": MARKERS, "error_rows": ERROR_ROWS,
         "groups": {name: group.payload() for name, group in groups.items() if group.records},
         "metrics": series,
         "charts": charts(keys, page["views"] + list(groups), dict(zip(page["labels"], page["colors"]))),
