@@ -13,15 +13,18 @@ from lightning_ner_viz._imports import require
 from lightning_ner_viz.sinks.base import (
     Sink, check_listening, check_writable_file, output_root, renamed_attribute, renamed_keyword, resolve_under,
 )
-from lightning_ner_viz.sinks.colors import label_colors
-from lightning_ner_viz.sinks.rerun_closing import close_stream, flush_within
+from lightning_ner_viz.sinks.analysis_text import events_markdown
+from lightning_ner_viz.sinks.rerun_analysis import log_analysis
 from lightning_ner_viz.sinks.rerun_blueprint import default_blueprint
-from lightning_ner_viz.sinks.rerun_summary import epoch_markdown, set_snapshot_time
+from lightning_ner_viz.sinks.rerun_closing import close_stream, flush_within
+from lightning_ner_viz.sinks.rerun_summary import HeldSummary, epoch_markdown, label_annotations, set_snapshot_time
 from lightning_ner_viz.sinks.trajectories import TrajectoryHistory
 from lightning_ner_viz.snapshot import Snapshot
 
 if TYPE_CHECKING:
     import lightning.pytorch as pl
+
+    from lightning_ner_viz.analysis.epoch_analysis import EpochAnalysis
 
 DEFAULT_FILE = "embeddings.rrd"
 
@@ -39,7 +42,12 @@ class RerunSink(Sink):
     - ``embeddings/entities``: one point per gold entity span (mean of its subwords),
       coloured by entity type, with its own ``AnnotationContext`` (``embeddings/cls``
       likewise, one point per sentence, when the ``cls`` view is on);
-    - ``embeddings/summary``: a markdown ``TextDocument`` with the epoch's counts;
+    - ``embeddings/summary``: a markdown ``TextDocument`` with the epoch's counts, the whole validation
+      set's span errors and the sub-clusters' events;
+    - from :meth:`log_analysis`: ``embeddings/confusion`` and ``embeddings/class_similarity/<view>``
+      (heatmap images, with the matrices as tensors below them), ``embeddings/errors`` and
+      ``embeddings/clusters`` (markdown tables), ``embeddings/<cloud>/clusters`` (the cloud coloured by
+      sub-cluster); see :mod:`~lightning_ner_viz.sinks.rerun_analysis`;
     - ``embeddings/metrics/<name>``: ``Scalars`` for every metric;
     - ``/``: a static ``AnnotationContext`` naming and colouring the labels.
 
@@ -100,6 +108,8 @@ class RerunSink(Sink):
         self._label_names: list[str] | None = None
         self._group_names: dict[str, list[str]] = {}
         self._clouds: list[str] = []
+        self._panels: tuple[list[str], list[str]] = ([], [])  # heatmaps, clustered clouds in the layout
+        self._summary = HeldSummary()
         self.blueprint = blueprint
 
     def setup(self, trainer: pl.Trainer | None, save_dir: Path | None = None) -> None:
@@ -167,31 +177,21 @@ class RerunSink(Sink):
         return candidate
 
     def _log_annotations(self, label_names: list[str]) -> None:
-        rr = require("rerun")
-        infos = [
-            rr.AnnotationInfo(id=i, label=name, color=color)
-            for i, (name, color) in enumerate(zip(label_names, label_colors(label_names)))
-        ]
-        self._stream().log("/", rr.AnnotationContext(infos), static=True)
+        self._stream().log("/", label_annotations(label_names), static=True)
         self._label_names = list(label_names)
 
     def log_epoch(self, snapshot: Snapshot, coords: dict[str, np.ndarray], metrics: dict[str, float]) -> None:
-        """Log one epoch's clouds, summary and metrics."""
+        """Log one epoch's clouds and metrics; its summary waits for :meth:`log_analysis` (or the next epoch)."""
         rr = require("rerun")
         rec = self._stream()
+        self._summary.release(rec, f"{self.prefix}/summary")  # the previous snapshot's, if its analyses did not come
         if self._label_names != snapshot.label_names:
             self._log_annotations(snapshot.label_names)
         set_snapshot_time(rec, snapshot)
         gold, pred = snapshot.gold_names(), snapshot.pred_names()
-        hover = rr.AnyValues(
-            token=snapshot.token,
-            word=snapshot.word,
-            gold=gold,
-            predicted=pred,
-            correct=[bool(c) for c in snapshot.correct],
-            token_id=snapshot.token_id.tolist(),
-            sentence=[snapshot.sentences.get(int(s), "") for s in snapshot.sentence_id],
-        )
+        hover = rr.AnyValues(token=snapshot.token, word=snapshot.word, gold=gold, predicted=pred,
+                             correct=[bool(c) for c in snapshot.correct], token_id=snapshot.token_id.tolist(),
+                             sentence=[snapshot.sentences.get(int(s), "") for s in snapshot.sentence_id])
         wrong = np.flatnonzero(~snapshot.correct)
         gold_of = {int(t): int(g) for t, g in zip(snapshot.token_id, snapshot.gold)}
         self._history.add(snapshot, coords)
@@ -211,18 +211,21 @@ class RerunSink(Sink):
                         lines(strips, class_ids=[gold_of.get(t, 0) for t in ids], radii=rr.Radius.ui_points(0.3)),
                         rr.AnyValues(token_id=ids))
         self._update_layout(list(coords))
-        rec.log(f"{self.prefix}/summary", rr.TextDocument(epoch_markdown(snapshot, metrics), media_type=rr.MediaType.MARKDOWN))
+        self._summary.hold(snapshot, epoch_markdown(snapshot, metrics), coords)  # logged by log_analysis
         for name, value in metrics.items():
             if np.isfinite(value):
                 rec.log(f"{self.prefix}/metrics/{name}", rr.Scalars(float(value)))
         self._flush(rec)  # the epoch is on disk (or sent) before the next one
 
-    def _update_layout(self, clouds: list[str]) -> None:
-        """Send the default layout once, and again when a new cloud (view or group) appears."""
+    def _update_layout(self, clouds: list[str], heatmaps: list[str] | None = None,
+                       clustered: list[str] | None = None) -> None:
+        """Send the default layout once, and again when a new cloud (view or group) or analysis panel appears."""
         clouds = list(dict.fromkeys(clouds))
-        if self.blueprint and set(clouds) - set(self._clouds):
-            self._clouds = clouds
-            self._stream().send_blueprint(default_blueprint(self.prefix, clouds))
+        panels = ([*self._panels[0], *(p for p in heatmaps or [] if p not in self._panels[0])],
+                  [*self._panels[1], *(c for c in clustered or [] if c not in self._panels[1])])
+        if self.blueprint and (set(clouds) - set(self._clouds) or panels != self._panels):
+            self._clouds, self._panels = clouds, panels
+            self._stream().send_blueprint(default_blueprint(self.prefix, clouds, *panels))
 
     flush_timeout = 10.0
     """Seconds to wait for a viewer to take an epoch before the sink reports it as failed."""
@@ -233,16 +236,28 @@ class RerunSink(Sink):
         rec = self._stream()
         path = f"{self.prefix}/{name}"
         if self._group_names.get(name) != group.label_names:
-            colors = label_colors(group.label_names)
-            infos = [rr.AnnotationInfo(id=i, label=n, color=c) for i, (n, c) in enumerate(zip(group.label_names, colors))]
-            rec.log(path, rr.AnnotationContext(infos), static=True)
+            rec.log(path, label_annotations(group.label_names), static=True)
             self._group_names[name] = list(group.label_names)
         self._update_layout([*self._clouds, name])
         set_snapshot_time(rec, group)
+        self._summary.coords_of(group)[name] = coords
         points = rr.Points3D if coords.shape[1] == 3 else rr.Points2D
         rec.log(path, points(coords, class_ids=group.gold, radii=rr.Radius.ui_points(4.0)),
                 rr.AnyValues(text=group.token, gold=group.gold_names(), predicted=group.pred_names(),
                              sentence=[group.sentences.get(int(s), "") for s in group.sentence_id]))
+        self._flush(rec)
+
+    def log_analysis(self, snapshot: Snapshot, analysis: EpochAnalysis) -> None:
+        """Log the snapshot's heatmaps, errors and sub-cluster tables and layers, and its summary (held since
+        ``log_epoch``) with the sub-clusters' events (see :mod:`~lightning_ner_viz.sinks.rerun_analysis`)."""
+        rec = self._stream()
+        set_snapshot_time(rec, snapshot)
+        coords = self._summary.coords_of(snapshot)
+        heatmaps = log_analysis(rec, self.prefix, snapshot, analysis, coords)
+        events = events_markdown(analysis) if self._summary.holds(snapshot) else ""
+        self._summary.release(rec, f"{self.prefix}/summary", events)
+        clustered = [c for c in analysis.clusters if c in coords]
+        self._update_layout(self._clouds, heatmaps, clustered)
         self._flush(rec)
 
     def _flush(self, rec: Any) -> None:
@@ -253,11 +268,14 @@ class RerunSink(Sink):
     def flush(self) -> None:
         """Everything logged so far is in the file (or sent), within :attr:`flush_timeout`; the recording stays open."""
         if self._rec is not None:
+            self._summary.release(self._rec, f"{self.prefix}/summary")
             self._flush(self._rec)
 
     def close(self) -> None:
         """Flush, then close, each within :attr:`flush_timeout` (after a failed write: close only, 1 s); raises ``OSError``."""
         if self._rec is not None:
+            if not self._broken:
+                self._summary.release(self._rec, f"{self.prefix}/summary")
             rec, self._rec, broken, self._broken = self._rec, None, self._broken, False
             self._continue_in_new_file = True
             close_stream(rec, self.flush_timeout, str(self.location), broken)

@@ -15,12 +15,15 @@ from lightning_ner_viz.sinks.base import (
     DEFAULT_SUBDIR, Sink, check_writable_dir, output_root, renamed_attribute, renamed_keyword, resolve_under,
 )
 from lightning_ner_viz.sinks.snapshot_keys import scalar_prefix
+from lightning_ner_viz.sinks.tensorboard_analysis import log_analysis
 from lightning_ner_viz.sinks.tensorboard_projector import PROJECTOR_CONFIG as PROJECTOR_CONFIG  # re-exported
 from lightning_ner_viz.sinks.tensorboard_projector import add_embedding, restore_projector_config
 from lightning_ner_viz.snapshot import Snapshot
 
 if TYPE_CHECKING:
     import lightning.pytorch as pl
+
+    from lightning_ner_viz.analysis.epoch_analysis import EpochAnalysis
 
 _TENSORBOARD_AVAILABLE = RequirementCache("tensorboard>=2.10", "tensorboard")
 
@@ -53,6 +56,12 @@ class TensorBoardSink(Sink):
     and ``<prefix>/validate/<name>`` for another ``validate()`` call, so a baseline at step 0
     is not drawn as the first point of the fit's curve (see
     :mod:`lightning_ner_viz.sinks.snapshot_keys`).
+
+    The snapshot's analyses (:meth:`log_analysis`) go at the same step under the same prefix: the
+    confusion matrix and class similarities as heatmap images (``<prefix>/confusion``,
+    ``<prefix>/class_similarity/<view>``), the errors, sub-clusters and span errors as markdown
+    text (``<prefix>/errors``, ``<prefix>/clusters``, ``<prefix>/span_errors``); see
+    :mod:`~lightning_ner_viz.sinks.tensorboard_analysis`.
 
     The writer is the Trainer's ``TensorBoardLogger`` writer (``logger.experiment``,
     so everything lands in that logger's ``version_N`` directory) when the Trainer
@@ -201,6 +210,12 @@ class TensorBoardSink(Sink):
         for name, value in metrics.items():
             if math.isfinite(value):
                 writer.add_scalar(f"{scalars}/{name}", float(value), global_step=snapshot.step)
+        writer.flush()
+
+    def log_analysis(self, snapshot: Snapshot, analysis: EpochAnalysis) -> None:
+        """Add the snapshot's heatmap images and analysis texts at its global step."""
+        writer = self._get_writer()
+        log_analysis(writer, self.prefix, snapshot, analysis)
         writer.flush()
 
     def close(self) -> None:

@@ -12,10 +12,13 @@ from lightning_ner_viz._imports import require
 from lightning_ner_viz.sinks.base import Sink, check_writable_dir, resolve_under
 from lightning_ner_viz.sinks.colors import hex_color, label_colors
 from lightning_ner_viz.sinks.snapshot_keys import scalar_prefix
+from lightning_ner_viz.sinks.wandb_analysis import analysis_entries
 from lightning_ner_viz.snapshot import Snapshot
 
 if TYPE_CHECKING:
     import lightning.pytorch as pl
+
+    from lightning_ner_viz.analysis.epoch_analysis import EpochAnalysis
 
 
 class WandbSink(Sink):
@@ -28,7 +31,11 @@ class WandbSink(Sink):
     predicted, correct, the snapshot's name, epoch and global step, the projected coordinates
     and the raw vector as ``embedding``, so W&B's Embedding Projector works on it) and
     ``<prefix>/<view>/scatter`` (a plotly scatter coloured by gold label, titled with the
-    snapshot's label, e.g. "hidden embeddings, epoch 2 · step 120").
+    snapshot's label, e.g. "hidden embeddings, epoch 2 · step 120"). The snapshot's analyses
+    (:meth:`log_analysis`) join the same row: ``<prefix>/confusion`` and
+    ``<prefix>/class_similarity/<view>`` (plotly heatmaps), ``<prefix>/errors``, ``<prefix>/clusters``,
+    ``<prefix>/cluster_events`` (when there are any) and ``<prefix>/span_errors`` (tables); see
+    :mod:`~lightning_ner_viz.sinks.wandb_analysis`.
 
     How snapshots are kept apart:
 
@@ -36,9 +43,11 @@ class WandbSink(Sink):
       a baseline's (``validate()`` before training) are ``<prefix>/baseline/<name>`` and
       another ``validate()``'s ``<prefix>/validate/<name>``, so a baseline at epoch 0 is never
       a point of the fit's curves (see :mod:`lightning_ner_viz.sinks.snapshot_keys`).
-    - Tables and scatters keep one key per view for every snapshot, the baseline's too (W&B's
-      media slider then runs from the baseline through training); each is logged in its own
-      row, so W&B keeps every version and none overwrites another.
+    - Tables, scatters and heatmaps keep one key per view for every snapshot, the baseline's too
+      (W&B's media slider then runs from the baseline through training); each is logged in its
+      own row, so W&B keeps every version and none overwrites another.
+    - A snapshot's row is sent once its analyses arrive (the renderer calls :meth:`log_analysis`
+      after ``log_epoch`` and ``log_group``), else by the next snapshot, :meth:`flush` or :meth:`close`.
     - The sink never passes ``step=``: W&B's own step counts the rows, so it only grows,
       whatever the snapshots' epochs and global steps and whatever a ``WandbLogger`` logs in
       between (no "steps must be monotonically increasing" warning).
@@ -78,7 +87,7 @@ class WandbSink(Sink):
         self._run: Any = None
         self._owns_run = False
         self._pending: dict[str, Any] | None = None
-        self._groups_due: set[str] = set()
+        self._pending_name: str | None = None  # the snapshot whose row is pending
 
     def setup(self, trainer: pl.Trainer | None, save_dir: Path | None = None) -> None:
         """Remember the Trainer's ``WandbLogger``, if any, and the snapshot root ``save_dir``."""
@@ -166,10 +175,7 @@ class WandbSink(Sink):
             if self.log_plot:
                 row[f"{self.prefix}/{view}/scatter"] = wandb.Plotly(scatter_figure(snapshot, view, xyz))
         self._flush_pending()
-        self._pending = row  # sent with the last group (entities, cls), or by the next snapshot / close: one row
-        self._groups_due = set(snapshot.groups)
-        if not self._groups_due:
-            self._flush_pending()
+        self._pending, self._pending_name = row, snapshot.key.name  # groups and analyses join it: one row
 
     def _axes(self, snapshot: Snapshot) -> dict[str, Any]:
         """The row's x-axis values: the snapshot's epoch and global step."""
@@ -177,20 +183,34 @@ class WandbSink(Sink):
 
     def _flush_pending(self) -> None:
         if self._pending is not None:
-            row, self._pending = self._pending, None
+            row, self._pending, self._pending_name = self._pending, None, None
             self._get_run().log(row)
+
+    def _row_of(self, snapshot: Snapshot) -> dict[str, Any]:
+        """The pending row when it is ``snapshot``'s; else (after sending another's) a new row with its axes."""
+        if self._pending is None or self._pending_name != snapshot.key.name:
+            self._flush_pending()
+            self._pending, self._pending_name = self._axes(snapshot), snapshot.key.name
+        return self._pending
 
     def log_group(self, name: str, group: Snapshot, coords: np.ndarray) -> None:
         """Add a group's (``entities``, ``cls``) table and scatter to the snapshot's history row."""
         wandb = require("wandb")
-        row = self._pending if self._pending is not None else self._axes(group)
+        row = self._row_of(group)
         if self.log_table:
             row[f"{self.prefix}/{name}/table"] = _table(wandb, group, name, coords, group.gold_names(), group.pred_names())
         if self.log_plot:
             row[f"{self.prefix}/{name}/scatter"] = wandb.Plotly(scatter_figure(group, name, coords))
-        self._pending = row
-        self._groups_due.discard(name)
-        if not self._groups_due:
+
+    def log_analysis(self, snapshot: Snapshot, analysis: EpochAnalysis) -> None:
+        """Add the snapshot's heatmaps and analysis tables to its history row, and send the row."""
+        self._get_run()
+        self._row_of(snapshot).update(analysis_entries(snapshot, analysis, self.prefix))
+        self._flush_pending()
+
+    def flush(self) -> None:
+        """Send the pending row (a snapshot whose analyses did not come)."""
+        if self._run is not None or self._pending is not None:
             self._flush_pending()
 
     def close(self) -> None:
@@ -218,7 +238,7 @@ class WandbSink(Sink):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_run"] = None
-        state["_pending"] = None
+        state["_pending"] = state["_pending_name"] = None
         return state
 
     def __repr__(self) -> str:
