@@ -31,8 +31,10 @@ def test_demo_writes_recording_wandb_run_and_snapshots(tmp_path):
     run = run_dir(out)
     epochs = [r["ner_viz/epoch"] for r in history(run) if "ner_viz/epoch" in r]
     assert epochs == [0, 1, 2]
-    tables = list((run / "files" / "media" / "table").rglob("*.table.json"))
+    tables = sorted((run / "files" / "media" / "table").rglob("table_*.table.json"))  # the per-view token tables
     assert len(tables) == 9 and json.loads(tables[0].read_text())["data"]
+    for key in ("errors", "clusters", "span_errors"):  # the analyses' tables, one per epoch
+        assert len(list((run / "files" / "media" / "table").rglob(f"{key}_*.table.json"))) == 3, key
     assert [s.epoch for s in load_snapshots(out / "ner_viz")] == [0, 1, 2]
 
 

@@ -174,7 +174,7 @@ def test_files_of_different_recordings_are_refused(resumed_run, tmp_path):
     (["{run}/embeddings.rrd", "{tmp}/nope.rrd"], "does not exist"),
     (["{run}/embeddings.rrd", "{run}"], "is not a .rrd file"),
     (["{run}/embeddings.rrd", "{tmp}/junk.rrd"], "not a readable Rerun recording"),
-    (["{tmp}/empty"], "neither epoch=NNNN snapshots nor .rrd recordings"),
+    (["{tmp}/empty"], "neither snapshots (epoch=NNNN-step=NNNNNNN folders) nor .rrd recordings"),
     (["{run}/embeddings.rrd", "--save", "{run}/embeddings.rrd"], "is one of the recordings"),
     (["{run}", "--save", "{run}/embeddings-1.rrd"], "is one of the recordings"),
 ], ids=["missing", "folder-and-file", "unreadable", "empty-folder", "save-over-input", "save-over-folder-input"])

@@ -60,7 +60,8 @@ def test_render_with_another_sink(run_dir, tmp_path, sink):
         assert config.count("embeddings {") == 6  # 3 epochs x 2 views
     else:
         run = next(out.rglob("offline-run-*"))
-        assert len(list((run / "files" / "media" / "table").rglob("*.table.json"))) == 9  # 3 epochs x (2 views + entities)
+        tables = (run / "files" / "media" / "table").rglob("table_*.table.json")
+        assert len(list(tables)) == 9  # 3 epochs x (2 views + entities)
 
 
 def test_render_html(run_dir, tmp_path):

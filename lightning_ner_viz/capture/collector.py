@@ -92,6 +92,7 @@ class EpochCollector:
         seq = batch.labels.shape[1]
         valid = batch.valid & (example_ids >= 0)[:, None]
         self._valid_total = self._valid_total + valid.sum()
+        self._check_labels(batch.labels[valid])
         pred = None
         if "emissions" in outputs:
             pred = predict_labels(outputs["emissions"], batch.attention_mask, self.crf)
@@ -105,12 +106,6 @@ class EpochCollector:
         if flat.numel() == 0:
             return
         labels = batch.labels.flatten()[flat].long()
-        low, high = torch.aminmax(labels)
-        if int(high) >= self.num_labels or int(low) < 0:
-            raise ValueError(
-                f"Gold labels must be in [0, {self.num_labels}) or -100 (ignored); found "
-                f"{int(low)}..{int(high)}. Check `label_names` and the model's number of labels."
-            )
         if pred is None:
             pred = torch.full_like(batch.labels, NO_PREDICTION)
         # every position's token id: tokens, entity spans (their first token) and sentences (position 0)
@@ -132,6 +127,17 @@ class EpochCollector:
             remember += self._add_cls(batch, outputs["hidden"], pred, valid, ids, priority)
         if remember:
             self.sentences.remember(remember, batch, example_ids, pred)
+
+    def _check_labels(self, labels: torch.Tensor) -> None:
+        """Gold labels of the labelled tokens must be label ids (else a ValueError that says what to check)."""
+        if labels.numel() == 0:
+            return
+        low, high = torch.aminmax(labels)
+        if int(high) >= self.num_labels or int(low) < 0:
+            raise ValueError(
+                f"Gold labels must be in [0, {self.num_labels}) or -100 (ignored); found "
+                f"{int(low)}..{int(high)}. Check `label_names` and the model's number of labels."
+            )
 
     def _add_cls(self, batch: TokenBatch, hidden: torch.Tensor, pred: torch.Tensor, valid: torch.Tensor,
                  ids: torch.Tensor, priority: torch.Tensor | None) -> list[torch.Tensor]:
