@@ -85,6 +85,8 @@ def test_rerun_logs_heatmaps_tables_and_cluster_layers_at_each_snapshot(tmp_path
                  "errors", "clusters"):
         assert [r["step"] for r in rows[f"{p}/{path}"]] == STEPS, path
     assert [r["epoch"] for r in rows[f"{p}/confusion"]] == [-1, 0, 1]  # the baseline before epoch 0
+    attracted = [r["step"] for r in rows.get(f"{p}/error_attraction/hidden", [])]
+    assert attracted and set(attracted) <= set(STEPS)  # snapshots with errors draw where they go
     image = rows[f"{p}/confusion"][1]
     assert image["EncodedImage:media_type"] == ["image/png"]
     np.testing.assert_array_equal(_decoded(bytes(image["EncodedImage:blob"][0])),
@@ -247,6 +249,7 @@ def test_tensorboard_adds_images_and_texts_at_the_global_step(tmp_path, planted)
         for tag in ("errors", "clusters", "span_errors"):
             assert step in [s for s, _ in texts[f"{prefix}/{tag}"]], (prefix, tag)
     assert [e.step for e in images["ner_viz/confusion"]] == [10, 20]  # the baseline's are apart
+    assert any(tag.endswith("/error_attraction/hidden") for tag in images)
     np.testing.assert_array_equal(_decoded(images["ner_viz/confusion"][0].encoded_image_string),
                                   confusion_image(snaps[1].confusion, LABELS, snaps[1].label))
     (text,) = [t for s, t in texts["ner_viz/errors"] if s == 10]

@@ -175,6 +175,22 @@ def similarity_image(similarity: np.ndarray, label_names: Sequence[str], separat
                          ticks=[(-1.0, "-1"), (0.0, "0"), (1.0, "1")])
 
 
+def attraction_image(attraction: np.ndarray, label_names: Sequence[str], gold: np.ndarray, view: str,
+                     label: str) -> np.ndarray:
+    """The error-attraction matrix of ``view``: row = gold label of the misclassified sampled tokens, column = the
+    class whose centroid is nearest; each row as shares of that label's errors (``gold``: the errors' gold ids)."""
+    share = np.asarray(attraction, dtype=np.float64)
+    errors = np.bincount(np.asarray(gold, dtype=np.int64), minlength=len(label_names))[: len(label_names)]
+    share = np.where(errors[:, None] > 0, share, np.nan)
+    text = [["" if not np.isfinite(s) or s == 0 else ("<1" if s < 0.005 else f"{100 * s:.0f}") for s in row]
+            for row in share.tolist()]
+    return heatmap_image(share, label_names, label_names, title=f"error_attraction · {view} · {label}",
+                         lo=0.0, hi=1.0, stops=BLUES, cell_text=text, row_notes=[f"errors={e}" for e in errors.tolist()],
+                         row_title="gold ↓", col_title="nearest class →",
+                         caption="% of the label's misclassified tokens nearest to the column's centroid",
+                         ticks=[(0.0, "0%"), (0.5, "50%"), (1.0, "100%")])
+
+
 def _short(value: float) -> str:
     """A cosine in at most 4 characters: ``.87``, ``-.45``, ``1.0``."""
     if value >= 0.995:

@@ -24,7 +24,10 @@ from lightning_ner_viz.analysis.epoch_analysis import EpochAnalysis
 from lightning_ner_viz.sinks.analysis_text import (
     cloud_of, cluster_label, clusters_markdown, errors_markdown, noise_label,
 )
-from lightning_ner_viz.sinks.heatmap import confusion_image, png_bytes, similarity_image
+from lightning_ner_viz.sinks.heatmap import attraction_image, confusion_image, png_bytes, similarity_image
+
+ERROR_VIEW = "hidden"
+"""The view whose error attraction is drawn (the representation, not the classifier's logits)."""
 from lightning_ner_viz.snapshot import Snapshot
 
 NOISE_COLOR = (160, 160, 160)
@@ -90,6 +93,11 @@ def log_analysis(rec: Any, prefix: str, snapshot: Snapshot, analysis: EpochAnaly
                           value_range=(-1.0, 1.0)),
                 rr.AnyValues(label_names=list(sim.label_names)))
         shown.append(f"class_similarity/{name}")
+    for view, geometry in analysis.errors.items():
+        if len(geometry) and view == ERROR_VIEW:
+            rec.log(f"{prefix}/error_attraction/{view}", _png(attraction_image(
+                geometry.attraction, geometry.label_names, geometry.gold, view, snapshot.label)))
+            shown.append(f"error_attraction/{view}")
     rec.log(f"{prefix}/errors", rr.TextDocument(errors_markdown(snapshot, analysis), media_type=rr.MediaType.MARKDOWN))
     rec.log(f"{prefix}/clusters", rr.TextDocument(clusters_markdown(snapshot, analysis),
                                                   media_type=rr.MediaType.MARKDOWN))

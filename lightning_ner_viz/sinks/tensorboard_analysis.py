@@ -16,7 +16,7 @@ from typing import Any
 
 from lightning_ner_viz.analysis.epoch_analysis import EpochAnalysis
 from lightning_ner_viz.sinks.analysis_text import clusters_markdown, errors_markdown, span_markdown
-from lightning_ner_viz.sinks.heatmap import confusion_image, similarity_image
+from lightning_ner_viz.sinks.heatmap import attraction_image, confusion_image, similarity_image
 from lightning_ner_viz.sinks.snapshot_keys import scalar_prefix
 from lightning_ner_viz.snapshot import Snapshot
 
@@ -45,6 +45,10 @@ def log_analysis(writer: Any, prefix: str, snapshot: Snapshot, analysis: EpochAn
         if len(sim.label_names):
             image(f"{tags}/class_similarity/{name}", similarity_image(
                 sim.similarity, sim.label_names, sim.separation, name, snapshot.label, sim.centered, sim.counts))
+    geometry = analysis.errors.get("hidden")
+    if geometry is not None and len(geometry):
+        image(f"{tags}/error_attraction/hidden", attraction_image(
+            geometry.attraction, geometry.label_names, geometry.gold, "hidden", snapshot.label))
     text(f"{tags}/errors", errors_markdown(snapshot, analysis))
     text(f"{tags}/clusters", clusters_markdown(snapshot, analysis))
     spans = span_markdown(snapshot)
