@@ -79,6 +79,8 @@ class EmbeddingDriftCallback(Callback):
             (training goes on without that sink).
         max_pending: captured epochs that may wait to be rendered before training waits (every epoch is still
             rendered, in order); ``None``: no bound. docs/reliability.md, "Shutdown and backlog".
+        label_issues: record every labelled validation token's gold probability each validation and write the
+            ranked ``label_issues.csv`` (docs/label-issues.md); an int bounds the tokens (``True``: 1,000,000).
 
     Example::
 
@@ -108,17 +110,18 @@ class EmbeddingDriftCallback(Callback):
         background: Background = True,
         strict: bool | None = None,
         max_pending: int | None = DEFAULT_MAX_PENDING,
+        label_issues: bool | int = True,
     ) -> None:
         check_n_components(n_components)
         check_frame(frame, FRAME_CHOICES)
         check_reducer_frame(reducer, resolve_frame(frame, reducer))
         check_background(background)
         hidden_module = check_capture_arguments(max_tokens, every_n_epochs, hidden_module, every_n_val_runs,
-                                                dataloader_idx)
+                                                dataloader_idx, label_issues)
         self.sinks, self.hidden_module, self.emissions_module = sinks, hidden_module, emissions_module
         self.reducer, self.frame, self.n_components = reducer, frame, n_components
         self.max_tokens, self.every_n_epochs, self.seed = max_tokens, every_n_epochs, seed
-        self.every_n_val_runs, self.dataloader_idx = every_n_val_runs, dataloader_idx
+        self.every_n_val_runs, self.dataloader_idx, self.label_issues = every_n_val_runs, dataloader_idx, label_issues
         self.label_names = list(label_names) if label_names is not None else None
         self.tokenizer, self.batch_adapter, self.crf_module = tokenizer, batch_adapter, crf_module
         self.save_dir, self.entity_view, self.cls_view = save_dir, entity_view, cls_view

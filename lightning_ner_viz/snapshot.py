@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from lightning_ner_viz.analysis.token_dynamics import TokenDynamics
 from lightning_ner_viz.keys import STAGES, SnapshotKey
 from lightning_ner_viz.store import FORMAT_VERSION
 from lightning_ner_viz.store import INT_FIELDS as _INT_FIELDS
@@ -88,6 +89,9 @@ class Snapshot:
             ``span_types``, the span categories of
             :data:`~lightning_ner_viz.analysis.span_errors.SPAN_CATEGORIES`; ``None`` as ``confusion``.
         span_types: the entity types, the rows of ``span_counts``.
+        dynamics: every labelled validation token's gold probability and prediction (the label issues'
+            input), written beside the snapshot by :meth:`save`; :meth:`load` leaves it on disk (read it with
+            ``TokenDynamics.load(directory)``), so it is ``None`` on a loaded snapshot.
     """
 
     epoch: int
@@ -110,6 +114,7 @@ class Snapshot:
     confusion: np.ndarray | None = None
     span_counts: np.ndarray | None = None
     span_types: list[str] = field(default_factory=list)
+    dynamics: TokenDynamics | None = None
 
     def __post_init__(self) -> None:
         if self.stage not in STAGES:
@@ -190,6 +195,8 @@ class Snapshot:
             (tmp / "meta.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
             for name, group in self.groups.items():
                 group.save(tmp / name)
+            if self.dynamics is not None:
+                self.dynamics.save(tmp)
             if target.exists():
                 shutil.rmtree(target)
             os.replace(tmp, target)

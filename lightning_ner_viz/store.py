@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 DEFAULT_SUBDIR = "ner_viz"
 """The snapshot root under the Trainer's ``default_root_dir`` when the callback is given no ``save_dir``."""
 
+LABEL_PROBS_FILE = "label_probs.npy"
+"""A snapshot's full label-probability rows (token dynamics); only the newest snapshot of a stage keeps them."""
+
 RENDER_STATE = "render_state.json"
 """Written into a snapshot's directory once every sink has it: the frames' state after that epoch."""
 
@@ -72,6 +75,14 @@ class SnapshotStore:
     def save(self, snapshot: Snapshot) -> Path:
         """Write ``snapshot`` atomically into its own directory (``snapshot.key.name``)."""
         return snapshot.save(self.directory(snapshot.key.name))
+
+    def drop_label_probs(self, before: SnapshotKey) -> None:
+        """Delete the label-probability rows (:data:`LABEL_PROBS_FILE`) of the snapshots of ``before``'s stage
+        captured before it: once its label issues are ranked, only the newest rows are kept."""
+        for earlier in self.keys():
+            if earlier.stage == before.stage and earlier.order() < before.order():
+                with contextlib.suppress(OSError):
+                    (self.directory(earlier.name) / LABEL_PROBS_FILE).unlink(missing_ok=True)
 
     def load(self, name: str) -> Snapshot:
         """Read the snapshot called ``name``."""

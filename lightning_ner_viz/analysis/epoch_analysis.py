@@ -16,6 +16,7 @@ import numpy as np
 from lightning_ner_viz.analysis.class_similarity import ClassSimilarity, class_similarity
 from lightning_ner_viz.analysis.clusters import ClusterReport, ClusterTracker, cluster_report
 from lightning_ner_viz.analysis.errors import ErrorGeometry, error_geometry
+from lightning_ner_viz.analysis.label_issue_report import LabelIssueReport
 from lightning_ner_viz.snapshot import Snapshot
 
 CLUSTERED = ("hidden", "entities")
@@ -31,19 +32,22 @@ class EpochAnalysis:
         similarity: view or group name to its class similarity (centred centroid cosines, separation).
         clusters: ``hidden`` (per gold label) and ``entities`` (per entity type) to the sub-clusters,
             with ids stable across epochs and this epoch's split/merge/new/vanished events.
+        label_issues: the ranked label issues of the whole validation set (fit snapshots with token dynamics).
         notes: why an analysis is missing (e.g. scikit-learn not installed), for one warning.
     """
 
     errors: dict[str, ErrorGeometry] = field(default_factory=dict)
     similarity: dict[str, ClassSimilarity] = field(default_factory=dict)
     clusters: dict[str, ClusterReport] = field(default_factory=dict)
+    label_issues: LabelIssueReport | None = None
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe values (NaN as ``None``)."""
         return {"errors": {k: v.to_dict() for k, v in self.errors.items()},
                 "similarity": {k: v.to_dict() for k, v in self.similarity.items()},
-                "clusters": {k: v.to_dict() for k, v in self.clusters.items()}}
+                "clusters": {k: v.to_dict() for k, v in self.clusters.items()},
+                "label_issues": None if self.label_issues is None else self.label_issues.to_dict()}
 
 
 class EpochAnalyst:

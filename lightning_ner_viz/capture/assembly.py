@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from lightning_ner_viz.analysis.token_dynamics import SentenceText, TokenDynamics
 from lightning_ner_viz.capture.sentences import Sentence, known_word_ids, sentences_from_table
 from lightning_ner_viz.capture.text import TokenTexts, join_word
 from lightning_ner_viz.keys import SnapshotKey
@@ -13,6 +14,23 @@ from lightning_ner_viz.labels import EntityTypes
 from lightning_ner_viz.snapshot import Snapshot, split_token_id
 
 Columns = dict[str, np.ndarray]
+
+
+@dataclass
+class GatheredDynamics:
+    """The whole-set pass of one validation, from every rank (see :mod:`lightning_ner_viz.capture.dynamics`).
+
+    Attributes:
+        rows: ``token_id``, ``gold``, ``pred``, ``gold_prob``, ``other_prob`` and ``probs``, sorted by token id.
+        texts: per token of the sentences first seen: ``sid``, ``input_id`` and ``word_id``.
+        seen: labelled tokens seen on every rank (more than the rows when a subset was kept).
+        source: ``"softmax"`` or ``"crf_marginals"``.
+    """
+
+    rows: Columns
+    texts: Columns
+    seen: int
+    source: str
 
 
 @dataclass
@@ -32,6 +50,7 @@ class GatheredEpoch:
         run: for ``validate``: which of the callback's ``validate()`` calls.
         confusion: full-set gold × predicted token counts (see :class:`~lightning_ner_viz.capture.scores.FullSetScores`).
         span_counts: full-set span-error counts, one row per entity type in ``span_types``.
+        dynamics: the whole-set pass of every labelled token, when it was recorded.
     """
 
     epoch: int
@@ -46,6 +65,7 @@ class GatheredEpoch:
     confusion: np.ndarray | None = None
     span_counts: np.ndarray | None = None
     span_types: list[str] = field(default_factory=list)
+    dynamics: GatheredDynamics | None = None
 
     @property
     def name(self) -> str:
@@ -80,7 +100,22 @@ def assemble_snapshot(gathered: GatheredEpoch, texts: TokenTexts, label_names: l
         views={v: columns[v] for v in gathered.views}, label_names=label_names, sentences=sentence_text,
         sentence_tags=tags, groups=groups, stats=dict(gathered.stats),
         confusion=gathered.confusion, span_counts=gathered.span_counts, span_types=list(gathered.span_types),
+        dynamics=None if gathered.dynamics is None else token_dynamics(gathered.dynamics, texts),
     )
+
+
+def token_dynamics(gathered: GatheredDynamics, texts: TokenTexts) -> TokenDynamics:
+    """The validation's :class:`TokenDynamics`, with the new sentences' token strings decoded."""
+    rows, new = gathered.rows, gathered.texts
+    decoded = {}
+    order = np.argsort(new["sid"], kind="stable")  # a sentence's tokens stay in order
+    sids, starts = np.unique(new["sid"][order], return_index=True)
+    for sid, at in zip(sids.tolist(), np.split(order, starts[1:])):
+        tokens, words = texts.tokens_and_words({"input_ids": new["input_id"][at], "word_ids": new["word_id"][at]})
+        decoded[sid] = SentenceText(tokens, words)
+    return TokenDynamics(token_id=rows["token_id"], gold=rows["gold"], pred=rows["pred"], gold_prob=rows["gold_prob"],
+                         other_prob=rows["other_prob"], probs=rows["probs"], source=gathered.source,
+                         seen=gathered.seen, texts=decoded)
 
 
 def _texts(texts: TokenTexts, sentences: dict[int, Sentence], sids: list[int]) -> dict[int, str]:

@@ -9,8 +9,9 @@ import torch
 from torch import nn
 
 from lightning_ner_viz.capture import gather
-from lightning_ner_viz.capture.assembly import GatheredEpoch
+from lightning_ner_viz.capture.assembly import GatheredDynamics, GatheredEpoch
 from lightning_ner_viz.capture.batch import TokenBatch
+from lightning_ner_viz.capture.dynamics import DynamicsCollector
 from lightning_ner_viz.capture.entities import span_begins, span_means, span_members
 from lightning_ner_viz.capture.groups import Rows, SampledGroup, span_priority_of
 from lightning_ner_viz.capture.predictions import NO_PREDICTION, predict_labels
@@ -36,11 +37,13 @@ class EpochCollector:
         cls_view: also sample one row per sentence, its first token's hidden vector (the ``cls`` group).
         label_names: label id to BIO name: with emissions captured, the epoch also counts the full-set
             confusion matrix and the span errors of every labelled validation token (not only the sample).
+        dynamics: with emissions captured, also record every labelled token's gold probability and prediction
+            (see :mod:`~lightning_ner_viz.capture.dynamics`).
     """
 
     def __init__(self, views: tuple[str, ...], num_labels: int, max_tokens: int, seed: int, crf: nn.Module | None,
                  entity_types: EntityTypes | None = None, entity_view: bool = True, cls_view: bool = False,
-                 label_names: Sequence[str] | None = None) -> None:
+                 label_names: Sequence[str] | None = None, dynamics: DynamicsCollector | None = None) -> None:
         self.views = views
         self.num_labels = num_labels
         self.crf = crf
@@ -53,6 +56,7 @@ class EpochCollector:
         self.cls = SampledGroup("cls", n_types, max_tokens, seed, ("pred",), ("cls",)) if with_hidden and cls_view else None
         self.sentences = SentenceBuffer()
         self.scores = FullSetScores(label_names, num_labels) if label_names is not None and "emissions" in views else None
+        self.dynamics = dynamics if "emissions" in views else None
         self._tables: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
         self._dims: dict[str, int] = {}
         self._tokens_seen = 0
@@ -98,6 +102,9 @@ class EpochCollector:
             pred = predict_labels(outputs["emissions"], batch.attention_mask, self.crf)
             if self.scores is not None:
                 self.scores.add(batch.labels, pred, valid)
+            if self.dynamics is not None:
+                emissions = outputs["emissions"]
+                self.dynamics.add(batch, emissions, pred, valid & finite_rows(emissions), example_ids)
         for view, tensor in outputs.items():
             self._dims[view] = tensor.shape[-1]
             valid &= finite_rows(tensor)
@@ -196,7 +203,8 @@ class EpochCollector:
         1. ``all_reduce_sum`` of the class counts of every group and the full-set scores (confusion, span counts);
         2. ``all_reduce_max`` of the vector widths and of the longest selected sentence;
         3. ``gather_columns`` of the tokens, then of each enabled group (entities, cls);
-        4. ``gather_columns`` of the sentence table.
+        4. ``gather_columns`` of the sentence table;
+        5. with ``dynamics``: ``gather_columns`` of its rows, then of its texts, then an ``all_reduce_sum``.
 
         Returns:
             The gathered epoch on rank zero (``None`` elsewhere, or when no rank saw a valid token).
@@ -225,6 +233,7 @@ class EpochCollector:
             rows.update({v: torch.zeros(0, dims[v]) for v in group.vector_columns if len(rows.get(v, ())) == 0})
             gathered[group.name] = gather.gather_columns(rows, device)
         table = gather.gather_columns({"table": torch.as_tensor(self.sentences.table(picked, longest))}, device)
+        dynamics = self.dynamics.finish(device) if self.dynamics is not None else None
         if gather.rank() != 0:
             return None
         tokens = self.tokens.final_selection(gathered["tokens"], counts["tokens"])
@@ -235,6 +244,8 @@ class EpochCollector:
             epoch=epoch, step=step, views=self.views, tokens=_numpy(tokens),
             groups={name: _numpy(rows) for name, rows in chosen.items() if rows is not None},
             sentence_table=table["table"].numpy(), stats=self.stats,
+            dynamics=None if dynamics is None else GatheredDynamics(
+                _numpy(dynamics[0]), _numpy(dynamics[1]), dynamics[2], self.dynamics.source),  # type: ignore[union-attr]
             **(self.scores.unflat(scores) if self.scores is not None else {}),
         )
 

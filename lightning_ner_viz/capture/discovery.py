@@ -142,7 +142,8 @@ def validation_set_sizes(trainer: Any) -> list[int | None]:
 
 
 def check_capture_arguments(max_tokens: int, every_n_epochs: int, hidden_module: str | Sequence[str] | None,
-                            every_n_val_runs: int = 1, dataloader_idx: int | str = 0) -> str | list[str] | None:
+                            every_n_val_runs: int = 1, dataloader_idx: int | str = 0,
+                            label_issues: bool | int = True) -> str | list[str] | None:
     """Check the callback's capture arguments; ``hidden_module`` comes back as a name, a list or ``None``.
 
     Raises:
@@ -157,6 +158,9 @@ def check_capture_arguments(max_tokens: int, every_n_epochs: int, hidden_module:
     if dataloader_idx != "all" and (not isinstance(dataloader_idx, int) or dataloader_idx < 0):
         raise ValueError(f"dataloader_idx must be a validation dataloader's index (an int >= 0) or 'all'; "
                          f"got {dataloader_idx!r}.")
+    if not isinstance(label_issues, (bool, int)) or label_issues < 0:
+        raise ValueError(f"label_issues must be True, False or the number of labelled tokens to follow (an int >= 0); "
+                         f"got {label_issues!r}.")
     if hidden_module is None or isinstance(hidden_module, str):
         return hidden_module
     names = list(hidden_module)

@@ -16,6 +16,7 @@ from lightning_ner_viz.capture.assembly import GatheredEpoch, assemble_snapshot
 from lightning_ner_viz.capture.batch import BatchAdapter, TokenBatch, adapt_batch, example_ids
 from lightning_ner_viz.capture.collector import EpochCollector
 from lightning_ner_viz.capture.discovery import CaptureTargets, is_compiled
+from lightning_ner_viz.capture.dynamics import DynamicsCollector
 from lightning_ner_viz.capture.hooks import ForwardCapture
 from lightning_ner_viz.capture.text import TokenTexts
 from lightning_ner_viz.keys import SnapshotKey
@@ -46,10 +47,13 @@ class ValidationCapture:
         in_thread: run the selection in the capture thread (``False``: on the training thread).
         dataloader_idx: the validation dataloader captured, or ``"all"``; a loader's sentence ids carry
             its index (see :data:`~lightning_ner_viz.snapshot.LOADER_BITS`), so ids never collide.
+        dynamics_tokens: record the token dynamics of at most this many labelled tokens per validation
+            (:mod:`~lightning_ner_viz.capture.dynamics`); ``0``: none.
     """
 
     def __init__(self, targets: CaptureTargets, *, max_tokens: int, seed: int, entity_view: bool, cls_view: bool,
-                 batch_adapter: BatchAdapter | None, in_thread: bool, dataloader_idx: int | str = 0) -> None:
+                 batch_adapter: BatchAdapter | None, in_thread: bool, dataloader_idx: int | str = 0,
+                 dynamics_tokens: int = 0) -> None:
         self.targets = targets
         self.max_tokens = max_tokens
         self.seed = seed
@@ -57,6 +61,8 @@ class ValidationCapture:
         self.cls_view = cls_view
         self.batch_adapter = batch_adapter
         self.dataloader_idx = dataloader_idx
+        self.dynamics_tokens = dynamics_tokens
+        self._texts_seen: set[int] = set()  # sentence ids whose text a token-dynamics record already holds
         self.views = tuple(targets.modules)
         self.entity_types = EntityTypes.from_label_names(targets.label_names) if entity_view or cls_view else None
         self.tracked_ids: list[int] | None = None
@@ -103,6 +109,8 @@ class ValidationCapture:
             self.views, len(self.targets.label_names), self.max_tokens, self.seed, self.targets.crf,
             self.entity_types, entity_view=self.entity_view, cls_view=self.cls_view,
             label_names=self.targets.label_names,
+            dynamics=DynamicsCollector(len(self.targets.label_names), self.targets.crf, self.dynamics_tokens, self.seed,
+                                       self._texts_seen) if self.dynamics_tokens > 0 else None,
         )
         self._jobs.submit(self._track, self._collector, group=epoch)
 

@@ -42,6 +42,9 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-tokens", type=int, default=2000, help="tokens per epoch (default: %(default)s)")
     parser.add_argument("--examples", type=int, default=2500, help="bundled examples to generate (default: %(default)s)")
     parser.add_argument("--no-wandb", action="store_true", help="skip the offline W&B run")
+    parser.add_argument("--label-noise", type=float, default=0.0, metavar="RATE",
+                        help="flip this share of the validation words' labels (e.g. 0.05), to see the label issues "
+                        "find them; the flipped tokens go to flipped_labels.csv (default: %(default)s)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -52,7 +52,8 @@ def run_demo(args: argparse.Namespace) -> int:
     import lightning.pytorch as pl
 
     from lightning_ner_viz import EmbeddingDriftCallback
-    from lightning_ner_viz.demo.datamodule import NerDataModule
+    from lightning_ner_viz.demo.datamodule import NerDataModule, encode
+    from lightning_ner_viz.demo.noise import flip_labels, flipped_tokens, write_flipped
     from lightning_ner_viz.demo.model import HFTokenClassifier
     from lightning_ner_viz.sinks import HtmlSink, RerunSink, WandbSink
 
@@ -63,7 +64,16 @@ def run_demo(args: argparse.Namespace) -> int:
     examples, label_names = _load_examples(args)
     tokenizer, hf_model = _load_model(args.model, list(iter_text(examples)), label_names)
     split = max(1, int(len(examples) * 0.8))
-    data = NerDataModule(examples[:split], examples[split:], tokenizer, label_names, batch_size=32)
+    val = examples[split:]
+    if args.label_noise:
+        val = flip_labels(val, args.label_noise, label_names, seed=0)
+    data = NerDataModule(examples[:split], val, tokenizer, label_names, batch_size=32)
+    if args.label_noise:
+        clean = encode(examples[split:], tokenizer, label_names)
+        flipped = flipped_tokens(clean, data.val_rows)
+        write_flipped(out / "flipped_labels.csv", flipped, clean, data.val_rows, label_names)
+        print(f"Flipped the labels of {len(flipped)} validation tokens ({args.label_noise:.0%} of the words); "
+              f"they are listed in {out / 'flipped_labels.csv'}.")
     rrd, html = out / "embeddings.rrd", out / "embeddings.html"
     sinks: list[Any] = [RerunSink(path=rrd), HtmlSink(path=html, title="lightning-ner-viz demo: product-title NER")]
     logger: Any = False
@@ -111,6 +121,8 @@ def _print_outputs(out: Path, rrd: Path, html: Path, logger: Any, seconds: float
     print(f"  HTML report       {html}")
     print(f"      open it:      any browser, offline (file://{html})")
     print(f"  snapshots         {out / 'ner_viz'}  (one epoch=NNNN-step=NNNNNNN directory per validation)")
+    print(f"  label issues      {out / 'ner_viz' / 'label_issues.csv'}")
+    print(f"      in a terminal: {cli} issues {out / 'ner_viz'}")
     print(f"      re-render:    {cli} render {out / 'ner_viz'} --reducer umap --sink html")
     if run_dir is not None:
         print(f"  W&B offline run   {run_dir}")

@@ -139,6 +139,7 @@ class RenderPipeline:
                     if self.strict:
                         raise
                     warn(f"Could not save the snapshot of {snapshot.label} under {self.store.root}: {err}.")
+                snapshot.dynamics = None  # on disk now: the label issues read it from there
                 captured.snapshot, captured.gathered = snapshot, None
             return captured.snapshot
 

@@ -14,6 +14,7 @@ import numpy as np
 from lightning_ner_viz.projection.frames import Frame, make_frame
 from lightning_ner_viz.analysis.epoch_analysis import EpochAnalysis, EpochAnalyst
 from lightning_ner_viz.analysis.epoch_metrics import epoch_metrics
+from lightning_ner_viz.analysis.label_issue_report import LabelIssueFinder
 from lightning_ner_viz.snapshot import Snapshot
 from lightning_ner_viz.store import SnapshotStore
 
@@ -73,6 +74,7 @@ class Projector:
         self.previous: Snapshot | None = None
         self._frame_states: dict[str, dict[str, Any]] = {}
         self.analyst = EpochAnalyst()
+        self.issues = LabelIssueFinder(store)
 
     def _project_views(self, snapshot: Snapshot) -> dict[str, np.ndarray]:
         coords = {}
@@ -112,6 +114,13 @@ class Projector:
         self.first = self.first or snapshot
         self.previous = snapshot
         analysis = self.analyst.analyse(snapshot)
+        try:
+            analysis.label_issues = self.issues.update(snapshot)
+        except ModuleNotFoundError as err:  # cleanlab: the other analyses go on
+            analysis.notes.append(f"No label issues: {err}")
+        if analysis.label_issues is not None:
+            metrics.update(analysis.label_issues.metrics())
+            analysis.notes.extend(analysis.label_issues.notes)
         return Projection(snapshot.key.name, coords, group_coords, metrics, self.state_dict(), analysis)
 
     def state_dict(self) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lightning_ner_viz.capture.discovery import discover_targets
+from lightning_ner_viz.capture.dynamics import MAX_DYNAMICS_TOKENS
 from lightning_ner_viz.capture.session import ValidationCapture
 from lightning_ner_viz.projection.frame_names import resolve_frame
 from lightning_ner_viz.projection.pipeline import RenderPipeline
@@ -30,7 +31,8 @@ def capture_for(cb: EmbeddingDriftCallback, trainer: pl.Trainer, pl_module: pl.L
         tokenizer=cb.tokenizer)
     return ValidationCapture(
         targets, max_tokens=cb.max_tokens, seed=cb.seed, entity_view=cb.entity_view, cls_view=cb.cls_view,
-        batch_adapter=cb.batch_adapter, in_thread=runs_in_background(cb.background), dataloader_idx=cb.dataloader_idx)
+        batch_adapter=cb.batch_adapter, in_thread=runs_in_background(cb.background), dataloader_idx=cb.dataloader_idx,
+        dynamics_tokens=MAX_DYNAMICS_TOKENS if cb.label_issues is True else int(cb.label_issues))
 
 
 def snapshot_store(cb: EmbeddingDriftCallback, trainer: pl.Trainer) -> SnapshotStore:
