@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import lightning.pytorch as pl
 import numpy as np
+import torch
 from rrd_reading import read_rrd
 from torch.utils.data import DataLoader
 
@@ -53,3 +54,18 @@ def test_ddp_spawn_uneven_shards_gather_both_ranks(tmp_path, fit_with_callback, 
     assert any(s % 2 for s in sentences) and any(s % 2 == 0 for s in sentences)
     assert max(sentences) < 61  # DistributedSampler's padding duplicates were dropped
     assert len(set(ddp[0].token_id.tolist())) == len(ddp[0])
+
+
+def test_ddp_uneven_shards_write_the_label_issues_of_one_process(tmp_path, fit_with_callback, datamodule, bert_config):
+    from outside_model import UserCrfTagger
+
+    from lightning_ner_viz.demo.data import LABEL_NAMES
+
+    for run, strategy, devices in (("ddp", "ddp_spawn", 2), ("single", "auto", 1)):
+        torch.manual_seed(0)  # the same weights, never updated (lr 0): only the sharding differs
+        fit_with_callback(root=tmp_path / run, model=UserCrfTagger(bert_config, len(LABEL_NAMES), lr=0.0),
+                          data=OddExamplesIgnored(datamodule.val_rows[:61], False), epochs=2,
+                          trainer={"strategy": strategy, "devices": devices}, max_tokens=50)
+    issues = {run: (tmp_path / run / "ner_viz" / "label_issues.csv").read_text() for run in ("ddp", "single")}
+    assert issues["ddp"] == issues["single"]
+    assert sorted({int(row.split(",")[1]) for row in issues["ddp"].splitlines()[1:]}) == list(range(61))

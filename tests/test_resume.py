@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
+from dynamics_reading import fit_records, plain_dynamics, read_issues, token_id
 from lightning.pytorch.callbacks import ModelCheckpoint
 from rrd_reading import read_rrd
 from wandb_reading import history
@@ -36,3 +38,13 @@ def test_resume_continues_recording_run_and_token_set(tmp_path, fit_with_callbac
     snapshots = load_snapshots(tmp_path / "ner_viz")
     assert [s.epoch for s in snapshots] == [0, 1, 2, 3]
     assert all(np.array_equal(s.token_id, snapshots[0].token_id) for s in snapshots)
+
+    # the label issues' dynamics continue: the resumed run folds epochs 0-3 in, each once
+    records = fit_records(tmp_path / "ner_viz")
+    assert len(records) == 4
+    plain = plain_dynamics(records)
+    for row in read_issues(tmp_path / "ner_viz"):
+        confidence, variability, correctness, flips = plain[token_id(row)]
+        assert float(row["confidence"]) == pytest.approx(confidence, abs=1e-4)
+        assert float(row["variability"]) == pytest.approx(variability, abs=1e-4)
+        assert (float(row["correctness"]), int(row["flips"])) == (pytest.approx(correctness, abs=1e-4), flips)

@@ -60,6 +60,9 @@ def all_reduce_max(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
     return buffer.cpu()
 
 
+_AS_BYTES = (torch.int16, torch.float16, torch.bfloat16)
+
+
 def gather_rows(tensor: torch.Tensor, device: torch.device) -> list[torch.Tensor]:
     """All-gather tensors whose first dimension differs across ranks.
 
@@ -74,6 +77,9 @@ def gather_rows(tensor: torch.Tensor, device: torch.device) -> list[torch.Tensor
     """
     if not _distributed():
         return [tensor.cpu()]
+    if tensor.dtype in _AS_BYTES:  # gloo refuses int16 (and, on some builds, half): send the bytes
+        rows = gather_rows(tensor.reshape(tensor.shape[0], -1).contiguous().view(torch.uint8), device)
+        return [r.view(tensor.dtype).reshape(-1, *tensor.shape[1:]) for r in rows]
     size = torch.tensor([tensor.shape[0]], dtype=torch.long, device=device)
     sizes = [torch.zeros_like(size) for _ in range(dist.get_world_size())]
     dist.all_gather(sizes, size)
