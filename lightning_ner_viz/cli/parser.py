@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 
 from lightning_ner_viz.cli.demo import add_demo_parser
+from lightning_ner_viz.cli.issues import add_issues_parser
 from lightning_ner_viz.cli.render import add_render_parser
 from lightning_ner_viz.cli.replay import add_replay_parser
 
@@ -23,4 +24,5 @@ def build_parser() -> argparse.ArgumentParser:
     add_demo_parser(subparsers)
     add_replay_parser(subparsers)
     add_render_parser(subparsers)
+    add_issues_parser(subparsers)
     return parser
