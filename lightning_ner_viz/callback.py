@@ -14,21 +14,23 @@ from lightning_ner_viz._warnings import warn
 from lightning_ner_viz.capture.batch import BatchAdapter
 from lightning_ner_viz.capture.discovery import check_capture_arguments, validation_set_sizes
 from lightning_ner_viz.capture.gather import destroy_gloo_group_at_exit
-from lightning_ner_viz.keys import ordered_names
 from lightning_ner_viz.projection.frame_names import (
     FRAME_CHOICES, FrameChoice, check_frame, check_reducer_frame, resolve_frame,
 )
 from lightning_ner_viz.projection.placement import Background, check_background
-from lightning_ner_viz.projection.renderer import Renderer
 from lightning_ner_viz.reducers import check_n_components
 from lightning_ner_viz.reducers.registry import Reducer, ReducerName
 from lightning_ner_viz.runtime.lifecycle import Lifecycle, adopt_saved_arguments, describe_setup
+from lightning_ner_viz.runtime.outcomes import RunOutcomes
 from lightning_ner_viz.runtime.shutdown import DEFAULT_MAX_PENDING, check_max_pending, stop_reason
 from lightning_ner_viz.sinks import HtmlSink, RerunSink, TensorBoardSink, WandbSink  # noqa: F401 - LightningCLI's short names
 from lightning_ner_viz.sinks.base import Sink
-from lightning_ner_viz.runtime.wiring import capture_for, render_for, snapshot_store
+from lightning_ner_viz.capture.train_dynamics import TrainingDynamics
+from lightning_ner_viz.runtime.wiring import (
+    capture_for, close_training_dynamics, render_for, snapshot_store, training_dynamics_for,
+)
 
-class EmbeddingDriftCallback(Callback):
+class EmbeddingDriftCallback(RunOutcomes, Callback):
     r"""Capture token embeddings every validation epoch and log the evolving cloud.
 
     Forward hooks read the model's own validation forward (no second pass): the hidden states of
@@ -81,6 +83,8 @@ class EmbeddingDriftCallback(Callback):
             rendered, in order); ``None``: no bound. docs/reliability.md, "Shutdown and backlog".
         label_issues: record every labelled validation token's gold probability each validation and write the
             ranked ``label_issues.csv`` (docs/label-issues.md); an int bounds the tokens (``True``: 1,000,000).
+        train_dynamics: also record the training batches' tokens (Dataset Cartography's setting) and write
+            ``train_label_issues.csv``; each training batch must then carry ``example_ids``.
 
     Example::
 
@@ -111,6 +115,7 @@ class EmbeddingDriftCallback(Callback):
         strict: bool | None = None,
         max_pending: int | None = DEFAULT_MAX_PENDING,
         label_issues: bool | int = True,
+        train_dynamics: bool = False,
     ) -> None:
         check_n_components(n_components)
         check_frame(frame, FRAME_CHOICES)
@@ -126,7 +131,9 @@ class EmbeddingDriftCallback(Callback):
         self.tokenizer, self.batch_adapter, self.crf_module = tokenizer, batch_adapter, crf_module
         self.save_dir, self.entity_view, self.cls_view = save_dir, entity_view, cls_view
         self.background, self.strict, self.max_pending = background, strict, check_max_pending(max_pending)
+        self.train_dynamics = train_dynamics
         self._run = Lifecycle()
+        self._train: TrainingDynamics | None = None
 
     @property
     @override
@@ -134,55 +141,12 @@ class EmbeddingDriftCallback(Callback):
         where = {"save_dir": str(self.save_dir)} if self.save_dir is not None else {}  # unchanged key by default
         return self._generate_state_key(hidden_module=self.hidden_module, emissions_module=self.emissions_module, **where)
 
-    @property
-    def logged_epochs(self) -> list[int]:
-        """Fit epochs at least one sink logged, so far (rank zero; complete once ``fit`` returned)."""
-        return self._run.logged_epochs
-
-    @property
-    def captured_epochs(self) -> list[int]:
-        """Fit epochs captured and saved as snapshots (rank zero), whether or not a sink logged them."""
-        return self._run.captured_epochs
-
-    @property
-    def captured_snapshots(self) -> list[str]:
-        """Names of every captured validation, fit and validate (``epoch=0002-step=0000120``), in order."""
-        return ordered_names(self._run.captured)
-
-    @property
-    def logged_snapshots(self) -> list[str]:
-        """Names of the captured validations at least one sink logged, in order."""
-        return self._run.logged
-
-    @property
-    def tracked_ids(self) -> list[int] | None:
-        """The token ids every epoch keeps, fixed by the first captured epoch (``None`` before it)."""
-        return self._run.tracked_ids
-
-    @property
-    def hooked_modules(self) -> dict[str, str]:
-        """View name to the dotted name of the module hooked for it (after ``setup``)."""
-        return self._run.capture.targets.module_names if self._run.capture is not None else {}
-
-    @property
-    def resolved_label_names(self) -> list[str] | None:
-        """The label names in use (given or found at ``setup``)."""
-        return self._run.capture.targets.label_names if self._run.capture is not None else self.label_names
-
-    @property
-    def renderer(self) -> Renderer | None:
-        """Rank zero's renderer (projection and sinks) after ``setup``; ``None`` on other ranks."""
-        return self._run.renderer
-
-    @property
-    def resolved_sinks(self) -> list[Sink]:
-        """The sinks in use on rank zero after ``setup`` (``"auto"`` resolved); empty elsewhere."""
-        return self._run.sinks
-
     @override
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         capture = capture_for(self, trainer, pl_module)
         self._run.start_capture(capture)
+        if stage == "fit":  # hooked now, before the first forward, as the validation hooks (torch.compile)
+            self._train = self._train or training_dynamics_for(self, trainer)
         store = snapshot_store(self, trainer)
         if trainer.world_size > 1:
             destroy_gloo_group_at_exit()
@@ -190,6 +154,27 @@ class EmbeddingDriftCallback(Callback):
             self._run.start_render(render_for(self, trainer, store, capture, self._run.restored.get("sinks", {})))
             frame = self._run.render.renderer.projector.frame  # type: ignore[union-attr]
             rank_zero_info(describe_setup(capture.targets, frame, store, self.resolved_sinks))
+
+    @override
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._train is not None:
+            self._train.start_epoch()
+
+    @override
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int) -> None:
+        if self._train is not None:
+            self._train.start_batch()
+
+    @override
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        if self._train is not None:
+            self._train.add_batch(batch)
+
+    @override
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._train is not None:
+            self._train.end_epoch(trainer.strategy.root_device, trainer.current_epoch, trainer.global_step)
 
     @override
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -223,6 +208,7 @@ class EmbeddingDriftCallback(Callback):
             warn("No validation epoch was captured: is the validation set empty, `limit_val_batches=0`, or "
                  f"`every_n_epochs={self.every_n_epochs}` larger than the number of epochs?")
         self._run.finish(progress=trainer.progress_bar_callback is not None)
+        self._train = close_training_dynamics(self._train)
         trainer.strategy.barrier("lightning_ner_viz.on_fit_end")  # ranks leave together, after rank zero closed
 
     @override
@@ -233,12 +219,14 @@ class EmbeddingDriftCallback(Callback):
     @override
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         self._run.finish(progress=False, raise_capture_error=False, abort=stop_reason(trainer, exception))
+        self._train = close_training_dynamics(self._train, raise_error=False)
 
     @override
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         reason = stop_reason(trainer)
         if stage == "fit" or reason is not None:
             self._run.finish(progress=False, raise_capture_error=False, abort=reason)
+            self._train = close_training_dynamics(self._train, raise_error=False)
 
     @override
     def state_dict(self) -> dict[str, Any]:

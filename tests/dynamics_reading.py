@@ -35,9 +35,9 @@ def plain_dynamics(records: list[TokenDynamics]) -> dict[int, tuple[float, float
     return found
 
 
-def read_issues(root: Path) -> list[dict[str, str]]:
-    """The rows of ``root/label_issues.csv``, most suspect first."""
-    with (root / "label_issues.csv").open(encoding="utf-8") as f:
+def read_issues(root: Path, name: str = "label_issues.csv") -> list[dict[str, str]]:
+    """The rows of ``root/label_issues.csv`` (or ``name``), most suspect first."""
+    with (root / name).open(encoding="utf-8") as f:
         return list(csv.DictReader(f))
 
 

@@ -77,6 +77,28 @@ def test_an_int_bounds_the_tokens_with_the_same_subset_every_epoch(tmp_path, fit
     assert records[0].seen > 50
 
 
+def test_train_dynamics_rank_the_training_batches_tokens(tmp_path, fit_with_callback):
+    fit_with_callback(epochs=2, train_dynamics=True)
+    root = tmp_path / "ner_viz"
+    records = fit_records(root / "train_dynamics")
+    assert len(records) == 2 and all(len(r) > 0 for r in records)
+    plain = plain_dynamics(records)
+    rows = read_issues(root, "train_label_issues.csv")
+    assert {token_id(r) for r in rows} == set(records[-1].token_id.tolist())  # the newest epoch's tokens, ranked
+    for row in rows:
+        confidence, variability, correctness, flips = plain[token_id(row)]
+        assert float(row["confidence"]) == pytest.approx(confidence, abs=1e-4)
+        assert (float(row["correctness"]), int(row["flips"])) == (pytest.approx(correctness, abs=1e-4), flips)
+
+
+def test_train_dynamics_without_example_ids_says_how_to_add_them(fit_with_callback):
+    def no_ids(batch):
+        return {k: v for k, v in batch.items() if k != "example_ids"}
+
+    with pytest.raises(ValueError, match="needs every training batch to carry `example_ids`"):
+        fit_with_callback(epochs=1, train_dynamics=True, batch_adapter=no_ids)
+
+
 def test_label_issues_off_writes_no_dynamics(tmp_path, fit_with_callback):
     fit_with_callback(epochs=1, label_issues=False)
     assert not list((tmp_path / "ner_viz").rglob("dynamics.npz"))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import numpy as np
 
 from lightning_ner_viz.analysis.label_issues import LabelIssueRanking, rank_label_issues
 from lightning_ner_viz.analysis.token_dynamics import DynamicsHistory, SentenceText, TokenDynamics
+from lightning_ner_viz.keys import SnapshotKey
 from lightning_ner_viz.snapshot import Snapshot, split_token_id
 from lightning_ner_viz.store import SnapshotStore
 
@@ -97,8 +99,12 @@ def _join(pieces: list[str]) -> str:
     return "".join(p[2:] if p.startswith("##") else p for p in pieces).replace("▁", "").replace("Ġ", "")
 
 
+_SPECIAL = re.compile(r"\[[A-Z_]+\]|</?[a-z_]+>")
+"""A tokenizer's special token: ``[CLS]``, ``[SEP]``, ``<s>``, ``</s>``, ``<pad>`` (not user text such as ``<img src=x>``)."""
+
+
 def _special(pieces: list[str]) -> bool:
-    return len(pieces) == 1 and pieces[0][:1] in "[<" and pieces[0][-1:] in "]>"
+    return len(pieces) == 1 and _SPECIAL.fullmatch(pieces[0]) is not None
 
 
 def _rows(ranking: LabelIssueRanking, order: np.ndarray, names: list[str], index: TokenTextIndex,
@@ -162,11 +168,13 @@ class LabelIssueFinder:
     """Keeps the fit validations' dynamics and ranks each new one's tokens.
 
     Args:
-        store: the snapshots (the dynamics are saved beside them, and the CSV goes into its root).
+        store: the snapshots (the dynamics are saved beside them), or a folder of training-set records.
+        csv_path: where the ranking goes (default: ``label_issues.csv`` in the store's root).
     """
 
-    def __init__(self, store: SnapshotStore | None) -> None:
+    def __init__(self, store: SnapshotStore | None, csv_path: Path | None = None) -> None:
         self.store = store
+        self.csv_path = csv_path if csv_path is not None or store is None else store.root / CSV_NAME
         self.history = DynamicsHistory()
         self._texts: dict[int, SentenceText] = {}
         self._texts_read: set[str] = set()
@@ -174,8 +182,13 @@ class LabelIssueFinder:
 
     def update(self, snapshot: Snapshot) -> LabelIssueReport | None:
         """The label issues after the fit snapshot ``snapshot`` (``None`` for a validate snapshot, or without dynamics)."""
-        store, key = self.store, snapshot.key
-        if store is None or key.stage != "fit" or not TokenDynamics.exists(store.directory(key.name)):
+        return self.update_key(snapshot.key, snapshot.label_names, snapshot.token_id)
+
+    def update_key(self, key: SnapshotKey, label_names: list[str], sample: np.ndarray | None = None
+                   ) -> LabelIssueReport | None:
+        """The label issues after the record ``key`` (``sample``: the token ids drawn in the cloud)."""
+        store = self.store
+        if store is None or self.csv_path is None or key.stage != "fit" or not TokenDynamics.exists(store.directory(key.name)):
             return None
         earlier = [k for k in store.keys() if k.order() < key.order() and TokenDynamics.exists(store.directory(k.name))]
         folded = [k.name for k in earlier if k.stage == "fit"]
@@ -196,16 +209,17 @@ class LabelIssueFinder:
         ranking = rank_label_issues(self.history, newest)
         store.drop_label_probs(before=key)
         self.last = ranking
-        names, index, sample = snapshot.label_names, TokenTextIndex(self._texts), set(snapshot.token_id.tolist())
+        index = TokenTextIndex(self._texts)
+        drawn = set() if sample is None else set(np.asarray(sample).tolist())
         flagged = int(ranking.flagged.sum())
-        path, notes = store.root / CSV_NAME, []
+        path, notes = self.csv_path, []
         try:
-            write_csv(path, _rows(ranking, np.arange(csv_rows(len(ranking), flagged)), names, index, sample))
+            write_csv(path, _rows(ranking, np.arange(csv_rows(len(ranking), flagged)), label_names, index, drawn))
         except OSError as err:
             notes.append(f"Could not write {path} ({err}); the label issues are in the sinks only this epoch.")
             path = Path("")
         return LabelIssueReport(
             validations=len(self.history.names), tokens=len(ranking), seen=max(newest.seen, len(ranking)),
             flagged=flagged, source=newest.source, csv_path=str(path),
-            top=_rows(ranking, np.arange(min(TOP_ROWS, len(ranking))), names, index, sample),
-            points=map_points(ranking, index, names, sample), notes=notes)
+            top=_rows(ranking, np.arange(min(TOP_ROWS, len(ranking))), label_names, index, drawn),
+            points=map_points(ranking, index, label_names, drawn), notes=notes)

@@ -81,15 +81,15 @@ def adapt_batch(batch: Any, batch_adapter: BatchAdapter | None = None) -> TokenB
 def example_ids(batch: TokenBatch, offset: int, world_size: int, rank: int, dataset_size: int | None) -> torch.Tensor:
     """Each row's index in the validation set, shape (batch,); -1 for a row to skip.
 
-    The batch's own ``example_ids`` when it has them. Otherwise the rows are numbered from
+    The batch's own ``example_ids`` when it has them (under DDP, the rows the sampler added as padding, past
+    ``dataset_size``, still get -1: they repeat real examples). Otherwise the rows are numbered from
     ``offset`` (rows this rank saw earlier in the epoch), as a ``DistributedSampler`` without
     shuffling deals them: rank ``r`` gets the examples ``r, r + W, r + 2W, ...``. The padding
     such a sampler adds to even out the ranks (indices past ``dataset_size``) is skipped.
     """
-    if batch.example_ids is not None:
-        return batch.example_ids
     local = torch.arange(batch.input_ids.shape[0], device=batch.input_ids.device) + offset
     ids = local * world_size + rank
-    if dataset_size is not None and world_size > 1:
-        ids = torch.where(ids < dataset_size, ids, -1)
-    return ids
+    padding = ids >= dataset_size if dataset_size is not None and world_size > 1 else torch.zeros_like(ids).bool()
+    if batch.example_ids is not None:
+        ids = batch.example_ids.to(ids.device).long()
+    return torch.where(padding, -1, ids)

@@ -78,7 +78,8 @@ def gather_rows(tensor: torch.Tensor, device: torch.device) -> list[torch.Tensor
     if not _distributed():
         return [tensor.cpu()]
     if tensor.dtype in _AS_BYTES:  # gloo refuses int16 (and, on some builds, half): send the bytes
-        rows = gather_rows(tensor.reshape(tensor.shape[0], -1).contiguous().view(torch.uint8), device)
+        width = int(torch.tensor(tensor.shape[1:]).prod())  # elements per row (1 for a 1-D column)
+        rows = gather_rows(tensor.reshape(tensor.shape[0], width).contiguous().view(torch.uint8), device)
         return [r.view(tensor.dtype).reshape(-1, *tensor.shape[1:]) for r in rows]
     size = torch.tensor([tensor.shape[0]], dtype=torch.long, device=device)
     sizes = [torch.zeros_like(size) for _ in range(dist.get_world_size())]

@@ -33,12 +33,13 @@ def encode(examples: list[Example], tokenizer: Any, label_names: list[str], max_
                 labels.append(index.get("I-" + name[2:], index[name]) if name != "O" else index["O"])
             word_ids.append(-1 if word is None else word)
             previous = word
-        encoded.append({"input_ids": enc["input_ids"], "labels": labels, "word_ids": word_ids})
+        encoded.append({"input_ids": enc["input_ids"], "labels": labels, "word_ids": word_ids, "example_id": len(encoded)})
     return encoded
 
 
 def collate(rows: list[dict[str, list[int]]], pad_id: int = 0) -> dict[str, torch.Tensor]:
-    """Pad a list of encoded rows into a dict batch (``attention_mask`` included)."""
+    """Pad a list of encoded rows into a dict batch (``attention_mask`` included, and ``example_ids`` when every
+    row has an ``example_id``)."""
     longest = max(len(r["input_ids"]) for r in rows)
 
     def pad(key: str, value: int) -> torch.Tensor:
@@ -46,7 +47,10 @@ def collate(rows: list[dict[str, list[int]]], pad_id: int = 0) -> dict[str, torc
 
     ids = pad("input_ids", pad_id)
     mask = torch.tensor([[1] * len(r["input_ids"]) + [0] * (longest - len(r["input_ids"])) for r in rows])
-    return {"input_ids": ids, "attention_mask": mask, "labels": pad("labels", IGNORE_INDEX), "word_ids": pad("word_ids", -1)}
+    batch = {"input_ids": ids, "attention_mask": mask, "labels": pad("labels", IGNORE_INDEX), "word_ids": pad("word_ids", -1)}
+    if all("example_id" in r for r in rows):  # each row's index in its set: which example a shuffled row is
+        batch["example_ids"] = torch.tensor([r["example_id"] for r in rows])
+    return batch
 
 
 class NerDataModule(pl.LightningDataModule):

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from lightning_ner_viz.capture.discovery import discover_targets
 from lightning_ner_viz.capture.dynamics import MAX_DYNAMICS_TOKENS
 from lightning_ner_viz.capture.session import ValidationCapture
+from lightning_ner_viz.capture.train_dynamics import TrainingDynamics
 from lightning_ner_viz.projection.frame_names import resolve_frame
 from lightning_ner_viz.projection.pipeline import RenderPipeline
 from lightning_ner_viz.projection.placement import runs_in_background
@@ -47,3 +48,26 @@ def render_for(cb: EmbeddingDriftCallback, trainer: pl.Trainer, store: SnapshotS
         trainer, store, capture.snapshot_builder(), sinks=cb.sinks, reducer=cb.reducer,
         frame=resolve_frame(cb.frame, cb.reducer), sink_states=sink_states, n_components=cb.n_components,
         seed=cb.seed, background=cb.background, strict=cb.strict, max_pending=cb.max_pending, owner=cb)
+
+
+def training_dynamics_for(cb: EmbeddingDriftCallback, trainer: pl.Trainer) -> TrainingDynamics | None:
+    """The training set's token dynamics when ``train_dynamics=True`` (built at the first training epoch)."""
+    capture = cb._run.capture
+    if not cb.train_dynamics or capture is None:
+        return None
+    return TrainingDynamics(capture.targets, cb.batch_adapter, capture.dynamics_tokens or MAX_DYNAMICS_TOKENS, cb.seed,
+                            snapshot_store(cb, trainer).root, in_background=runs_in_background(cb.background))
+
+
+def close_training_dynamics(train: TrainingDynamics | None, raise_error: bool = True) -> None:
+    """Finish the training set's ranking; its error is raised (or, with ``raise_error=False``, warned about)."""
+    if train is None:
+        return None
+    error = train.close()
+    if error is not None:
+        if raise_error:
+            raise error
+        from lightning_ner_viz._warnings import warn
+
+        warn(f"Ranking the training set's label issues failed ({type(error).__name__}: {error}).")
+    return None
