@@ -11,6 +11,7 @@ from dynamics_reading import fit_records, plain_dynamics, read_issues, token_id
 from torchcrf import CRF
 
 from lightning_ner_viz import EmbeddingDriftCallback
+from lightning_ner_viz.cli import main
 from lightning_ner_viz.capture.marginals import crf_marginals, label_probabilities
 from lightning_ner_viz.store import LABEL_PROBS_FILE
 
@@ -77,7 +78,7 @@ def test_an_int_bounds_the_tokens_with_the_same_subset_every_epoch(tmp_path, fit
     assert records[0].seen > 50
 
 
-def test_train_dynamics_rank_the_training_batches_tokens(tmp_path, fit_with_callback):
+def test_train_dynamics_rank_the_training_batches_tokens(tmp_path, fit_with_callback, capsys):
     fit_with_callback(epochs=2, train_dynamics=True)
     root = tmp_path / "ner_viz"
     records = fit_records(root / "train_dynamics")
@@ -89,6 +90,10 @@ def test_train_dynamics_rank_the_training_batches_tokens(tmp_path, fit_with_call
         confidence, variability, correctness, flips = plain[token_id(row)]
         assert float(row["confidence"]) == pytest.approx(confidence, abs=1e-4)
         assert (float(row["correctness"]), int(row["flips"])) == (pytest.approx(correctness, abs=1e-4), flips)
+    assert main(["issues", str(tmp_path), "--train", "--top", "3", "--conll", str(tmp_path / "train.conll")]) == 0
+    printed = capsys.readouterr().out
+    assert f"{len(rows)} ranked tokens" in printed and "train_label_issues.csv" in printed
+    assert (tmp_path / "train.conll").read_text().count("REVIEW") >= 3
 
 
 def test_train_dynamics_without_example_ids_says_how_to_add_them(fit_with_callback):

@@ -50,6 +50,7 @@ class TokenDynamics:
         source: ``"softmax"`` (of the emissions) or ``"crf_marginals"``.
         seen: labelled tokens the validation saw; more than ``n`` when ``max_dynamics_tokens`` kept a subset.
         texts: sentence id to its text, for the sentences first seen in this validation.
+        label_names: label id to name.
     """
 
     token_id: np.ndarray
@@ -61,6 +62,7 @@ class TokenDynamics:
     source: str = "softmax"
     seen: int = 0
     texts: dict[int, SentenceText] = field(default_factory=dict)
+    label_names: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.token_id)
@@ -73,7 +75,7 @@ class TokenDynamics:
                             gold_prob=self.gold_prob.astype(np.float16), other_prob=self.other_prob.astype(np.float16))
         if self.probs is not None:
             np.save(path / PROBS_FILE, self.probs.astype(np.float16))
-        meta = {"source": self.source, "seen": int(self.seen),
+        meta = {"source": self.source, "seen": int(self.seen), "label_names": list(self.label_names),
                 "texts": {str(k): [t.tokens, t.words] for k, t in self.texts.items()}}
         (path / TEXTS_FILE).write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
 
@@ -100,7 +102,7 @@ class TokenDynamics:
             raise ValueError(f"The token dynamics in {path} are damaged ({type(err).__name__}: {err}). "
                              f"Delete {path / DYNAMICS_FILE} to leave that validation out of the label issues.") from err
         return cls(**arrays, probs=rows, source=str(meta.get("source", "softmax")), seen=int(meta.get("seen", 0)),
-                   texts=texts)
+                   texts=texts, label_names=[str(n) for n in meta.get("label_names", [])])
 
 
 class DynamicsHistory:

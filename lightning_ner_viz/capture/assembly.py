@@ -100,11 +100,11 @@ def assemble_snapshot(gathered: GatheredEpoch, texts: TokenTexts, label_names: l
         views={v: columns[v] for v in gathered.views}, label_names=label_names, sentences=sentence_text,
         sentence_tags=tags, groups=groups, stats=dict(gathered.stats),
         confusion=gathered.confusion, span_counts=gathered.span_counts, span_types=list(gathered.span_types),
-        dynamics=None if gathered.dynamics is None else token_dynamics(gathered.dynamics, texts),
+        dynamics=None if gathered.dynamics is None else token_dynamics(gathered.dynamics, texts, label_names),
     )
 
 
-def token_dynamics(gathered: GatheredDynamics, texts: TokenTexts) -> TokenDynamics:
+def token_dynamics(gathered: GatheredDynamics, texts: TokenTexts, label_names: list[str]) -> TokenDynamics:
     """The validation's :class:`TokenDynamics`, with the new sentences' token strings decoded."""
     rows, new = gathered.rows, gathered.texts
     decoded = {}
@@ -115,7 +115,7 @@ def token_dynamics(gathered: GatheredDynamics, texts: TokenTexts) -> TokenDynami
         decoded[sid] = SentenceText(tokens, words)
     return TokenDynamics(token_id=rows["token_id"], gold=rows["gold"], pred=rows["pred"], gold_prob=rows["gold_prob"],
                          other_prob=rows["other_prob"], probs=rows["probs"], source=gathered.source,
-                         seen=gathered.seen, texts=decoded)
+                         seen=gathered.seen, texts=decoded, label_names=list(label_names))
 
 
 def _texts(texts: TokenTexts, sentences: dict[int, Sentence], sids: list[int]) -> dict[int, str]:

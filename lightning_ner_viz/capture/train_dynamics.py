@@ -106,7 +106,7 @@ class TrainingDynamics:
         rows, texts, seen = found
         record = token_dynamics(GatheredDynamics({k: v.numpy() for k, v in rows.items()},
                                                  {k: v.numpy() for k, v in texts.items()}, seen, collector.source),
-                                self._texts)
+                                self._texts, list(self.targets.label_names))
         key = SnapshotKey("fit", epoch, step)
         self._save(key, record)
         self._jobs.submit(self.finder.update_key, key, list(self.targets.label_names))

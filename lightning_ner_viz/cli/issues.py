@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     Row = dict[str, str]
 
 CSV_NAME = "label_issues.csv"  # = label_issue_report.CSV_NAME, not imported: that module imports numpy
+TRAIN_CSV_NAME = "train_label_issues.csv"  # = capture.train_dynamics.TRAIN_CSV
 NEEDED = ("rank", "sentence_id", "position", "word", "given", "suggested", "quality", "confidence", "variability",
           "flagged", "sentence")
 CONLL_HELP = ("also write the sentences holding the listed issues to OUT.conll for review, most suspect first. "
@@ -44,6 +45,8 @@ def add_issues_parser(subparsers: SubParsers) -> argparse.ArgumentParser:
     parser.add_argument("--top", type=_positive, default=20, metavar="N", help="rows to list (default: %(default)s)")
     parser.add_argument("--flagged-only", action="store_true", help="list only the tokens cleanlab flags")
     parser.add_argument("--conll", metavar="OUT.conll", help=CONLL_HELP)
+    parser.add_argument("--train", action="store_true",
+                        help="the training set's issues (train_label_issues.csv, written with train_dynamics=True)")
     parser.set_defaults(handler=run)
     return parser
 
@@ -56,7 +59,7 @@ def _positive(value: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """The ``issues`` handler: print the table, then write the CoNLL file when asked."""
-    path = find_csv(args.directory)
+    path = find_csv(args.directory, TRAIN_CSV_NAME if args.train else CSV_NAME)
     rows = read_rows(path)
     listed = [row for row in rows if _flagged(row) or not args.flagged_only][: args.top]
     color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
@@ -66,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         lines.append("No flagged tokens." if args.flagged_only else "No ranked tokens.")
     if args.conll:  # written before printing, so a closed pipe (| head) cannot stop it
         out = Path(args.conll).expanduser()
-        blocks = write_conll(path.parent, listed, out)
+        blocks = write_conll(path.parent / "train_dynamics" if args.train else path.parent, listed, out)
         lines.append(f"Wrote {out.resolve()} ({blocks} sentences; the words of the {len(listed)} listed issues "
                      f"marked REVIEW).")
     try:
@@ -78,8 +81,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def find_csv(directory: str | os.PathLike[str]) -> Path:
-    """The ``label_issues.csv`` of a run directory or snapshot root.
+def find_csv(directory: str | os.PathLike[str], name: str = CSV_NAME) -> Path:
+    """The ``label_issues.csv`` (or ``name``) of a run directory or snapshot root.
 
     Raises:
         FileNotFoundError: when the directory does not exist or holds no CSV (saying why it may be missing).
@@ -90,12 +93,11 @@ def find_csv(directory: str | os.PathLike[str]) -> Path:
         raise FileNotFoundError(f"{directory} is not a directory; give the run directory (the Trainer's "
                                 f"default_root_dir) or its ner_viz snapshot folder.")
     root = resolve_snapshot_root(directory).root
-    if not (root / CSV_NAME).is_file():
-        raise FileNotFoundError(
-            f"No {CSV_NAME} in {root}: the callback writes it after each fit validation when label_issues=True (the "
-            f"default) and cleanlab is installed (pip install 'lightning-ner-viz[analysis]'); if both hold, no fit "
-            f"validation has finished yet.")
-    return root / CSV_NAME
+    when = "epoch when train_dynamics=True" if name == TRAIN_CSV_NAME else "validation when label_issues=True (the default)"
+    if not (root / name).is_file():
+        raise FileNotFoundError(f"No {name} in {root}: the callback writes it after each fit {when} and cleanlab is "
+                                f"installed (pip install 'lightning-ner-viz[analysis]'); if both hold, none has finished yet.")
+    return root / name
 
 
 def read_rows(path: Path) -> list[Row]:
@@ -238,7 +240,7 @@ def write_conll(root: Path, rows: list[Row], out: Path) -> int:
         raise ValueError(f"No token dynamics (dynamics.npz) in the fit snapshots under {root}, which --conll reads; "
                          f"print the table without --conll.")
     newest = TokenDynamics.load(store.directory(names[-1]), probs=False)
-    label_names = store.load(names[-1]).label_names
+    label_names = newest.label_names or store.load(names[-1]).label_names
     sids = list(dict.fromkeys(int(row["sentence_id"]) for row in rows))
     texts = {sid: newest.texts[sid] for sid in sids if sid in newest.texts}
     for name in reversed(names[:-1]):  # each sentence's text is in the validation that first saw it
