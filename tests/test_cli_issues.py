@@ -69,7 +69,7 @@ def test_table_lists_the_most_suspect_first(run_dir):
     assert code == 0, err
     rows, issues = _rows(out), _csv(run_dir)
     flagged = sum(r["flagged"] == "True" for r in issues)
-    assert out.splitlines()[0] == (f"{len(issues)} ranked tokens, {flagged} flagged, in "
+    assert out.splitlines()[0] == (f"{len(issues)} most suspect tokens listed, {flagged} flagged, in "
                                    f"{run_dir / 'ner_viz' / 'label_issues.csv'}")
     assert len(rows) == 20
     first = rows[0].split()

@@ -55,6 +55,8 @@ SKIP: dict[tuple[str, str], str] = {
 # (file, a substring of the block) -> glob patterns, relative to the block's working directory,
 # that must each match a file after the block ran: what the text around the block says it writes.
 WRITES: dict[tuple[str, str], list[str]] = {
+    ("docs/label-issues.md", "--label-noise 0.05"): [
+        "noisy/ner_viz/label_issues.csv", "noisy/review.conll", "noisy/flipped_labels.csv"],
     ("README.md", "rerun_sink, wandb_sink = "): [
         "ner_viz/embeddings.rrd", "ner_viz/epoch=0001-step=*/meta.json", "wandb/offline-run-*/run-*.wandb"],
     ("docs/getting-started.md", 'WandbLogger(project="ner", save_dir="runs"'): [
@@ -67,6 +69,7 @@ WRITES: dict[tuple[str, str], list[str]] = {
 
 # (file, a substring of the block) -> text its standard output must contain.
 PRINTS: dict[tuple[str, str], list[str]] = {
+    ("docs/label-issues.md", "--label-noise 0.05"): ["most suspect tokens listed", "marked REVIEW", "sentence_id,position"],
     ("README.md", "rerun_sink, wandb_sink = "): ["Rerun recording:", "ner_viz/embeddings.rrd", "W&B offline run:"],
     ("docs/sinks.md", "TensorBoardSink(),"): [  # the sample output below the block
         "RerunSink       runs/ner_viz/embeddings.rrd", "WandbSink       /", "/wandb/offline-run-",

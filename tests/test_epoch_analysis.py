@@ -49,11 +49,14 @@ def test_without_scikit_learn_the_other_analyses_go_on_and_one_warning_names_the
     from lightning_utilities.core.imports import RequirementCache
 
     from lightning_ner_viz import NerVizWarning
-    from lightning_ner_viz.analysis import clusters
+    from lightning_ner_viz.analysis import clusters, label_issues
 
     monkeypatch.setattr(clusters, "_SKLEARN_AVAILABLE", RequirementCache("scikit-learn-missing>=1.3", "sklearn_missing"))
+    monkeypatch.setattr(label_issues, "_CLEANLAB_AVAILABLE", RequirementCache("cleanlab-missing>=2.6", "cl_missing"))
     sink = RecordingSink()
-    with pytest.warns(NerVizWarning, match=r"No sub-clusters.*lightning-ner-viz\[analysis\]") as record:
+    with pytest.warns(NerVizWarning, match=r"No (sub-clusters|label issues).*lightning-ner-viz\[analysis\]") as record:
         fit_with_callback(sinks=[sink], epochs=2, max_tokens=300, background="thread")  # the patch holds in-process
     assert sum("No sub-clusters" in str(w.message) for w in record) == 1  # once, not per epoch
+    assert sum("No label issues" in str(w.message) and "[analysis]" in str(w.message) for w in record) == 1
+    assert all(a.label_issues is None for _, a in sink.analyses)
     assert [(bool(a.errors), bool(a.similarity), sorted(a.clusters)) for _, a in sink.analyses] == [(True, True, [])] * 2

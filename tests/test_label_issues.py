@@ -92,7 +92,7 @@ def test_train_dynamics_rank_the_training_batches_tokens(tmp_path, fit_with_call
         assert (float(row["correctness"]), int(row["flips"])) == (pytest.approx(correctness, abs=1e-4), flips)
     assert main(["issues", str(tmp_path), "--train", "--top", "3", "--conll", str(tmp_path / "train.conll")]) == 0
     printed = capsys.readouterr().out
-    assert f"{len(rows)} ranked tokens" in printed and "train_label_issues.csv" in printed
+    assert f"{len(rows)} most suspect tokens listed" in printed and "train_label_issues.csv" in printed
     assert (tmp_path / "train.conll").read_text().count("REVIEW") >= 3
 
 

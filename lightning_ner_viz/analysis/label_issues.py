@@ -20,9 +20,13 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+from lightning_utilities.core.imports import RequirementCache
 
 from lightning_ner_viz.analysis.token_dynamics import DynamicsHistory, TokenDynamics
 from lightning_ner_viz.snapshot import split_token_id
+
+
+_CLEANLAB_AVAILABLE = RequirementCache("cleanlab>=2.6", "cleanlab")
 
 
 @dataclass
@@ -67,11 +71,10 @@ def cleanlab_scores(token_id: np.ndarray, given: np.ndarray, probs: np.ndarray) 
     Raises:
         ModuleNotFoundError: naming the ``analysis`` extra when cleanlab is missing.
     """
-    try:
-        from cleanlab.rank import get_label_quality_scores
-        from cleanlab.token_classification.filter import find_label_issues
-    except ModuleNotFoundError as err:
-        raise ModuleNotFoundError("Label issues need cleanlab: pip install 'lightning-ner-viz[analysis]'.") from err
+    if not _CLEANLAB_AVAILABLE:
+        raise ModuleNotFoundError(f"{_CLEANLAB_AVAILABLE!s}. Install it with `pip install 'lightning-ner-viz[analysis]'`.")
+    from cleanlab.rank import get_label_quality_scores
+    from cleanlab.token_classification.filter import find_label_issues
     rows = np.asarray(probs, np.float64)
     rows = rows / np.maximum(rows.sum(1, keepdims=True), 1e-12)
     labels = np.asarray(given, np.int64)

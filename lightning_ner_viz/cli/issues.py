@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     rows = read_rows(path)
     listed = [row for row in rows if _flagged(row) or not args.flagged_only][: args.top]
     color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
-    lines = [f"{len(rows)} ranked tokens, {sum(map(_flagged, rows))} flagged, in {path}",
+    lines = [f"{len(rows)} most suspect tokens listed, {sum(map(_flagged, rows))} flagged, in {path}",
              *issue_table(listed, shutil.get_terminal_size().columns, color=color)]
     if not listed:
         lines.append("No flagged tokens." if args.flagged_only else "No ranked tokens.")
