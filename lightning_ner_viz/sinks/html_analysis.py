@@ -7,7 +7,8 @@ Two parts travel with each kept snapshot's record (so thinning and resuming trea
 - :func:`token_analysis` and :func:`group_analysis`, from the
   :class:`~lightning_ner_viz.analysis.epoch_analysis.EpochAnalysis` at ``log_analysis``: per token view the
   misclassified sampled tokens (by row of the snapshot, most attracted first), per view or group the class
-  similarity, and per clustered cloud each row's stable cluster id with the cluster summaries and events.
+  similarity, per clustered cloud each row's stable cluster id with the cluster summaries and events, and a fit
+  snapshot's label issues (:mod:`~lightning_ner_viz.sinks.html_label_issues`).
 
 Per-row values are int lists aligned with the record's rows (``-1``: none); the page looks the token text,
 word, marked sentence and gold label up in the cloud's row table, so nothing here repeats a string per token.
@@ -24,6 +25,7 @@ from lightning_ner_viz.analysis.clusters import ClusterReport
 from lightning_ner_viz.analysis.epoch_analysis import EpochAnalysis
 from lightning_ner_viz.analysis.errors import ErrorGeometry
 from lightning_ner_viz.analysis.span_errors import SPAN_CATEGORIES, span_f1
+from lightning_ner_viz.sinks.html_label_issues import label_issues_part
 from lightning_ner_viz.snapshot import Snapshot
 
 ERROR_ROWS = 200
@@ -46,7 +48,8 @@ def full_set(snapshot: Snapshot) -> dict[str, Any]:
 
 def token_analysis(analysis: EpochAnalysis, token_views: list[str]) -> dict[str, Any]:
     """The token cloud's part: ``errors`` per token view, ``similarity`` per view and group, ``clusters`` of the
-    first clustered token view (``hidden``)."""
+    first clustered token view (``hidden``), and the ``label_issues`` of a fit snapshot that has them
+    (:func:`~lightning_ner_viz.sinks.html_label_issues.label_issues_part`)."""
     out: dict[str, Any] = {
         "errors": {v: errors(g) for v, g in analysis.errors.items() if v in token_views},
         "similarity": {name: similarity(s) for name, s in analysis.similarity.items()},
@@ -54,6 +57,8 @@ def token_analysis(analysis: EpochAnalysis, token_views: list[str]) -> dict[str,
     report = next((analysis.clusters[v] for v in token_views if v in analysis.clusters), None)
     if report is not None:
         out["clusters"] = {"view": next(v for v in token_views if v in analysis.clusters), **clusters(report)}
+    if analysis.label_issues is not None:
+        out["label_issues"] = label_issues_part(analysis.label_issues)
     if analysis.notes:
         out["notes"] = list(analysis.notes)
     return out
