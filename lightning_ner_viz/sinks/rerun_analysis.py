@@ -8,7 +8,9 @@
 - ``errors``: the misclassified sampled tokens as a markdown table (the 50 nearest another class);
 - ``clusters``: every sub-cluster as a markdown table, with this snapshot's split/merge/new/vanished events;
 - ``<cloud>/clusters``: the clustered cloud's points again (``hidden``, ``entities``), coloured by
-  sub-cluster, with their own ``AnnotationContext`` naming each (``B-BRAND #2 · n=40 · valio, danone · 5% errors``).
+  sub-cluster, with their own ``AnnotationContext`` naming each (``B-BRAND #2 · n=40 · valio, danone · 5% errors``);
+- ``label_issues/data_map`` and ``label_issues/top`` (fit snapshots with a label-issue report): the data map as
+  points and the most suspect tokens as a markdown table (:mod:`~lightning_ner_viz.sinks.rerun_label_issues`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from lightning_ner_viz.sinks.analysis_text import (
     cloud_of, cluster_label, clusters_markdown, errors_markdown, noise_label,
 )
 from lightning_ner_viz.sinks.heatmap import attraction_image, confusion_image, png_bytes, similarity_image
+from lightning_ner_viz.sinks.rerun_label_issues import log_label_issues
 
 ERROR_VIEW = "hidden"
 """The view whose error attraction is drawn (the representation, not the classifier's logits)."""
@@ -72,7 +75,8 @@ def log_analysis(rec: Any, prefix: str, snapshot: Snapshot, analysis: EpochAnaly
     from the same snapshot's ``log_epoch``/``log_group``.
 
     Returns:
-        The heatmaps logged, as paths under ``prefix`` (``confusion``, ``class_similarity/hidden``, ...).
+        The heatmaps and label-issue panels logged, as paths under ``prefix`` (``confusion``,
+        ``class_similarity/hidden``, ..., ``label_issues/data_map``, ``label_issues/top``).
     """
     rr = require("rerun")
     shown = []
@@ -111,5 +115,7 @@ def log_analysis(rec: Any, prefix: str, snapshot: Snapshot, analysis: EpochAnaly
         rec.log(path, rr.AnnotationContext([rr.AnnotationInfo(id=i, label=label, color=color)
                                             for i, label, color in names]))
         rec.log(path, points(xyz, class_ids=ids, radii=rr.Radius.ui_points(3.5 if name == "entities" else 3.0)))
+    if analysis.label_issues is not None:
+        shown += log_label_issues(rec, prefix, analysis.label_issues, snapshot.label)
     return shown
 

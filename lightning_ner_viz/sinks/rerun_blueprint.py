@@ -1,6 +1,7 @@
 """The layout a recording opens with: one 3-D view per cloud, drift curves below, the summary beside; once
 analyses arrive, also the heatmaps (confusion, class similarity), the errors and sub-cluster tables, and
-per clustered cloud a tab colouring it by sub-cluster."""
+per clustered cloud a tab colouring it by sub-cluster; once label issues arrive, the data map as a tab beside the
+heatmaps and their table as a tab beside the errors."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from lightning_ner_viz._imports import require
+from lightning_ner_viz.sinks.rerun_label_issues import DATA_MAP, TOP, data_map_view
 
 
 def default_blueprint(prefix: str, clouds: list[str], heatmaps: Sequence[str] = (),
@@ -17,8 +19,9 @@ def default_blueprint(prefix: str, clouds: list[str], heatmaps: Sequence[str] = 
     Args:
         prefix: the sink's entity prefix (``embeddings``).
         clouds: the views and groups to show side by side, e.g. ``["hidden", "emissions", "entities"]``.
-        heatmaps: the heatmap images logged so far, as paths under ``prefix`` (``confusion``,
-            ``class_similarity/hidden``, ...); with none (no analysis yet), the layout has no analysis panels.
+        heatmaps: the heatmap images and label-issue panels logged so far, as paths under ``prefix``
+            (``confusion``, ``class_similarity/hidden``, ..., ``label_issues/data_map``, ``label_issues/top``);
+            with none (no analysis yet), the layout has no analysis panels.
         clustered: the clouds with a ``<cloud>/clusters`` layer; each gets a second tab showing it.
     """
     rrb = require("rerun").blueprint
@@ -49,9 +52,11 @@ def default_blueprint(prefix: str, clouds: list[str], heatmaps: Sequence[str] = 
         side: Any = summary
     else:
         images = [rrb.Spatial2DView(origin=f"{prefix}/{path}", contents=["$origin"], name=path.replace("/", ": "))
-                  for path in heatmaps]
+                  for path in heatmaps if path not in (DATA_MAP, TOP)]
+        images += [data_map_view(prefix)] if DATA_MAP in heatmaps else []
+        issues = [rrb.TextDocumentView(origin=f"{prefix}/{TOP}", name="label issues")] if TOP in heatmaps else []
         texts = rrb.Tabs(summary, rrb.TextDocumentView(origin=f"{prefix}/errors", name="errors"),
-                         rrb.TextDocumentView(origin=f"{prefix}/clusters", name="sub-clusters"))
+                         rrb.TextDocumentView(origin=f"{prefix}/clusters", name="sub-clusters"), *issues)
         side = rrb.Vertical(rrb.Tabs(*images), texts, row_shares=[1, 1]) if images else texts
     return rrb.Blueprint(
         rrb.Horizontal(

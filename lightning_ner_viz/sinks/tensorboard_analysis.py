@@ -3,11 +3,13 @@ use (``<prefix>``, ``<prefix>/baseline`` or ``<prefix>/validate``, see :mod:`~li
 
 - Images tab: ``<p>/confusion``, the whole validation set's confusion matrix, and ``<p>/class_similarity/<view
   or group>``, the centroids' cosine similarity, as heatmaps with the label names, values and a colour bar
-  drawn in (:mod:`~lightning_ner_viz.sinks.heatmap`);
+  drawn in (:mod:`~lightning_ner_viz.sinks.heatmap`); for fit snapshots with label issues,
+  ``<p>/label_issues/data_map``, the data map with axes, regions and legend
+  (:mod:`~lightning_ner_viz.sinks.data_map_png`);
 - Text tab (markdown): ``<p>/errors``, the misclassified sampled tokens (the 50 nearest another class first),
   ``<p>/clusters``, every sub-cluster and this snapshot's split/merge/new/vanished events, and
-  ``<p>/span_errors``, the span-error counts per entity type (``add_text`` stores each as
-  ``<tag>/text_summary``).
+  ``<p>/span_errors``, the span-error counts per entity type, and ``<p>/label_issues/top``, the 10 most suspect
+  tokens (``add_text`` stores each as ``<tag>/text_summary``).
 """
 
 from __future__ import annotations
@@ -16,9 +18,14 @@ from typing import Any
 
 from lightning_ner_viz.analysis.epoch_analysis import EpochAnalysis
 from lightning_ner_viz.sinks.analysis_text import clusters_markdown, errors_markdown, span_markdown
+from lightning_ner_viz.sinks.data_map_png import data_map_image
 from lightning_ner_viz.sinks.heatmap import attraction_image, confusion_image, similarity_image
+from lightning_ner_viz.sinks.label_issue_text import issues_markdown
 from lightning_ner_viz.sinks.snapshot_keys import scalar_prefix
 from lightning_ner_viz.snapshot import Snapshot
+
+TOP_TEXT_ROWS = 10
+"""Rows of the label-issues text (the CSV in the snapshot root has them all)."""
 
 
 def log_analysis(writer: Any, prefix: str, snapshot: Snapshot, analysis: EpochAnalysis) -> list[str]:
@@ -54,4 +61,8 @@ def log_analysis(writer: Any, prefix: str, snapshot: Snapshot, analysis: EpochAn
     spans = span_markdown(snapshot)
     if spans:
         text(f"{tags}/span_errors", f"## Entity spans of the whole validation set · {snapshot.label}\n\n{spans}")
+    issues = analysis.label_issues
+    if issues is not None:
+        image(f"{tags}/label_issues/data_map", data_map_image(issues, snapshot.label))
+        text(f"{tags}/label_issues/top", issues_markdown(issues, snapshot.label, TOP_TEXT_ROWS))
     return written

@@ -6,7 +6,9 @@
 - ``errors``: the misclassified sampled tokens (the most attracted to another class first) as a ``wandb.Table``;
 - ``clusters``: every sub-cluster of every clustered cloud as a ``wandb.Table``, and ``cluster_events`` (only
   when there are any) its split/merge/new/vanished events;
-- ``span_errors``: the whole validation set's span-error counts and entity F1 per entity type as a ``wandb.Table``.
+- ``span_errors``: the whole validation set's span-error counts and entity F1 per entity type as a ``wandb.Table``;
+- ``label_issues/top`` and ``label_issues/data_map`` (fit snapshots with a label-issue report): the most suspect
+  tokens as a ``wandb.Table`` and the data map as a plotly scatter (:mod:`~lightning_ner_viz.sinks.wandb_label_issues`).
 
 Why a plotly heatmap and not ``wandb.plot.confusion_matrix``: the snapshot holds counts over the whole
 validation set, not per-token labels, and that chart wants the tokens (it only counts them again into a
@@ -29,6 +31,7 @@ from lightning_ner_viz._imports import require
 from lightning_ner_viz.analysis.epoch_analysis import EpochAnalysis, error_rows
 from lightning_ner_viz.analysis.span_errors import SPAN_CATEGORIES
 from lightning_ner_viz.sinks.analysis_text import cluster_rows, event_text, primary_view, span_rows
+from lightning_ner_viz.sinks.wandb_label_issues import label_issue_entries
 from lightning_ner_viz.snapshot import Snapshot
 
 ERROR_TABLE_ROWS = 1000
@@ -128,4 +131,5 @@ def analysis_entries(snapshot: Snapshot, analysis: EpochAnalysis, prefix: str) -
         row[f"{prefix}/cluster_events"] = events_table(wandb, snapshot, analysis)
     if snapshot.span_counts is not None:
         row[f"{prefix}/span_errors"] = span_table(wandb, snapshot)
+    row.update(label_issue_entries(snapshot, analysis.label_issues, prefix))
     return row
