@@ -54,7 +54,10 @@ def test_render_with_another_sink(run_dir, tmp_path, sink):
     done = _cli("render", str(run_dir), "--reducer", "pca", "--frame", "fixed", "--sink", sink, "--out", str(out))
     assert done.returncode == 0, done.stderr[-2000:]
     if sink == "rerun":
-        assert [r["epoch"] for r in read_rrd(out)["/embeddings/emissions"]] == [0, 1, 2]
+        rows = read_rrd(out)
+        assert [r["epoch"] for r in rows["/embeddings/emissions"]] == [0, 1, 2]
+        # the label issues again, from the token dynamics on disk: the newest epoch kept its probability rows
+        assert [r["epoch"] for r in rows["/embeddings/label_issues/top"]] == [2]
     elif sink == "tensorboard":
         config = (out / "projector_config.pbtxt").read_text()
         assert config.count("embeddings {") == 6  # 3 epochs x 2 views

@@ -137,11 +137,18 @@ def render_snapshots(
     frame = resolve_frame(frame, reducer)
     setup_sinks(sinks, None, save_dir)
     renderer = Renderer(reducer, n_components, seed, sinks, strict=strict, frame=frame)
+    if save_dir is not None:  # the label issues read the token dynamics saved beside the snapshots
+        from lightning_ner_viz.analysis.label_issue_report import LabelIssueFinder
+        from lightning_ner_viz.store import SnapshotStore
+
+        renderer.projector.issues = LabelIssueFinder(SnapshotStore(save_dir))
     try:
         if frame == "aligned":
-            analyst = renderer.projector.analyst
+            analyst, issues = renderer.projector.analyst, renderer.projector.issues
             for snapshot, (coords, group_coords, metrics) in zip(snapshots, aligned_epochs(snapshots, n_components, seed)):
-                renderer.log(snapshot, coords, metrics, group_coords, analyst.analyse(snapshot))
+                analysis = analyst.analyse(snapshot)
+                analysis.label_issues = issues.update(snapshot)
+                renderer.log(snapshot, coords, metrics, group_coords, analysis)
         else:
             for snapshot in snapshots:
                 renderer.render(snapshot)
