@@ -6,6 +6,7 @@ Snapshots are saved as ``arrays.npz`` (loaded with ``allow_pickle=False``) plus
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -17,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from lightning_ner_viz.analysis.token_dynamics import TokenDynamics
+from lightning_ner_viz._warnings import warn
+from lightning_ner_viz.analysis.token_dynamics import DYNAMICS_FILE, PROBS_FILE, TEXTS_FILE, TokenDynamics
 from lightning_ner_viz.keys import STAGES, SnapshotKey
 from lightning_ner_viz.store import FORMAT_VERSION
 from lightning_ner_viz.store import INT_FIELDS as _INT_FIELDS
@@ -196,7 +198,7 @@ class Snapshot:
             for name, group in self.groups.items():
                 group.save(tmp / name)
             if self.dynamics is not None:
-                self.dynamics.save(tmp)
+                _save_dynamics(self.dynamics, tmp, target)
             if target.exists():
                 shutil.rmtree(target)
             os.replace(tmp, target)
@@ -251,6 +253,18 @@ class Snapshot:
             raise _damaged(path / "arrays.npz", reason) from err
         snapshot.groups = {d.name: cls.load(d) for d in sorted(path.iterdir()) if (d / "meta.json").is_file()}
         return snapshot
+
+
+def _save_dynamics(dynamics: TokenDynamics, tmp: Path, target: Path) -> None:
+    """Write the token dynamics beside the snapshot; a full disk loses them (with a warning), not the snapshot."""
+    try:
+        dynamics.save(tmp)
+    except OSError as err:
+        for name in (DYNAMICS_FILE, PROBS_FILE, TEXTS_FILE):
+            with contextlib.suppress(OSError):
+                (tmp / name).unlink(missing_ok=True)
+        warn(f"Could not save the token dynamics beside {target} ({err}); the snapshot is saved, and the label "
+             "issues leave this validation out.")
 
 
 def _flatten_tags(tags: dict[int, tuple[np.ndarray, np.ndarray]]) -> dict[str, np.ndarray]:

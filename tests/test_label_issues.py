@@ -114,3 +114,21 @@ def test_label_issues_off_writes_no_dynamics(tmp_path, fit_with_callback):
 def test_a_bad_label_issues_value_says_what_it_must_be(value):
     with pytest.raises(ValueError, match="label_issues must be True, False or the number"):
         EmbeddingDriftCallback(label_issues=value)
+
+
+def test_token_dynamics_that_cannot_be_written_leave_the_snapshot_saved(tmp_path):
+    from label_issue_data import write_store
+
+    from lightning_ner_viz import NerVizWarning
+    from lightning_ner_viz.analysis.token_dynamics import TEXTS_FILE, TokenDynamics
+    from lightning_ner_viz.snapshot import _save_dynamics
+
+    store = write_store(tmp_path / "ner_viz")
+    name = store.names()[-1]
+    record = TokenDynamics.load(store.directory(name))
+    target = tmp_path / "target"
+    target.mkdir()
+    (target / TEXTS_FILE).mkdir()  # a real write error: the JSON file's path is a directory
+    with pytest.warns(NerVizWarning, match="Could not save the token dynamics.*the snapshot is saved"):
+        _save_dynamics(record, target, target)
+    assert not TokenDynamics.exists(target)  # no half-written record left behind
