@@ -9,8 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +19,7 @@ import numpy as np
 from lightning_ner_viz._warnings import warn
 from lightning_ner_viz.analysis.token_dynamics import DYNAMICS_FILE, PROBS_FILE, TEXTS_FILE, TokenDynamics
 from lightning_ner_viz.keys import STAGES, SnapshotKey
-from lightning_ner_viz.store import FORMAT_VERSION
+from lightning_ner_viz.store import FORMAT_VERSION, atomic_directory
 from lightning_ner_viz.store import INT_FIELDS as _INT_FIELDS
 from lightning_ner_viz.store import check_arrays as _check_arrays
 from lightning_ner_viz.store import check_meta as _check_meta
@@ -170,10 +168,7 @@ class Snapshot:
         never leaves a half-written snapshot under the final name.
         """
         target = Path(directory)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-        try:
-            tmp.chmod(0o755)
+        with atomic_directory(target) as tmp:
             arrays = {name: getattr(self, name) for name in _INT_FIELDS}
             arrays.update({f"view.{k}": np.asarray(v, dtype=np.float32) for k, v in self.views.items()})
             arrays.update(_flatten_tags(self.sentence_tags))
@@ -199,12 +194,6 @@ class Snapshot:
                 group.save(tmp / name)
             if self.dynamics is not None:
                 _save_dynamics(self.dynamics, tmp, target)
-            if target.exists():
-                shutil.rmtree(target)
-            os.replace(tmp, target)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return target
 
     @classmethod

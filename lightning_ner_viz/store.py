@@ -6,6 +6,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +40,25 @@ def epoch_of(directory: str | os.PathLike[str]) -> int | None:
     """The epoch a fit snapshot's directory (``epoch=0003-step=...``) holds, or ``None`` for any other name."""
     key = parse_key(Path(directory).name)
     return key.epoch if key is not None and key.stage == "fit" else None
+
+
+@contextlib.contextmanager
+def atomic_directory(target: Path) -> Iterator[Path]:
+    """A temporary sibling of ``target`` to write into, renamed over ``target`` when the block ends.
+
+    A crash never leaves a half-written directory under the final name; on an error the sibling is removed.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        tmp.chmod(0o755)
+        yield tmp
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 class SnapshotStore:

@@ -12,9 +12,6 @@ every training batch must carry ``example_ids`` (the examples' indices in the tr
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +29,7 @@ from lightning_ner_viz.capture.tensor_ops import finite_rows
 from lightning_ner_viz.capture.text import TokenTexts
 from lightning_ner_viz.keys import SnapshotKey
 from lightning_ner_viz.runtime.jobs import JobRunner
-from lightning_ner_viz.store import SnapshotStore
+from lightning_ner_viz.store import SnapshotStore, atomic_directory
 
 TRAIN_DIR = "train_dynamics"
 TRAIN_CSV = "train_label_issues.csv"
@@ -112,17 +109,8 @@ class TrainingDynamics:
         self._jobs.submit(self.finder.update_key, key, list(self.targets.label_names))
 
     def _save(self, key: SnapshotKey, record: Any) -> None:
-        target = self.store.directory(key.name)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-        try:
+        with atomic_directory(self.store.directory(key.name)) as tmp:
             record.save(tmp)
-            if target.exists():
-                shutil.rmtree(target)
-            os.replace(tmp, target)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
 
     def close(self) -> BaseException | None:
         """Detach the hook, finish the ranking and return (not raise) its error, if any."""
