@@ -266,3 +266,23 @@ def chromium_page(profile: Path, width: int, height: int) -> Iterator[tuple[Any,
             yield page, errors
         finally:
             ctx.close()
+
+
+def validate_then_fit_mid_epoch(root: Path, sink: Any, bert_config: Any, datamodule: Any) -> list[Any]:
+    """A baseline ``validate()``, then a 2-epoch fit validating twice per epoch, with ``sink``; the snapshots."""
+    import lightning.pytorch as pl
+    from outside_model import UserCrfTagger
+
+    from lightning_ner_viz import EmbeddingDriftCallback, load_snapshots
+    from lightning_ner_viz.demo.data import LABEL_NAMES
+
+    callback = EmbeddingDriftCallback(sinks=[sink], max_tokens=60, label_names=LABEL_NAMES, max_pending=None)
+    trainer = pl.Trainer(**trainer_kwargs(root, max_epochs=2, limit_train_batches=4, val_check_interval=0.5),
+                         callbacks=[callback])
+    model = UserCrfTagger(bert_config, num_tags=len(LABEL_NAMES))
+    trainer.validate(model, datamodule=datamodule, verbose=False)
+    trainer.fit(model, datamodule=datamodule)
+    snapshots = load_snapshots(root / "ner_viz")
+    assert [(s.stage, s.epoch, s.step) for s in snapshots] == [
+        ("validate", 0, 0), ("fit", 0, 2), ("fit", 0, 4), ("fit", 1, 6), ("fit", 1, 8)]
+    return snapshots

@@ -11,7 +11,6 @@ validation epoch, so a test knows when to send SIGTERM.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 import uuid
@@ -62,23 +61,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--train-seconds", type=float, default=0.0, help="sleep per training epoch (a longer epoch)")
     args = parser.parse_args(argv)
 
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import lightning.pytorch as pl
     from outside_model import UserCrfTagger
-    from transformers import BertConfig
+    from tiny_fit_data import tiny_data_and_config
 
     from lightning_ner_viz import EmbeddingDriftCallback
-    from lightning_ner_viz.demo.data import LABEL_NAMES, generate_examples, iter_text
-    from lightning_ner_viz.demo.datamodule import NerDataModule
-    from lightning_ner_viz.demo.tokenizer import train_wordpiece
+    from lightning_ner_viz.demo.data import LABEL_NAMES
     from lightning_ner_viz.sinks import HtmlSink, RerunSink, WandbSink
 
     root = Path(args.root)
-    examples = generate_examples(400, seed=1)
-    tokenizer = train_wordpiece(iter_text(examples), vocab_size=400)
-    data = NerDataModule(examples[:320], examples[320:], tokenizer, LABEL_NAMES, batch_size=16)
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=64)
+    data, config = tiny_data_and_config()
     sinks = [RerunSink(path=root / "emb.rrd"), HtmlSink(path=root / "emb.html")]
     if args.wandb:
         sinks.append(WandbSink(init_kwargs={"dir": str(root)}))

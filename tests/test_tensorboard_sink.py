@@ -339,22 +339,9 @@ def test_the_loggers_own_add_embedding_and_the_sinks_share_one_config(tmp_path):
 
 
 def test_a_baseline_validate_then_mid_epoch_validations_in_a_real_fit(tmp_path, bert_config, datamodule):
-    from conftest import trainer_kwargs
-    from outside_model import UserCrfTagger
+    from conftest import validate_then_fit_mid_epoch
 
-    from lightning_ner_viz.demo.data import LABEL_NAMES
-
-    callback = EmbeddingDriftCallback(sinks=[TensorBoardSink("tb")], max_tokens=60, label_names=LABEL_NAMES,
-                                      max_pending=None)
-    trainer = pl.Trainer(**trainer_kwargs(tmp_path, max_epochs=2, limit_train_batches=4, val_check_interval=0.5),
-                         callbacks=[callback])
-    model = UserCrfTagger(bert_config, num_tags=len(LABEL_NAMES))
-    trainer.validate(model, datamodule=datamodule, verbose=False)
-    trainer.fit(model, datamodule=datamodule)
-
-    snapshots = load_snapshots(tmp_path / "ner_viz")
-    assert [(s.stage, s.epoch, s.step) for s in snapshots] == [
-        ("validate", 0, 0), ("fit", 0, 2), ("fit", 0, 4), ("fit", 1, 6), ("fit", 1, 8)]
+    snapshots = validate_then_fit_mid_epoch(tmp_path, TensorBoardSink("tb"), bert_config, datamodule)
     log_dir = tmp_path / "ner_viz" / "tb"
     _check_projector(log_dir, snapshots)
     scalars = _scalars(log_dir)

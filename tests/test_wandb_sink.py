@@ -165,24 +165,10 @@ def test_a_group_without_its_snapshot_row_still_names_the_snapshot(tmp_path):
 
 
 def test_a_baseline_validate_then_mid_epoch_validations_in_a_real_fit(tmp_path, bert_config, datamodule):
-    import lightning.pytorch as pl
-    from conftest import trainer_kwargs
-    from outside_model import UserCrfTagger
-
-    from lightning_ner_viz import EmbeddingDriftCallback, load_snapshots
-    from lightning_ner_viz.demo.data import LABEL_NAMES
+    from conftest import validate_then_fit_mid_epoch
 
     sink = WandbSink(init_kwargs={"dir": "wb"})  # its own run, under the snapshot root
-    callback = EmbeddingDriftCallback(sinks=[sink], max_tokens=60, label_names=LABEL_NAMES, max_pending=None)
-    trainer = pl.Trainer(**trainer_kwargs(tmp_path, max_epochs=2, limit_train_batches=4, val_check_interval=0.5),
-                         callbacks=[callback])
-    model = UserCrfTagger(bert_config, num_tags=len(LABEL_NAMES))
-    trainer.validate(model, datamodule=datamodule, verbose=False)
-    trainer.fit(model, datamodule=datamodule)
-
-    snapshots = load_snapshots(tmp_path / "ner_viz")
-    assert [(s.stage, s.epoch, s.step) for s in snapshots] == [
-        ("validate", 0, 0), ("fit", 0, 2), ("fit", 0, 4), ("fit", 1, 6), ("fit", 1, 8)]
+    snapshots = validate_then_fit_mid_epoch(tmp_path, sink, bert_config, datamodule)
     run = run_dir(tmp_path / "ner_viz" / "wb")  # one run for the validate() and the fit
     rows = [r for r in history(run) if "ner_viz/epoch" in r]
     assert [(r["ner_viz/epoch"], r["ner_viz/global_step"]) for r in rows] == [(s.epoch, s.step) for s in snapshots]
