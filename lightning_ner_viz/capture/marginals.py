@@ -17,7 +17,7 @@ def label_probabilities(emissions: torch.Tensor, attention_mask: torch.Tensor, c
 
     Args:
         emissions: array of shape (batch, seq_len, n_labels), the logits before any CRF.
-        attention_mask: array of shape (batch, seq_len); padding must come after the tokens.
+        attention_mask: array of shape (batch, seq_len); padding must come after the tokens (right padding).
         crf: a ``torchcrf.CRF`` (its ``start_transitions``, ``transitions`` and ``end_transitions``), or ``None``.
     """
     if crf is None:
@@ -26,28 +26,33 @@ def label_probabilities(emissions: torch.Tensor, attention_mask: torch.Tensor, c
 
 
 def crf_marginals(emissions: torch.Tensor, attention_mask: torch.Tensor, crf: nn.Module) -> torch.Tensor:
-    """The linear-chain CRF's per-token marginals by forward-backward in log space.
+    """The linear-chain CRF's per-token marginals by forward-backward, in probability space.
 
+    Both passes run in one loop of ``seq_len`` steps of one batched matmul each: the forward pass over the
+    rows as they are, the backward pass over the rows right-aligned (each row's last token at the end), so
+    neither needs a mask. Each step is rescaled to sum to 1; a position's scale cancels in its marginals.
     Positions past a row's last unmasked token get meaningless rows (callers mask them out).
     """
     e = emissions.float()
     mask = attention_mask.bool().clone()
     mask[:, 0] = True  # as torchcrf: the first timestep is always on
-    trans = crf.transitions.detach().float()  # [i, j]: score of moving from label i to label j
-    start, end = crf.start_transitions.detach().float(), crf.end_transitions.detach().float()
     batch, seq, n = e.shape
-    alpha = torch.empty_like(e)
-    a = start + e[:, 0]
-    alpha[:, 0] = a
+    lengths = mask.sum(1)
+    E = torch.exp((e - e.amax(-1, keepdim=True)).clamp(min=-60.0))  # > 0: beta_t = c_t / E_t below
+    T = torch.exp(crf.transitions.detach().float())  # [i, j]: moving from label i to label j
+    start, end = (torch.exp(p.detach().float()) for p in (crf.start_transitions, crf.end_transitions))
+    shift = (seq - lengths)[:, None]
+    pos = torch.arange(seq, device=e.device)[None, :]
+    right = E.gather(1, (pos - shift).clamp(min=0)[:, :, None].expand(batch, seq, n))  # right-aligned rows
+    steps = torch.stack([E.transpose(0, 1), right.flip(1).transpose(0, 1)], 1)  # (seq, 2, batch, n)
+    M = torch.stack([T, T.t()])  # forward: alpha @ T; backward (c_t = E_t * beta_t): c @ T^T
+    s = torch.stack([start * E[:, 0], end * right[:, seq - 1]])
+    out = torch.empty(seq, 2, batch, n, device=e.device)
+    out[0] = s = s / s.sum(-1, keepdim=True)
     for t in range(1, seq):
-        step = torch.logsumexp(a[:, :, None] + trans, dim=1) + e[:, t]
-        a = torch.where(mask[:, t, None], step, a)
-        alpha[:, t] = a
-    beta = torch.empty_like(e)
-    b = end.expand(batch, n)
-    beta[:, seq - 1] = b
-    for t in range(seq - 2, -1, -1):
-        step = torch.logsumexp(trans + (e[:, t + 1] + b)[:, None, :], dim=2)
-        b = torch.where(mask[:, t + 1, None], step, end.expand(batch, n))
-        beta[:, t] = b
-    return torch.softmax(alpha + beta, dim=-1)
+        s = torch.bmm(s, M) * steps[t]
+        out[t] = s = s / s.sum(-1, keepdim=True)
+    alpha = out[:, 0].transpose(0, 1)
+    c = out[:, 1].flip(0).transpose(0, 1).gather(1, (pos + shift).clamp(max=seq - 1)[:, :, None].expand(batch, seq, n))
+    marginals = alpha * c / E  # alpha_t * beta_t
+    return marginals / marginals.sum(-1, keepdim=True)
