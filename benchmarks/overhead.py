@@ -77,7 +77,7 @@ class Mark(Callback):
         if self.role == "stop":
             for cb in trainer.callbacks:  # count the capture thread's selection, not only the hand-over
                 if isinstance(cb, EmbeddingDriftCallback):
-                    cb._capture.wait()  # private: the benchmark times the capture thread's share
+                    cb._run.capture.wait()  # private: the benchmark times the capture thread's share
             self.clock["stop"] = time.perf_counter()
 
 
@@ -315,7 +315,7 @@ class TimedDrift(EmbeddingDriftCallback):
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         super().setup(trainer, pl_module, stage)
         if self.inline_selection:  # private: the capture thread's job runner runs jobs inline
-            self._capture._jobs.enabled = False
+            self._run.capture._jobs.enabled = False
 
     def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._epoch = trainer.current_epoch

@@ -1,7 +1,7 @@
 """Run every benchmark and rewrite its tables in docs/performance.md.
 
-    python benchmarks/run_all.py            # the full run (about 30 min on 2 cores); rewrites the doc
-    python benchmarks/run_all.py --quick    # a smoke run (< 5 min); prints, leaves the doc alone
+    python benchmarks/run_all.py            # the full run (about 40 min on 2 cores); rewrites the doc
+    python benchmarks/run_all.py --quick    # a smoke run (< 7 min); prints, leaves the doc alone
     python benchmarks/run_all.py --quick --write   # ... and writes its (small) tables anyway
 
 Each script runs in its own fresh process and prints markdown blocks between
@@ -25,7 +25,8 @@ import _common as C  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 DOC = C.REPO / "docs" / "performance.md"
-SCRIPTS = ("overhead.py", "contention.py", "reduction.py", "memory.py", "analysis_budget.py")
+SCRIPTS = ("overhead.py", "contention.py", "reduction.py", "memory.py", "analysis_budget.py", "label_issues.py",
+           "train_dynamics.py")
 BLOCK = re.compile(r"<!-- table:(?P<name>[\w-]+) -->\n(?P<body>.*?)<!-- /table:(?P=name) -->", re.S)
 
 
@@ -44,7 +45,8 @@ def run(script: str, quick: bool, threads: int | None) -> tuple[dict[str, str], 
 
     def relay() -> None:  # progress lines only; library chatter is dropped
         for line in proc.stderr:  # type: ignore[union-attr]
-            if line.startswith("  ") or line.split(":")[0] in ("overhead", "reduction", "memory", "Traceback"):
+            if line.startswith("  ") or line.split(":")[0] in ("overhead", "reduction", "memory", "label_issues",
+                                                               "Traceback"):
                 sys.stderr.write(line)
                 sys.stderr.flush()
 

@@ -50,6 +50,7 @@ SKIP: dict[tuple[str, str], str] = {
         "needs runs/ner_viz from a finished run; AlignedUMAP is slow; replay --web serves a viewer until stopped "
         "(tests/test_cli_replay.py covers render and replay)",
     ("docs/performance.md", "benchmarks/run_all.py"): "runs the benchmarks (minutes) and rewrites docs/performance.md",
+    ("docs/performance.md", "benchmarks/label_issues.py"): "runs the label-issue benchmarks (73 s to 7 min)",
 }
 
 # (file, a substring of the block) -> glob patterns, relative to the block's working directory,
