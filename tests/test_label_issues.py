@@ -132,3 +132,14 @@ def test_token_dynamics_that_cannot_be_written_leave_the_snapshot_saved(tmp_path
     with pytest.warns(NerVizWarning, match="Could not save the token dynamics.*the snapshot is saved"):
         _save_dynamics(record, target, target)
     assert not TokenDynamics.exists(target)  # no half-written record left behind
+
+
+def test_a_token_is_shown_with_its_whole_word_marked_in_its_sentence():
+    from lightning_ner_viz.analysis.label_issue_report import TokenTextIndex
+    from lightning_ner_viz.analysis.token_dynamics import SentenceText
+    from lightning_ner_viz.snapshot import make_token_id
+
+    index = TokenTextIndex({7: SentenceText(["[CLS]", "jo", "##hn", "<img src=x>", "smith", "[SEP]"], [-1, 0, 0, 1, 2, -6])})
+    assert index.describe(int(make_token_id(7, 2))) == ("##hn", "john", "«john» <img src=x> smith")
+    assert index.describe(int(make_token_id(7, 4))) == ("smith", "smith", "john <img src=x> «smith»")
+    assert index.describe(int(make_token_id(8, 1))) == ("?", "?", "")  # a sentence whose text was not kept

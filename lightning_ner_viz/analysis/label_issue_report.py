@@ -76,10 +76,25 @@ class LabelIssueReport:
 
 
 class TokenTextIndex:
-    """Token, word and marked sentence text of any labelled token, from the dynamics' sentence texts."""
+    """Token, word and marked sentence text of any labelled token, from the dynamics' sentence texts.
+
+    Each sentence is split into words once (the first time one of its tokens is described), so describing
+    many tokens of one sentence costs one pass over it.
+    """
 
     def __init__(self, texts: dict[int, SentenceText]) -> None:
         self.texts = texts
+        self._words: dict[int, tuple[list[int], list[str], list[bool]]] = {}
+
+    def _split(self, sid: int, text: SentenceText) -> tuple[list[int], list[str], list[bool]]:
+        """The sentence's word ids in order, each word's text, and whether it is a special token."""
+        if sid not in self._words:
+            pieces: dict[int, list[str]] = {}
+            for tok, w in zip(text.tokens, text.words):
+                pieces.setdefault(w, []).append(tok)
+            self._words[sid] = (list(pieces), [_join(p) for p in pieces.values()],
+                                [_special(p) for p in pieces.values()])
+        return self._words[sid]
 
     def describe(self, token_id: int) -> tuple[str, str, str]:
         """``(token, word, sentence with the word in « »)``; ``?`` when the sentence's text was not kept."""
@@ -87,12 +102,10 @@ class TokenTextIndex:
         text = self.texts.get(sid)
         if text is None or pos >= len(text.tokens):
             return "?", "?", ""
-        words: dict[int, list[str]] = {}
-        for tok, w in zip(text.tokens, text.words):
-            words.setdefault(w, []).append(tok)
-        word = _join(words[text.words[pos]])
-        shown = [(f"«{_join(p)}»" if w == text.words[pos] else _join(p)) for w, p in words.items() if not _special(p)]
-        return text.tokens[pos], word, " ".join(shown)
+        ids, words, special = self._split(sid, text)
+        at = ids.index(text.words[pos])
+        shown = [f"«{word}»" if i == at else word for i, word in enumerate(words) if not special[i]]
+        return text.tokens[pos], words[at], " ".join(shown)
 
 
 def _join(pieces: list[str]) -> str:
