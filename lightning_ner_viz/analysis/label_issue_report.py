@@ -21,6 +21,7 @@ import numpy as np
 
 from lightning_ner_viz.analysis.label_issues import LabelIssueRanking, rank_label_issues
 from lightning_ner_viz.analysis.token_dynamics import DynamicsHistory, SentenceText, TokenDynamics
+from lightning_ner_viz.analysis.word_pieces import join_word
 from lightning_ner_viz.keys import SnapshotKey
 from lightning_ner_viz.snapshot import Snapshot, split_token_id
 from lightning_ner_viz.store import SnapshotStore
@@ -92,7 +93,7 @@ class TokenTextIndex:
             pieces: dict[int, list[str]] = {}
             for tok, w in zip(text.tokens, text.words):
                 pieces.setdefault(w, []).append(tok)
-            self._words[sid] = (list(pieces), [_join(p) for p in pieces.values()],
+            self._words[sid] = (list(pieces), [join_word(p) for p in pieces.values()],
                                 [_special(p) for p in pieces.values()])
         return self._words[sid]
 
@@ -106,10 +107,6 @@ class TokenTextIndex:
         at = ids.index(text.words[pos])
         shown = [f"«{word}»" if i == at else word for i, word in enumerate(words) if not special[i]]
         return text.tokens[pos], words[at], " ".join(shown)
-
-
-def _join(pieces: list[str]) -> str:
-    return "".join(p[2:] if p.startswith("##") else p for p in pieces).replace("▁", "").replace("Ġ", "")
 
 
 _SPECIAL = re.compile(r"\[[A-Z_]+\]|</?[a-z_]+>")
@@ -201,17 +198,19 @@ class LabelIssueFinder:
                    ) -> LabelIssueReport | None:
         """The label issues after the record ``key`` (``sample``: the token ids drawn in the cloud)."""
         store = self.store
-        if store is None or self.csv_path is None or key.stage != "fit" or not TokenDynamics.exists(store.directory(key.name)):
+        if store is None or key.stage != "fit" or not TokenDynamics.exists(store.directory(key.name)):
             return None
         earlier = [k for k in store.keys() if k.order() < key.order() and TokenDynamics.exists(store.directory(k.name))]
         folded = [k.name for k in earlier if k.stage == "fit"]
-        if self.history.names != folded:  # a resume (or a first call): rebuild from disk, each validation once
+        rebuild = self.history.names != folded  # a resume (or a first call): rebuild from disk, each validation once
+        if rebuild:
             self.history = DynamicsHistory()
-            for name in folded:
-                self.history.add(name, TokenDynamics.load(store.directory(name), probs=False))
-        for k in earlier:
-            if k.name not in self._texts_read:
-                self._texts.update(TokenDynamics.load(store.directory(k.name), probs=False).texts)
+        for k in earlier:  # each earlier record is read at most once here: for the history, its texts, or both
+            if (rebuild and k.stage == "fit") or k.name not in self._texts_read:
+                record = TokenDynamics.load(store.directory(k.name), probs=False)
+                if rebuild and k.stage == "fit":
+                    self.history.add(k.name, record)
+                self._texts.update(record.texts)
                 self._texts_read.add(k.name)
         newest = TokenDynamics.load(store.directory(key.name))
         self.history.add(key.name, newest)
@@ -225,14 +224,15 @@ class LabelIssueFinder:
         index = TokenTextIndex(self._texts)
         drawn = set() if sample is None else set(np.asarray(sample).tolist())
         flagged = int(ranking.flagged.sum())
+        rows = _rows(ranking, np.arange(csv_rows(len(ranking), flagged)), label_names, index, drawn)
         path, notes = self.csv_path, []
         try:
-            write_csv(path, _rows(ranking, np.arange(csv_rows(len(ranking), flagged)), label_names, index, drawn))
+            write_csv(path, rows)
         except OSError as err:
             notes.append(f"Could not write {path} ({err}); the label issues are in the sinks only this epoch.")
             path = Path("")
         return LabelIssueReport(
             validations=len(self.history.names), tokens=len(ranking), seen=max(newest.seen, len(ranking)),
             flagged=flagged, source=newest.source, csv_path=str(path),
-            top=_rows(ranking, np.arange(min(TOP_ROWS, len(ranking))), label_names, index, drawn),
+            top=rows[:TOP_ROWS],  # the CSV lists at least min(n, 1,000) rows, so these are its first
             points=map_points(ranking, index, label_names, drawn), notes=notes)

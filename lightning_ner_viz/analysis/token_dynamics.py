@@ -122,14 +122,12 @@ class DynamicsHistory:
         self.correct = np.zeros(0, np.int64)
         self.flips = np.zeros(0, np.int64)
         self.last_pred = np.zeros(0, np.int64)
-        self.texts: dict[int, SentenceText] = {}
 
     def add(self, name: str, record: TokenDynamics) -> None:
         """Fold in the validation ``name`` (a second add of the same name is refused)."""
         if name in self.names:
             raise ValueError(f"{name} is already in the token dynamics; it would be counted twice.")
         self.names.append(name)
-        self.texts.update(record.texts)
         ids = np.asarray(record.token_id, np.int64)
         if not np.array_equal(ids, self.token_id):
             self._grow(ids)

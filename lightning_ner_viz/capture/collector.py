@@ -97,17 +97,17 @@ class EpochCollector:
         valid = batch.valid & (example_ids >= 0)[:, None]
         self._valid_total = self._valid_total + valid.sum()
         self._check_labels(batch.labels[valid])
+        finite = {view: finite_rows(tensor) for view, tensor in outputs.items()}  # once per view and batch
         pred = None
         if "emissions" in outputs:
             pred = predict_labels(outputs["emissions"], batch.attention_mask, self.crf)
             if self.scores is not None:
                 self.scores.add(batch.labels, pred, valid)
             if self.dynamics is not None:
-                emissions = outputs["emissions"]
-                self.dynamics.add(batch, emissions, pred, valid & finite_rows(emissions), example_ids)
+                self.dynamics.add(batch, outputs["emissions"], pred, valid & finite["emissions"], example_ids)
         for view, tensor in outputs.items():
             self._dims[view] = tensor.shape[-1]
-            valid &= finite_rows(tensor)
+            valid &= finite[view]
         flat = valid.flatten().nonzero().squeeze(1)
         self._tokens_seen += flat.numel()
         if flat.numel() == 0:
