@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lightning_ner_viz.analysis.token_dynamics import SentenceText, TokenDynamics
+from lightning_ner_viz.analysis.word_pieces import join_word
 from lightning_ner_viz.capture.sentences import Sentence, known_word_ids, sentences_from_table
-from lightning_ner_viz.capture.text import TokenTexts, join_word
+from lightning_ner_viz.capture.text import TokenTexts
 from lightning_ner_viz.keys import SnapshotKey
 from lightning_ner_viz.labels import EntityTypes
 from lightning_ner_viz.snapshot import Snapshot, split_token_id

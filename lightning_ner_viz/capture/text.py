@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from lightning_ner_viz.analysis.word_pieces import join_word
 from lightning_ner_viz.capture.sentences import Sentence, known_word_ids
 
 _SPECIAL_PREFIXES = ("[", "<")
@@ -32,12 +33,6 @@ def word_index(tokens: list[str], word_ids: np.ndarray | None = None) -> list[in
         current = current + 1 if new_word else current
         index.append(current)
     return index
-
-
-def join_word(pieces: list[str]) -> str:
-    """Join a word's subword pieces into its text."""
-    text = "".join(p[2:] if p.startswith("##") else p for p in pieces)
-    return text.replace("▁", "").replace("Ġ", "")
 
 
 class TokenTexts:

@@ -14,6 +14,8 @@ import unicodedata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lightning_ner_viz.analysis.word_pieces import join_word
+
 if TYPE_CHECKING:
     from lightning_ner_viz.analysis.token_dynamics import SentenceText
 
@@ -280,14 +282,9 @@ def conll_block(sid: int, text: SentenceText | None, gold: dict[tuple[int, int],
         given = [gold.get((sid, p)) or issues[(sid, p)]["given"] for p in labelled] or ["--"]
         suggested = [issues[(sid, p)]["suggested"] if (sid, p) in issues else g for p, g in zip(labelled, given)]
         review = any((sid, p) in issues for p in labelled)
-        lines.append("\t".join([plain(_join_word(pieces)) or "_", _tag(given),
+        lines.append("\t".join([plain(join_word(pieces)) or "_", _tag(given),
                                 _tag(suggested or given), "REVIEW" if review else "-"]))
     return "\n".join(lines) + "\n"
-
-
-def _join_word(pieces: list[str]) -> str:
-    """A word's text from its subword pieces (as ``capture.text.join_word``, which imports torch)."""
-    return "".join(p[2:] if p.startswith("##") else p for p in pieces).replace("▁", "").replace("Ġ", "")
 
 
 def _tag(labels: list[str]) -> str:
