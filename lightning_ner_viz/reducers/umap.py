@@ -9,6 +9,7 @@ import torch
 
 from lightning_ner_viz._imports import require
 from lightning_ner_viz.reducers.base import NotFittedError, SeededReducer
+from lightning_ner_viz.reducers.compiled_cache import CACHE_WARNING, cache_umap_code
 
 
 class UMAPReducer(SeededReducer):
@@ -71,6 +72,7 @@ class UMAPReducer(SeededReducer):
                 "Lower n_neighbors, raise max_tokens, or use reducer='pca'."
             )
         umap = require("umap")
+        cache_umap_code()  # a new process loads numba's machine code from disk instead of compiling it
         X = self._prereduce(X, fit=True)
         exact = X.shape[0] <= self.exact_knn_max
         self.umap_ = umap.UMAP(
@@ -89,6 +91,7 @@ class UMAPReducer(SeededReducer):
             warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
             # no search index with an exact kNN: transform builds one when first needed
             warnings.filterwarnings("ignore", message=r"precomputed_knn\[2\]", category=UserWarning)
+            warnings.filterwarnings("ignore", message=CACHE_WARNING)  # two NN-descent functions compile each run
             self.embedding_ = np.asarray(self.umap_.fit_transform(X), dtype=np.float32)
         return self
 
@@ -96,13 +99,15 @@ class UMAPReducer(SeededReducer):
         """Place new tokens X of shape (n_tokens, n_features) into the fitted layout."""
         if not hasattr(self, "umap_"):
             raise NotFittedError("This UMAPReducer is not fitted yet; call fit(X) first.")
-        if getattr(self.umap_, "_knn_search_index", None) is None:  # fitted on an exact kNN
-            from pynndescent import NNDescent
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=CACHE_WARNING)
+            if getattr(self.umap_, "_knn_search_index", None) is None:  # fitted on an exact kNN
+                from pynndescent import NNDescent
 
-            self.umap_._knn_search_index = NNDescent(
-                self.umap_._raw_data, metric="euclidean", n_neighbors=self.n_neighbors,
-                random_state=self.seed, n_jobs=1)
-        return np.asarray(self.umap_.transform(self._prereduce(np.asarray(X, np.float32), fit=False)), np.float32)
+                self.umap_._knn_search_index = NNDescent(
+                    self.umap_._raw_data, metric="euclidean", n_neighbors=self.n_neighbors,
+                    random_state=self.seed, n_jobs=1)
+            return np.asarray(self.umap_.transform(self._prereduce(np.asarray(X, np.float32), fit=False)), np.float32)
 
     def fit_transform(self, X: np.ndarray) -> np.ndarray:
         """Fit on X and return the fitted layout."""
