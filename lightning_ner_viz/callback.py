@@ -154,6 +154,8 @@ class EmbeddingDriftCallback(RunOutcomes, Callback):
             self._run.start_render(render_for(self, trainer, store, capture, self._run.restored.get("sinks", {})))
             frame = self._run.render.renderer.projector.frame  # type: ignore[union-attr]
             rank_zero_info(describe_setup(capture.targets, frame, store, self.resolved_sinks))
+        elif self._run.render is not None:
+            self._run.render.prepare()  # a later fit or validate: the child went back to the pool
 
     @override
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -42,6 +42,10 @@ def _handle(request: tuple[Any, ...], state: dict[str, Any]) -> Any:
     if kind == "start":
         state["projector"] = pickle.loads(request[1])
         return None
+    if kind == "warm_up":
+        from lightning_ner_viz.projection.warm_up import warm_up
+
+        return warm_up(state["projector"], state.setdefault("warmed", set()))
     if kind == "project":
         return state["projector"].project(request[1])
     raise ValueError(f"unknown request {kind!r}")

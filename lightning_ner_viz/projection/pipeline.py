@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -11,10 +12,11 @@ from typing import TYPE_CHECKING, Any
 from lightning_ner_viz.runtime.claims import claim_outputs
 from lightning_ner_viz.runtime.jobs import JobRunner
 from lightning_ner_viz.runtime.shutdown import (
-    DEFAULT_MAX_PENDING, GRACE_SECONDS, IN_FLIGHT_SECONDS, backpressure_message, render_commands, sigterm_deferred,
-    quietly, sigterm_flag, unrendered_message,
+    DEFAULT_MAX_PENDING, GRACE_SECONDS, IN_FLIGHT_SECONDS, backpressure_message, sigterm_deferred, quietly,
+    sigterm_flag, warn_unrendered,
 )
 from lightning_ner_viz._warnings import warn
+from lightning_ner_viz.projection.lag import RenderLag
 from lightning_ner_viz.projection.placement import Background, projection_place, runs_in_background
 from lightning_ner_viz.projection.process import ProjectionAbandoned, abandon
 from lightning_ner_viz.keys import key_from_name, ordered_names
@@ -43,10 +45,9 @@ class _Captured:
 class RenderPipeline:
     """Saves and renders epochs in order, in a background thread, on rank zero.
 
-    A failing sink warns once and is dropped (see :class:`Renderer`); any other rendering error
-    is reported on the training thread by :meth:`report_errors`: a warning, or raised
-    with ``strict=True``. The snapshot is saved before it is rendered, so nothing captured
-    is lost when rendering fails: ``lightning-ner-viz render`` can draw it later.
+    A failing sink warns once and is dropped (see :class:`Renderer`); any other rendering error is reported on
+    the training thread by :meth:`report_errors`: a warning, or raised with ``strict=True``. The snapshot is saved
+    before it is rendered, so nothing captured is lost: ``lightning-ner-viz render`` can draw it later.
 
     The backlog is bounded and a shutdown takes seconds: see :mod:`lightning_ner_viz.runtime.shutdown`.
 
@@ -56,8 +57,7 @@ class RenderPipeline:
         assemble: turns the capture's gathered rows into a Snapshot.
         in_background: render in a background thread (``False``: on the caller's thread).
         strict: raise errors instead of warning.
-        max_pending: epochs that may wait behind the one being rendered before :meth:`submit`
-            blocks; ``None``: no bound.
+        max_pending: epochs that may wait behind the one being rendered before :meth:`submit` blocks (``None``: no bound).
         stop_requested: polled while blocked; true once the run must stop (Lightning received SIGTERM).
     """
 
@@ -69,6 +69,7 @@ class RenderPipeline:
         self.strict = strict
         self.max_pending = max_pending
         self.waited_seconds = 0.0  # how long submit blocked in all (training waiting for rendering)
+        self.lag = RenderLag()  # per snapshot: captured -> logged
         self._assemble = assemble
         self._jobs = JobRunner("ner-viz-render", max_pending=max_pending, enabled=in_background)
         self._stop_requested = stop_requested or (lambda: False)
@@ -77,6 +78,7 @@ class RenderPipeline:
         self._lock = threading.Lock()  # one save at a time; guards _outstanding
         self._outstanding: list[str] = []  # snapshots (names) handed over and not rendered yet, in order
         self._warned_backpressure = False
+        self.prepare()
 
     @classmethod
     def for_trainer(cls, trainer: pl.Trainer, store: SnapshotStore, assemble: Assemble, *,
@@ -99,6 +101,11 @@ class RenderPipeline:
         return cls(renderer, store, assemble, in_background=runs_in_background(background), strict=bool(strict),
                    max_pending=max_pending, stop_requested=sigterm_flag(trainer))
 
+    def prepare(self) -> None:
+        """Have the rendering thread start and warm up the projector child now, while the model trains (every setup)."""
+        if self._jobs.enabled and self.renderer.place == "process":
+            self._jobs.submit(self.renderer.prepare)
+
     @property
     def stopping(self) -> bool:
         """Whether the run is stopping early (SIGTERM, an exception): epochs are then not waited for."""
@@ -110,6 +117,7 @@ class RenderPipeline:
         Blocks while ``max_pending`` epochs wait (training waits; warned once), unless the run is stopping.
         """
         captured = _Captured(gathered)
+        self.lag.handed_over(gathered.name)
         with self._lock:
             self._outstanding.append(gathered.name)
         try:
@@ -144,14 +152,14 @@ class RenderPipeline:
             return captured.snapshot
 
     def _rendered(self, name: str) -> None:
-        with self._lock:
-            if name in self._outstanding:
-                self._outstanding.remove(name)
+        self.lag.rendered(name)
+        with self._lock, contextlib.suppress(ValueError):
+            self._outstanding.remove(name)
 
     def _save_and_render(self, captured: _Captured) -> None:
         snapshot = self._save(captured)
-        if self._dropping:
-            return  # a shutdown past its grace: the snapshot stays on disk
+        if self._dropping:  # a shutdown past its grace: the snapshot stays on disk
+            return
         try:
             self.renderer.render(snapshot, record_state=captured.saved)
         except ProjectionAbandoned:
@@ -179,10 +187,9 @@ class RenderPipeline:
                 want_tracked_ids: bool) -> list[int] | None:
         """After a resume: continue the frames, and render again what was captured but never rendered.
 
-        A checkpoint waits neither for the capture nor for rendering, so it may list snapshots
-        (names) whose selection (``capturing``) or rendering was still pending. Those that reached
-        the sinks left a render state beside their snapshot; the others (also those no sink
-        logged) are rendered again from it.
+        A checkpoint waits neither for the capture nor for rendering, so it may list snapshots (names) whose
+        selection (``capturing``) or rendering was still pending. Those that reached the sinks left a render
+        state beside their snapshot; the others (also those no sink logged) are rendered again from it.
 
         Returns:
             With ``want_tracked_ids`` (the checkpoint came before the first epoch's selection was
@@ -230,7 +237,7 @@ class RenderPipeline:
         """
         with sigterm_deferred() as received:
             done = self._jobs.wait(progress=progress, description="lightning-ner-viz: rendering epochs",
-                                   stop=lambda: self._stop_requested() or received())
+                                   stop=lambda: self._stop_requested() or received(), status=self.lag.status)
             if not done:
                 self.abort("SIGTERM")
                 return
@@ -281,19 +288,13 @@ class RenderPipeline:
     def _warn_unrendered(self, reason: str, seconds: float, closed: bool) -> None:
         with self._lock:
             left = list(dict.fromkeys(self._outstanding))
-        if not left:
-            return
-        on_disk = [n for n in left if self.store.has(n)]
-        label = lambda names: [key_from_name(n).label for n in names]  # noqa: E731
-        projector = self.renderer.projector
-        commands = render_commands(self.store, self.renderer.sinks, projector.reducer, projector.frame,
-                                   projector.n_components)
-        warn(unrendered_message(reason, seconds, str(self.store.root), on_disk=label(on_disk), commands=commands,
-                                lost=label([n for n in left if n not in on_disk]), closed=closed,
-                                rendered=label([n for n in dict.fromkeys(self.renderer.rendered) if n not in left])))
+        if left:
+            warn_unrendered(self.store, self.renderer, left, reason, seconds, closed)
 
     def _reset(self) -> None:
         """Ready for another fit with the same pipeline."""
         self._stopped_at, self._dropping = None, False
         with self._lock:
+            for name in self._outstanding:
+                self.lag.forget(name)
             self._outstanding.clear()

@@ -133,6 +133,10 @@ class ProjectorProcess:
         except Exception as err:  # noqa: BLE001 - e.g. a reducer class defined in the caller's __main__
             raise ProjectorError(f"the child cannot unpickle the projector ({type(err).__name__}: {err})") from err
 
+    def warm_up(self) -> float:
+        """Have the child import and compile what its projector needs (once per child); returns the child's seconds."""
+        return self._call("warm_up")
+
     def project(self, snapshot: Snapshot) -> Projection:
         """Project one snapshot in the child."""
         return self._call("project", snapshot)

@@ -73,28 +73,61 @@ class Renderer:
         self._notes: set[str] = set()  # analysis notes warned about once
         self._process: Any = None
 
+    def _start_process(self) -> Any:
+        """The projector child in use, started (with this projector) when there is none; ``None`` when none can run
+        (then ``place`` is ``"thread"`` from now on, after one warning)."""
+        from lightning_ner_viz.projection.process import ProjectorError, acquire
+
+        if self._process is not None:
+            return self._process
+        try:
+            process = acquire()
+        except OSError as err:  # no usable Python executable to start
+            self.place = "thread"
+            warn(f"Projecting in the training process: could not start a child process ({err}).")
+            return None
+        self._process = process  # a shutdown can kill it while it boots
+        try:
+            process.start(self.projector)
+        except ProjectorError as err:  # e.g. a reducer class defined in __main__
+            self._process = None
+            process.close(timeout=1.0)
+            self.place = "thread"
+            warn("Projecting in the training process: the reducer cannot be sent to a child "
+                 f"process ({str(err).splitlines()[0]}).")
+            return None
+        except BaseException:
+            self._process = None
+            raise
+        return process
+
+    def prepare(self) -> None:
+        """Start the projector child (with ``place="process"``) and have it import and compile what a projection
+        needs, and import what the sinks need, before the first epoch; the rendering thread calls it at ``setup``.
+
+        Without it the first epoch's picture also waits for the child's boot (about 2 s: Python,
+        torch, scikit-learn) and, with UMAP, for numba's code. A child that dies here is started
+        again at the first epoch.
+        """
+        from lightning_ner_viz.projection.process import ProjectorProcessDied
+        from lightning_ner_viz.projection.warm_up import import_for_sinks
+
+        try:
+            process = self._start_process() if self.place == "process" else None
+            if process is not None:
+                process.warm_up()
+        except ProjectorProcessDied:
+            self._drop_process(kill=True)
+        import_for_sinks(self.sinks)
+
     def _project(self, snapshot: Snapshot) -> Projection:
         if self.place == "process":
-            from lightning_ner_viz.projection.process import ProjectorError, ProjectorProcessDied, acquire
+            from lightning_ner_viz.projection.process import ProjectorProcessDied
 
             try:
-                if self._process is None:
-                    try:
-                        process = acquire()
-                    except OSError as err:  # no usable Python executable to start
-                        self.place = "thread"
-                        warn(f"Projecting in the training process: could not start a child process ({err}).")
-                        return self.projector.project(snapshot)
-                    try:
-                        process.start(self.projector)
-                    except ProjectorError as err:  # e.g. a reducer class defined in __main__
-                        process.close(timeout=1.0)
-                        self.place = "thread"
-                        warn("Projecting in the training process: the reducer cannot be sent to a child "
-                             f"process ({str(err).splitlines()[0]}).")
-                        return self.projector.project(snapshot)
-                    self._process = process
-                return self._process.project(snapshot)
+                process = self._start_process()
+                if process is not None:
+                    return process.project(snapshot)
             except ProjectorProcessDied as err:
                 warn(f"{err}; projecting {snapshot.label} and later snapshots in the training process instead.")
                 self._drop_process(kill=True)
@@ -242,7 +275,6 @@ class Renderer:
                 if self.strict:
                     raise
                 warn(f"{sink!r} failed to close ({type(err).__name__}: {err}).")
-
 
 
 _BOOKKEEPING = ("rendered", "logged", "rendered_epochs", "logged_epochs")

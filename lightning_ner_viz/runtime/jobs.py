@@ -166,7 +166,7 @@ class JobRunner:
         return taken
 
     def wait(self, progress: bool = False, description: str = "lightning-ner-viz", *,
-             timeout: float | None = None, stop: Stop | None = None) -> bool:
+             timeout: float | None = None, stop: Stop | None = None, status: Callable[[], str] | None = None) -> bool:
         """Block until every submitted job is done, with a progress bar when ``progress`` and jobs remain.
 
         Args:
@@ -174,6 +174,7 @@ class JobRunner:
             description: the bar's label.
             timeout: give up after this many seconds.
             stop: give up once this returns true (checked every :data:`POLL_SECONDS`).
+            status: the bar's text after the counts, asked again at every check (e.g. how far behind).
 
         Returns:
             ``True`` when every job is done; ``False`` when ``timeout`` or ``stop`` gave up first.
@@ -193,6 +194,8 @@ class JobRunner:
             while self._pending:
                 if bar is not None and bar.total - self._pending > bar.n:
                     bar.update(bar.total - self._pending - bar.n)
+                if bar is not None and status is not None:
+                    bar.set_postfix_str(status(), refresh=False)
                 if (stop is not None and stop()) or (deadline is not None and time.monotonic() >= deadline):
                     return False
                 self._wait_a_little(POLL_SECONDS if deadline is None else

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import lightning.pytorch as pl
 
+    from lightning_ner_viz.projection.renderer import Renderer
     from lightning_ner_viz.sinks.base import Sink
     from lightning_ner_viz.store import SnapshotStore
 
@@ -198,3 +199,18 @@ def quietly(fn: Callable[..., Any], *args: Any, what: str) -> None:
         from lightning_ner_viz._warnings import warn
 
         warn(f"lightning-ner-viz: {what} failed ({type(err).__name__}: {err}).")
+
+
+def warn_unrendered(store: SnapshotStore, renderer: Renderer, left: Sequence[str], reason: str, seconds: float,
+                    closed: bool) -> None:
+    """Warn (:func:`unrendered_message`) about the snapshots ``left`` (names) that a shutdown did not render."""
+    from lightning_ner_viz._warnings import warn
+    from lightning_ner_viz.keys import key_from_name
+
+    on_disk = [n for n in left if store.has(n)]
+    label = lambda names: [key_from_name(n).label for n in names]  # noqa: E731
+    projector = renderer.projector
+    commands = render_commands(store, renderer.sinks, projector.reducer, projector.frame, projector.n_components)
+    warn(unrendered_message(reason, seconds, str(store.root), on_disk=label(on_disk), commands=commands,
+                            lost=label([n for n in left if n not in on_disk]), closed=closed,
+                            rendered=label([n for n in dict.fromkeys(renderer.rendered) if n not in left])))

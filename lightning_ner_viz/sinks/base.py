@@ -30,6 +30,10 @@ class Sink(ABC):
     only used on rank zero.
     """
 
+    warm_imports: tuple[str, ...] = ()
+    """Modules the first :meth:`log_epoch` would import (e.g. an optional dependency): the rendering thread imports
+    them at ``setup``, while the model trains, so the first picture does not wait for them."""
+
     def setup(self, trainer: pl.Trainer | None, save_dir: Path | None = None) -> None:  # noqa: B027 - optional hook
         """Called once on rank zero before the first epoch.
 

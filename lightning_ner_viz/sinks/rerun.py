@@ -229,6 +229,7 @@ class RerunSink(Sink):
 
     flush_timeout = 10.0
     """Seconds to wait for a viewer to take an epoch before the sink reports it as failed."""
+    warm_imports = ("rerun", "rerun.blueprint")
 
     def log_group(self, name: str, group: Snapshot, coords: np.ndarray) -> None:
         """Log a group (``entities``, ``cls``) at ``<prefix>/<name>``, with its own class colours."""
