@@ -60,7 +60,8 @@ PLAIN = "without"
 
 # --------------------------------------------------------------------------- one fit, in a fresh process
 
-def one_fit(variant: str, epochs: int, train_batches: int, val_sentences: int, sinks: str) -> dict[str, Any]:
+def one_fit(variant: str, epochs: int, train_batches: int, val_sentences: int, sinks: str, model_name: str = MODEL
+            ) -> dict[str, Any]:
     """Fit once (``variant``: ``without`` or a reducer name); every time in seconds after fit start."""
     import lightning.pytorch as pl
     import torch
@@ -113,7 +114,7 @@ def one_fit(variant: str, epochs: int, train_batches: int, val_sentences: int, s
     cls.__init__, cls.start, cls.project = timed_init, timed_start, timed_project  # type: ignore[method-assign]
 
     pl.seed_everything(0, verbose=False)
-    model = C.build_model(MODEL)
+    model = C.build_model(model_name)
     train_dl, val_dl = C.loader(train_batches * BATCH, seed=2), C.loader(val_sentences)
     workdir = tempfile.mkdtemp(prefix="ner-viz-ttp-")
     cbs: list[Any] = []
@@ -140,7 +141,7 @@ def one_fit(variant: str, epochs: int, train_batches: int, val_sentences: int, s
 
 def run_child(variant: str, args: argparse.Namespace) -> dict[str, Any]:
     cmd = [sys.executable, str(HERE), "--child", variant, "--epochs", str(args.epochs), "--train-batches",
-           str(args.train_batches), "--val-sentences", str(args.val_sentences), "--sinks", args.sinks]
+           str(args.train_batches), "--val-sentences", str(args.val_sentences), "--sinks", args.sinks, "--model", args.model]
     if args.threads:
         cmd += ["--threads", str(args.threads)]
     res = subprocess.run(cmd, capture_output=True, text=True, cwd=C.REPO)
@@ -212,13 +213,16 @@ def main(argv: list[str] | None = None) -> list[str]:
                         help="default: Rerun file + HTML report + the recorder; recorder: the recorder alone")
     parser.add_argument("--quick", action="store_true", help="200 validation sentences, 1 repeat (run_all.py --quick)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads in each fit (default: every core)")
+    parser.add_argument("--model", default=MODEL, choices=sorted(C.MODELS),
+                        help=f"the tagger's shape (default {MODEL}; minilm: all-MiniLM-L6-v2's, random weights)")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.val_sentences = args.val_sentences or (200 if args.quick else 1200)
     args.repeats = args.repeats or (1 if args.quick else 3)
     if args.child:
         C.set_threads(args.threads)
-        print(json.dumps(one_fit(args.child, args.epochs, args.train_batches, args.val_sentences, args.sinks)))
+        print(json.dumps(one_fit(args.child, args.epochs, args.train_batches, args.val_sentences, args.sinks,
+                                 args.model)))
         return []
     variants = [PLAIN, *args.reducers]
     results: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
@@ -238,13 +242,15 @@ def main(argv: list[str] | None = None) -> list[str]:
     header = ["reducer", "fit without", "fit with", "ratio", "end-of-fit wait (without)", "on_fit_end -> return",
               "lag per epoch", "max lag", "first picture", "child boot (started at)", "projection per epoch"]
     first = results[args.reducers[0]][0]
+    shape = C.MODELS[args.model]
     try:
         niceness = f", benchmark at nice {os.getpriority(os.PRIO_PROCESS, 0)}"
     except (AttributeError, OSError):
         niceness = ""
     sinks = "a Rerun file, an HTML report and a recorder" if args.sinks == "default" else "a recorder only"
     notes = [
-        f"{MODEL} (hidden 256, 4 layers, 4 heads, intermediate 1024, random weights), {args.epochs} epochs of "
+        f"{args.model} (hidden {shape[0]}, {shape[1]} layers, {shape[2]} heads, intermediate {shape[3]}, random "
+        f"weights), {args.epochs} epochs of "
         f"{args.train_batches} training batches ({BATCH} titles each), {args.val_sentences:,} validation sentences, "
         f"`max_tokens=2000`, default `background=True` (projector child at nice 19 + SCHED_IDLE, "
         f"{first['child_threads']} thread), sinks: {sinks}. Each fit in a fresh process (its own projector child); "
@@ -261,8 +267,10 @@ def main(argv: list[str] | None = None) -> list[str]:
             ("epochs", args.epochs, 2), ("train-batches", args.train_batches, 2),
             ("val-sentences", args.val_sentences, 200 if args.quick else 1200),
             ("repeats", args.repeats, 1 if args.quick else 3), ("reducers", " ".join(args.reducers), "pca umap"),
-            ("sinks", args.sinks, "default"), ("threads", args.threads, None)] if value != default)
-    return [C.emit("time-to-picture", C.table(header, rows), cmd, notes)]
+            ("sinks", args.sinks, "default"), ("threads", args.threads, None), ("model", args.model, MODEL)]
+        if value != default)
+    name = "time-to-picture" + ("" if args.model == MODEL else f"-{args.model}")
+    return [C.emit(name, C.table(header, rows), cmd, notes)]
 
 
 if __name__ == "__main__":

@@ -182,5 +182,6 @@ def test_umap_warm_start_uses_the_short_optimisation() -> None:
     X, _ = blobs(200)
     cold = UMAPReducer().fit(X)
     warm = UMAPReducer(init=cold.embedding_).fit(X)
-    assert cold.umap_.n_epochs is None and warm.umap_.n_epochs == 50
+    assert cold.umap_.n_epochs == 200 and warm.umap_.n_epochs == 50  # 200: umap-learn's own choice above 10k tokens
+    assert UMAPReducer(cold_n_epochs=120).fit(X).umap_.n_epochs == 120
     assert UMAPReducer(init=cold.embedding_, n_epochs=80).fit(X).umap_.n_epochs == 80

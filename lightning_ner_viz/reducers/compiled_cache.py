@@ -12,10 +12,13 @@ file's timestamp, so an upgraded umap-learn compiles afresh. Measured in docs/pe
 Two pynndescent functions (``nn_descent`` and ``nn_descent_internal``, used above
 ``exact_knn_max`` tokens) cannot be cached (numba: "uses dynamic globals"): they still compile
 once per process, and numba's warning about it is silenced by :data:`CACHE_WARNING`.
+
+``LIGHTNING_NER_VIZ_NUMBA_CACHE=0`` in the environment leaves umap-learn as it is (nothing written).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 
@@ -37,7 +40,7 @@ def cache_umap_code() -> int:
     """
     global _done
     with _lock:
-        if _done:
+        if _done or os.environ.get("LIGHTNING_NER_VIZ_NUMBA_CACHE", "1") == "0":
             return 0
         _done = True
         try:

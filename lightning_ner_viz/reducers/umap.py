@@ -21,14 +21,18 @@ class UMAPReducer(SeededReducer):
         min_dist: UMAP's minimum distance between embedded points.
         pca_dims: reduce to this many dimensions with PCA first (``None`` to skip).
         seed: the random state of umap-learn; the same seed and data give the same layout.
-        n_epochs: UMAP optimisation epochs (``None`` lets umap-learn choose, or uses
-            ``warm_n_epochs`` when started from ``init``).
+        n_epochs: UMAP optimisation epochs (``None``: ``cold_n_epochs``, or ``warm_n_epochs``
+            when started from ``init``).
         init: optional array of shape (n_tokens, n_components) to start the
             optimisation from (a warm start, e.g. the previous epoch's layout).
             umap-learn rescales each axis to [0, 10] first, so only its shape
             matters. ``None`` uses the spectral start.
         warm_n_epochs: optimisation epochs of a warm start when ``n_epochs`` is ``None``
             (a layout that starts converged needs few steps).
+        cold_n_epochs: optimisation epochs from the spectral start when ``n_epochs`` is ``None``:
+            umap-learn's own choice above 10,000 tokens. Below that umap-learn would run 500,
+            which on 2,000 validation tokens took 2-4x longer for a trustworthiness no higher
+            (docs/performance.md, "Time to picture").
         exact_knn_max: up to this many tokens the nearest neighbours are found
             exactly, by one chunked matrix product in torch (:func:`exact_knn`), and
             handed to umap-learn, whose own exact path calls a Python distance function
@@ -51,12 +55,13 @@ class UMAPReducer(SeededReducer):
         init: np.ndarray | None = None,
         warm_n_epochs: int = 50,
         exact_knn_max: int = 20_000,
+        cold_n_epochs: int = 200,
         *,
         random_state: int | None = None,
     ) -> None:
         super().__init__(n_components, pca_dims, seed, init, random_state)
         self.n_neighbors, self.min_dist = n_neighbors, min_dist
-        self.n_epochs, self.warm_n_epochs = n_epochs, warm_n_epochs
+        self.n_epochs, self.warm_n_epochs, self.cold_n_epochs = n_epochs, warm_n_epochs, cold_n_epochs
         self.exact_knn_max = exact_knn_max
 
     def fit(self, X: np.ndarray) -> UMAPReducer:
@@ -80,7 +85,8 @@ class UMAPReducer(SeededReducer):
             n_neighbors=self.n_neighbors,
             min_dist=self.min_dist,
             random_state=self.seed,
-            n_epochs=self.n_epochs if self.n_epochs is not None or init is None else self.warm_n_epochs,
+            n_epochs=self.n_epochs if self.n_epochs is not None else
+            self.cold_n_epochs if init is None else self.warm_n_epochs,
             transform_seed=self.seed,
             init="spectral" if init is None else init.astype(np.float32),
             precomputed_knn=exact_knn(X, self.n_neighbors) if exact else (None, None, None),
