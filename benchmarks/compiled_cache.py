@@ -65,6 +65,8 @@ def run(cache_dir: str, enabled: bool, what: str) -> dict[str, float]:
 
 def main() -> list[str]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="the same four runs (they take about a minute)")
+    parser.add_argument("--threads", type=int, default=None, help="ignored: each run is one thread, as the child")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:

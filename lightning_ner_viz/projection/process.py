@@ -154,7 +154,7 @@ class ProjectorProcess:
             try:
                 self._send(("exit",))
                 self._proc.wait(timeout=timeout)
-            except (ProjectorProcessDied, subprocess.TimeoutExpired):
+            except (ProjectorProcessDied, ProjectionAbandoned, subprocess.TimeoutExpired):
                 self._proc.kill()
                 self._proc.wait()
         for pipe in (self._proc.stdin, self._proc.stdout):

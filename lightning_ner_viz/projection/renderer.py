@@ -109,15 +109,16 @@ class Renderer:
         torch, scikit-learn) and, with UMAP, for numba's code. A child that dies here is started
         again at the first epoch.
         """
-        from lightning_ner_viz.projection.process import ProjectorProcessDied
+        from lightning_ner_viz.projection.process import ProjectionAbandoned, ProjectorProcessDied
         from lightning_ner_viz.projection.warm_up import import_for_sinks
 
         try:
             process = self._start_process() if self.place == "process" else None
             if process is not None:
                 process.warm_up()
-        except ProjectorProcessDied:
+        except (ProjectorProcessDied, ProjectionAbandoned):  # died, or a shutdown killed it: nothing was lost
             self._drop_process(kill=True)
+            return
         import_for_sinks(self.sinks)
 
     def _project(self, snapshot: Snapshot) -> Projection:
