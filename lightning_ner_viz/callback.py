@@ -79,8 +79,8 @@ class EmbeddingDriftCallback(RunOutcomes, Callback):
         strict: ``None``: an unusable sink target at ``setup`` (unwritable path, no viewer) raises before
             training; later sink and rendering errors warn. ``True``: those raise too. ``False``: all warn
             (training goes on without that sink).
-        max_pending: captured epochs that may wait to be rendered before training waits (every epoch is still
-            rendered, in order); ``None``: no bound. docs/reliability.md, "Shutdown and backlog".
+        max_pending: captured epochs that may wait to be rendered; when one more arrives the oldest waiting one is
+            skipped (saved; ``render`` draws it); ``None``: no bound, every epoch is drawn. docs/reliability.md.
         label_issues: record every labelled validation token's gold probability each validation and write the
             ranked ``label_issues.csv`` (docs/label-issues.md); an int bounds the tokens (``True``: 1,000,000).
         train_dynamics: also record the training batches' tokens (Dataset Cartography's setting) and write

@@ -162,28 +162,43 @@ def test_an_exception_stops_rendering_within_the_grace_and_names_the_command(tmp
 
 
 class Backlog(Callback):
-    """At each validation start: captured epochs not yet logged by the sink (the backlog training runs ahead of)."""
+    """At each validation start: captured epochs neither logged by the sink nor skipped (the backlog training runs
+    ahead of)."""
 
-    def __init__(self, sink: RecordingSink) -> None:
-        self.sink, self.seen = sink, []
+    def __init__(self, sink: RecordingSink, drift: EmbeddingDriftCallback) -> None:
+        self.sink, self.drift, self.seen = sink, drift, []
 
     def on_validation_epoch_start(self, trainer, pl_module) -> None:
-        self.seen.append(trainer.current_epoch - len(self.sink.epochs))
+        skipped = len(self.drift._run.render.catch_up.skipped)
+        self.seen.append(trainer.current_epoch - len(self.sink.epochs) - skipped)
 
 
 @pytest.mark.parametrize("max_pending", [1, None])
-def test_max_pending_makes_training_wait_for_rendering_and_every_epoch_is_rendered(fit_with_callback, max_pending):
+def test_max_pending_skips_the_oldest_waiting_epoch_to_catch_up_and_none_draws_every_epoch(fit_with_callback,
+                                                                                           max_pending, tmp_path):
     sink = SlowSink(0.4)
-    probe = Backlog(sink)
+    callback = EmbeddingDriftCallback(sinks=[sink], background="thread", max_pending=max_pending, max_tokens=60,
+                                      label_names=LABEL_NAMES)
+    probe = Backlog(sink, callback)
     with pytest.warns() as record:
-        fit_with_callback(epochs=7, sinks=[sink], background="thread", max_pending=max_pending, callbacks=[probe])
-    assert sink.epochs == list(range(7))  # every epoch, in order: the end of fit waited for the rest
-    warned = [str(w.message) for w in record if "captured epochs already wait" in str(w.message)]
+        fit_with_callback(callback, epochs=7, callbacks=[probe])
+    warned = [str(w.message) for w in record if "lightning-ner-viz" in str(w.message)]
+    skipped = [int(name.split("-")[0].split("=")[1]) for name in callback.state_dict()["renderer"]["skipped"]]
+    assert _snapshot_epochs(tmp_path) == list(range(7))  # every captured epoch is on disk
     if max_pending is None:
-        assert max(probe.seen) >= 5 and not warned  # training ran ahead; the end of fit waits for all of it
-    else:  # the one being rendered, max_pending queued, one held while training waits
-        assert max(probe.seen) <= max_pending + 2, probe.seen
-        assert len(warned) == 1 and "max_pending=1" in warned[0] and "max_pending=None" in warned[0]
+        assert sink.epochs == list(range(7)) and not skipped and not warned  # the end of fit waited for all
+        assert max(probe.seen) >= 5  # training ran ahead
+        return
+    assert skipped and sorted(sink.epochs + skipped) == list(range(7)), (sink.epochs, skipped)
+    assert sink.epochs == sorted(sink.epochs) and sink.epochs[0] == 0 and sink.epochs[-1] == 6  # the newest is drawn
+    assert max(probe.seen) <= max_pending + 2, probe.seen  # the one drawn, max_pending waiting, the one captured
+    # the end of fit lists every skipped epoch with the command that draws them (warned on the training thread; the
+    # warning at the first skip comes from the capture thread, where a catch_warnings of the main thread may hide it)
+    (summary,) = [w for w in warned if "were skipped to catch up" in w]
+    assert all(f"epoch {e} " in summary for e in skipped) and f"lightning-ner-viz render {tmp_path / 'ner_viz'}" in summary
+    assert all("skipped to catch up" in w or "captured epochs already wait" in w for w in warned), warned
+    # a resume would not draw the skipped epochs again: they are listed, not "captured but never rendered"
+    assert set(callback.state_dict()["captured_epochs"]) == set(range(7))
 
 
 def test_max_pending_is_checked_at_construction():

@@ -32,10 +32,11 @@ class RenderLag:
             if since is not None:
                 self.seconds[name] = time.monotonic() - since
 
-    def forget(self, name: str) -> None:
-        """The snapshot ``name`` will not be rendered now (a shutdown left it on disk)."""
+    def forget(self, name: str) -> float:
+        """The snapshot ``name`` will not be rendered now (skipped, or left on disk by a shutdown); how long it waited."""
         with self._lock:
-            self._since.pop(name, None)
+            since = self._since.pop(name, None)
+        return 0.0 if since is None else time.monotonic() - since
 
     def status(self) -> str:
         """For the progress bar: the oldest waiting snapshot and how long it has waited ("" when none waits)."""

@@ -7,27 +7,21 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from lightning_ner_viz.runtime.claims import claim_outputs
 from lightning_ner_viz.runtime.jobs import JobRunner
 from lightning_ner_viz.runtime.shutdown import (
-    DEFAULT_MAX_PENDING, GRACE_SECONDS, IN_FLIGHT_SECONDS, backpressure_message, sigterm_deferred, quietly,
-    sigterm_flag, warn_unrendered,
+    DEFAULT_MAX_PENDING, GRACE_SECONDS, IN_FLIGHT_SECONDS, backpressure_message, quietly, render_commands,
+    sigterm_deferred, warn_unrendered,
 )
 from lightning_ner_viz._warnings import warn
+from lightning_ner_viz.projection.catch_up import CatchUp, skip_message, skipped_message
 from lightning_ner_viz.projection.lag import RenderLag
-from lightning_ner_viz.projection.placement import Background, projection_place, runs_in_background
 from lightning_ner_viz.projection.process import ProjectionAbandoned, abandon
 from lightning_ner_viz.keys import key_from_name, ordered_names
 from lightning_ner_viz.projection.renderer import Renderer, legacy_names
-from lightning_ner_viz.sinks.base import Sink
-from lightning_ner_viz.sinks.registry import resolve_sinks, restore_sink_states, setup_sinks
 from lightning_ner_viz.snapshot import Snapshot
 from lightning_ner_viz.store import SnapshotStore
-
-if TYPE_CHECKING:
-    import lightning.pytorch as pl
 
 Assemble = Callable[[Any], Snapshot]
 """Builds an epoch's Snapshot from the capture's gathered rows (plain arrays)."""
@@ -38,6 +32,7 @@ class _Captured:
     """One captured epoch on its way: the gathered rows, then its Snapshot once built and saved."""
 
     gathered: Any
+    name: str
     snapshot: Snapshot | None = None
     saved: bool = False
 
@@ -70,6 +65,7 @@ class RenderPipeline:
         self.max_pending = max_pending
         self.waited_seconds = 0.0  # how long submit blocked in all (training waiting for rendering)
         self.lag = RenderLag()  # per snapshot: captured -> logged
+        self.catch_up = CatchUp()  # snapshots skipped when the pictures fell behind
         self._assemble = assemble
         self._jobs = JobRunner("ner-viz-render", max_pending=max_pending, enabled=in_background)
         self._stop_requested = stop_requested or (lambda: False)
@@ -79,27 +75,6 @@ class RenderPipeline:
         self._outstanding: list[str] = []  # snapshots (names) handed over and not rendered yet, in order
         self._warned_backpressure = False
         self.prepare()
-
-    @classmethod
-    def for_trainer(cls, trainer: pl.Trainer, store: SnapshotStore, assemble: Assemble, *,
-                    sinks: Sink | Sequence[Sink] | str | None, sink_states: Any, reducer: Any, n_components: int,
-                    seed: int, frame: str, background: Background, strict: bool | None,
-                    max_pending: int | None = DEFAULT_MAX_PENDING, owner: object = None) -> RenderPipeline:
-        """Resolve and set up the sinks (restoring their saved state), then build the pipeline (stopped by SIGTERM).
-
-        ``owner`` (the callback) claims the snapshot root and the sinks' files for ``trainer``: another
-        callback, or another sink, that would write one of them is refused here, before training.
-        """
-        resolved = resolve_sinks(sinks, trainer)
-        restore_sink_states(resolved, sink_states)
-        resolved = setup_sinks(resolved, trainer, store.root, strict=strict)  # unusable targets raise (or warn)
-        name = getattr(owner, "state_key", None) or repr(owner)
-        claim_outputs(trainer, owner, [(f"the snapshots of {name}", store.root),
-                                       *((f"{sink!r} (of {name})", sink.output_path) for sink in resolved)])
-        renderer = Renderer(reducer, n_components, seed, resolved, bool(strict), frame, store,
-                            place=projection_place(background, trainer.world_size))
-        return cls(renderer, store, assemble, in_background=runs_in_background(background), strict=bool(strict),
-                   max_pending=max_pending, stop_requested=sigterm_flag(trainer))
 
     def prepare(self) -> None:
         """Have the rendering thread start and warm up the projector child now, while the model trains (every setup)."""
@@ -116,7 +91,7 @@ class RenderPipeline:
 
         Blocks while ``max_pending`` epochs wait (training waits; warned once), unless the run is stopping.
         """
-        captured = _Captured(gathered)
+        captured = _Captured(gathered, gathered.name)
         self.lag.handed_over(gathered.name)
         with self._lock:
             self._outstanding.append(gathered.name)
@@ -126,6 +101,8 @@ class RenderPipeline:
             if self.strict:
                 raise
             # not raised on the capture's side: the rendering job builds it again and reports the error
+        if self._jobs.full and not self.stopping:
+            self._catch_up()
         if self._jobs.full and not self.stopping and not self._warned_backpressure:
             self._warned_backpressure = True
             warn(backpressure_message(self.max_pending, gathered.name, self.renderer.projector.reducer))
@@ -134,6 +111,22 @@ class RenderPipeline:
         self.waited_seconds += time.monotonic() - started
         if not queued:
             quietly(self._save, captured, what="saving a captured epoch")
+
+    def _catch_up(self) -> None:
+        """Skip the oldest waiting fit snapshot (see :mod:`~lightning_ner_viz.projection.catch_up`); warn at the first."""
+        name = self.catch_up.skip_oldest(self._jobs, lambda job: job.args[0].name if job.fn == self._save_and_render
+                                         else None)
+        if name is None:
+            return
+        waited = self.lag.forget(name)
+        with self._lock, contextlib.suppress(ValueError):
+            self._outstanding.remove(name)
+        if len(self.catch_up.skipped) == 1:  # from the capture thread; the end of fit lists them all again
+            warn(skip_message(key_from_name(name).label, waited, str(self.store.root), self._commands()))
+
+    def _commands(self) -> list[str]:
+        p = self.renderer.projector
+        return render_commands(self.store, self.renderer.sinks, p.reducer, p.frame, p.n_components)
 
     def _save(self, captured: _Captured) -> Snapshot:
         """Build the epoch's Snapshot and save it, once, whichever thread comes first."""
@@ -153,6 +146,7 @@ class RenderPipeline:
 
     def _rendered(self, name: str) -> None:
         self.lag.rendered(name)
+        self.catch_up.rendered += 1
         with self._lock, contextlib.suppress(ValueError):
             self._outstanding.remove(name)
 
@@ -199,7 +193,8 @@ class RenderPipeline:
         rendered = set(state.get("rendered", legacy_names(state.get("rendered_epochs", [])) or captured))
         logged = set(state.get("logged", legacy_names(state.get("logged_epochs", [])) or rendered))
         redo: list[str] = []  # a render state is written once a sink logged the snapshot
-        for name in ordered_names(set(captured) - rendered):
+        self.catch_up.skipped = list(state.pop("skipped", self.catch_up.skipped))  # not rendered again
+        for name in ordered_names(set(captured) - rendered - set(self.catch_up.skipped)):
             saved = self.store.read_render_state(name)
             if saved is not None and not redo:
                 state.update(saved)
@@ -222,8 +217,8 @@ class RenderPipeline:
         return None if first is None else self.store.load(first).token_id.tolist()
 
     def state_dict(self) -> dict[str, Any]:
-        """The frames' state after the last rendered epoch and the rendered epochs (never waits)."""
-        return self.renderer.state_dict()
+        """The frames' state after the last rendered epoch, the rendered epochs and the skipped ones (never waits)."""
+        return {**self.renderer.state_dict(), "skipped": list(self.catch_up.skipped)}
 
     def wait(self, progress: bool = False) -> None:
         """Block until the queued epochs are rendered (their errors stay queued for :meth:`report_errors`)."""
@@ -243,6 +238,9 @@ class RenderPipeline:
                 return
             try:
                 self.report_errors()
+                if self.catch_up.this_fit:
+                    warn(skipped_message([key_from_name(n).label for n in self.catch_up.this_fit],
+                                         str(self.store.root), self._commands()))
             finally:
                 self._jobs.close()
                 self.renderer.close()
@@ -294,6 +292,7 @@ class RenderPipeline:
     def _reset(self) -> None:
         """Ready for another fit with the same pipeline."""
         self._stopped_at, self._dropping = None, False
+        self.catch_up.new_fit()
         with self._lock:
             for name in self._outstanding:
                 self.lag.forget(name)

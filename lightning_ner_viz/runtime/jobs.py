@@ -145,6 +145,21 @@ class JobRunner:
         with self._queue.mutex:
             return [job for job in self._queue.queue if job is not _STOP]
 
+    def withdraw(self, which: Callable[[Job], bool]) -> Job | None:
+        """Take the oldest waiting job that ``which`` accepts off the queue, unrun (``None`` when none does)."""
+        with self._queue.mutex:
+            job = next((j for j in self._queue.queue if j is not _STOP and which(j)), None)
+            if job is None:
+                return None
+            self._queue.queue.remove(job)
+            self._queue.unfinished_tasks -= 1
+            if not self._queue.unfinished_tasks:
+                self._queue.all_tasks_done.notify_all()
+            self._queue.not_full.notify()
+        with self._lock:
+            self._pending -= 1
+        return job
+
     def drain(self) -> list[Job]:
         """Take every job that has not started off the queue, oldest first: they will not run."""
         taken: list[Job] = []

@@ -4,9 +4,11 @@ Two situations, one rule each (docs/reliability.md, "Shutdown and backlog"):
 
 - **During training**, every captured epoch is saved as a snapshot as soon as it is captured,
   and at most ``max_pending`` of them wait behind the one being rendered. When one more
-  arrives, training waits until the oldest is rendered (backpressure), so every epoch is
-  still rendered, in order, and the end of ``fit`` waits for at most ``max_pending + 2``
-  epochs (the one being rendered, those waiting, and the last one).
+  arrives, the oldest waiting fit epoch is skipped (:mod:`~lightning_ner_viz.projection.catch_up`:
+  it stays on disk, and ``lightning-ner-viz render`` draws it), so training does not wait and
+  the end of ``fit`` waits for at most the epoch being rendered and ``max_pending`` more.
+  Until the fit's first epoch is rendered (the projector is still starting) training waits
+  instead (backpressure).
 - **When training stops early** (SIGTERM, an exception, a teardown after a failure, or a
   SIGTERM while the end of ``fit`` waits for the backlog: see :func:`sigterm_deferred`),
   rendering goes on for at most :data:`GRACE_SECONDS`. Then the epochs still waiting are
@@ -36,8 +38,8 @@ if TYPE_CHECKING:
     from lightning_ner_viz.sinks.base import Sink
     from lightning_ner_viz.store import SnapshotStore
 
-DEFAULT_MAX_PENDING = 2
-"""Captured epochs that may wait behind the one being rendered before training waits."""
+DEFAULT_MAX_PENDING = 1
+"""Captured epochs that may wait behind the one being rendered; one more skips the oldest (see above)."""
 
 GRACE_SECONDS = 2.0
 """How long rendering goes on normally after training stopped early, before the rest is left on disk."""
@@ -165,9 +167,9 @@ def sigterm_flag(trainer: pl.Trainer) -> Callable[[], bool]:
 def backpressure_message(max_pending: int | None, name: str, reducer: object) -> str:
     """The warning given once, when training first waits for the rendering (``name``: the waiting snapshot)."""
     reducer_name = repr(reducer) if isinstance(reducer, str) else type(reducer).__name__
-    return (f"lightning-ner-viz: {max_pending} captured epochs already wait to be rendered (max_pending={max_pending}), "
-            f"so training waits before {name} joins them: rendering an epoch (reducer {reducer_name}) takes longer "
-            "than training one. Every epoch is still rendered, in order. To wait less: render fewer epochs "
+    return (f"lightning-ner-viz: {max_pending} captured epochs already wait to be rendered (max_pending={max_pending}) "
+            "and none may be skipped yet (no epoch of this fit is drawn yet, or they are validate() snapshots), so "
+            f"training waits before {name} joins them (reducer {reducer_name}). To wait less: render fewer epochs "
             f"(every_n_epochs, every_n_val_runs) or points (max_tokens), {'' if reducer == 'pca' else 'use reducer=pca, '}"
             "or pass max_pending=None "
             "(training never waits; the end of fit waits for the whole backlog instead).")

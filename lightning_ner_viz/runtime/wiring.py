@@ -11,7 +11,11 @@ from lightning_ner_viz.capture.session import ValidationCapture
 from lightning_ner_viz.capture.train_dynamics import TrainingDynamics
 from lightning_ner_viz.projection.frame_names import resolve_frame
 from lightning_ner_viz.projection.pipeline import RenderPipeline
-from lightning_ner_viz.projection.placement import runs_in_background
+from lightning_ner_viz.projection.placement import projection_place, runs_in_background
+from lightning_ner_viz.projection.renderer import Renderer
+from lightning_ner_viz.runtime.claims import claim_outputs
+from lightning_ner_viz.runtime.shutdown import sigterm_flag
+from lightning_ner_viz.sinks.registry import resolve_sinks, restore_sink_states, setup_sinks
 from lightning_ner_viz.store import DEFAULT_SUBDIR, SnapshotStore
 
 if TYPE_CHECKING:
@@ -43,11 +47,21 @@ def snapshot_store(cb: EmbeddingDriftCallback, trainer: pl.Trainer) -> SnapshotS
 
 def render_for(cb: EmbeddingDriftCallback, trainer: pl.Trainer, store: SnapshotStore,
                capture: ValidationCapture, sink_states: Any) -> RenderPipeline:
-    """Rank zero's rendering: sinks resolved, checked and claimed for ``trainer``; the frame resolved."""
-    return RenderPipeline.for_trainer(
-        trainer, store, capture.snapshot_builder(), sinks=cb.sinks, reducer=cb.reducer,
-        frame=resolve_frame(cb.frame, cb.reducer), sink_states=sink_states, n_components=cb.n_components,
-        seed=cb.seed, background=cb.background, strict=cb.strict, max_pending=cb.max_pending, owner=cb)
+    """Rank zero's rendering: the sinks resolved, set up (with their saved state), checked and claimed for
+    ``trainer``; the frame resolved; the pipeline stopped by SIGTERM.
+
+    The callback claims the snapshot root and the sinks' files for ``trainer``: another callback, or another
+    sink, that would write one of them is refused here, before training.
+    """
+    resolved = resolve_sinks(cb.sinks, trainer)
+    restore_sink_states(resolved, sink_states)
+    resolved = setup_sinks(resolved, trainer, store.root, strict=cb.strict)  # unusable targets raise (or warn)
+    claim_outputs(trainer, cb, [(f"the snapshots of {cb.state_key}", store.root),
+                                *((f"{sink!r} (of {cb.state_key})", sink.output_path) for sink in resolved)])
+    renderer = Renderer(cb.reducer, cb.n_components, cb.seed, resolved, bool(cb.strict),
+                        resolve_frame(cb.frame, cb.reducer), store, place=projection_place(cb.background, trainer.world_size))
+    return RenderPipeline(renderer, store, capture.snapshot_builder(), in_background=runs_in_background(cb.background),
+                          strict=bool(cb.strict), max_pending=cb.max_pending, stop_requested=sigterm_flag(trainer))
 
 
 def training_dynamics_for(cb: EmbeddingDriftCallback, trainer: pl.Trainer) -> TrainingDynamics | None:
