@@ -29,11 +29,13 @@ from lightning_ner_viz import (
     load_snapshots,
 )
 from lightning_ner_viz.demo.data import LABEL_NAMES
+from lightning_ner_viz.keys import SnapshotKey
+from lightning_ner_viz.projection.pipeline import RenderPipeline
 from lightning_ner_viz.projection.process import ProjectionAbandoned, abandon
 from lightning_ner_viz.projection.renderer import Renderer
 from lightning_ner_viz.runtime.shutdown import GRACE_SECONDS, sigterm_deferred
 from lightning_ner_viz.sinks.html import read_payload
-from lightning_ner_viz.store import RENDER_STATE, epoch_of
+from lightning_ner_viz.store import RENDER_STATE, SnapshotStore, epoch_of
 
 TESTS = Path(__file__).resolve().parent
 CLI = Path(sys.executable).parent / "lightning-ner-viz"
@@ -76,8 +78,9 @@ def _rendered_epochs(root: Path) -> list[int]:
 
 def test_sigterm_mid_training_stops_in_seconds_keeps_valid_files_and_the_command_renders_the_rest(tmp_path):
     root = tmp_path / "run"
-    # each epoch takes ~1 s to render (3 reducer fits of 0.3 s) and ~0.2 s to train: training waits (max_pending=2)
-    proc = _fit_in_subprocess(root, "--epochs", "20", "--delay", "0.3", "--train-seconds", "0.1")
+    # each epoch takes ~1 s to render (3 reducer fits of 0.3 s) and ~0.6 s to train: the pictures fall behind, and
+    # once the first is drawn, waiting epochs are skipped to catch up (max_pending=1)
+    proc = _fit_in_subprocess(root, "--epochs", "20", "--delay", "0.3", "--train-seconds", "0.5")
     validated: list[int] = []
     assert proc.stdout is not None
     for line in proc.stdout:
@@ -89,7 +92,7 @@ def test_sigterm_mid_training_stops_in_seconds_keeps_valid_files_and_the_command
 
     assert seconds < GRACE_SECONDS + 4, stderr[-3000:]  # measured: about 2.5 s
     rendered = _rendered_epochs(root)
-    assert rendered and rendered == list(range(len(rendered)))
+    assert rendered and rendered[0] == 0  # in order, maybe with epochs skipped to catch up
     assert [r["epoch"] for r in read_rrd(root / "emb.rrd")["/embeddings/hidden"]] == rendered  # a valid recording
     html = read_payload(root / "emb.html")
     assert html["final"] is True and [e["epoch"] for e in html["epochs"]] == rendered  # closed properly
@@ -167,9 +170,12 @@ class Backlog(Callback):
 
     def __init__(self, sink: RecordingSink, drift: EmbeddingDriftCallback) -> None:
         self.sink, self.drift, self.seen = sink, drift, []
+        self.first_drawn: int | None = None  # the index in seen of the first validation after an epoch was drawn
 
     def on_validation_epoch_start(self, trainer, pl_module) -> None:
         skipped = len(self.drift._run.render.catch_up.skipped)
+        if self.sink.epochs and self.first_drawn is None:
+            self.first_drawn = len(self.seen)
         self.seen.append(trainer.current_epoch - len(self.sink.epochs) - skipped)
 
 
@@ -191,7 +197,8 @@ def test_max_pending_skips_the_oldest_waiting_epoch_to_catch_up_and_none_draws_e
         return
     assert skipped and sorted(sink.epochs + skipped) == list(range(7)), (sink.epochs, skipped)
     assert sink.epochs == sorted(sink.epochs) and sink.epochs[0] == 0 and sink.epochs[-1] == 6  # the newest is drawn
-    assert max(probe.seen) <= max_pending + 2, probe.seen  # the one drawn, max_pending waiting, the one captured
+    drawn_since = probe.seen[probe.first_drawn:]  # nothing is skipped before the first epoch is drawn
+    assert drawn_since and max(drawn_since) <= max_pending + 2, probe.seen  # drawn, max_pending waiting, captured
     # the end of fit lists every skipped epoch with the command that draws them (warned on the training thread; the
     # warning at the first skip comes from the capture thread, where a catch_warnings of the main thread may hide it)
     (summary,) = [w for w in warned if "were skipped to catch up" in w]
@@ -302,3 +309,31 @@ def test_kill_9_of_the_trainer_takes_the_projector_child_with_it_within_2_s(tmp_
             proc.kill()
     assert gone_after < 2.0, f"the projector child outlived a killed trainer by {gone_after:.1f} s"
     assert _snapshot_epochs(tmp_path)[:1] == [0]  # the captured epoch was saved before it was projected
+
+
+class _Gathered:
+    """What the capture hands the pipeline: here, a ready Snapshot under its name."""
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        self.snapshot, self.name = snapshot, snapshot.key.name
+
+
+def test_catch_up_skips_only_an_epoch_that_waited_through_another_epochs_start(tmp_path):
+    gate = threading.Event()
+    sink = RecordingSink(gate=gate)
+    renderer = Renderer("pca", 2, 0, [sink], store=SnapshotStore(tmp_path))
+    pipeline = RenderPipeline(renderer, SnapshotStore(tmp_path), lambda g: g.snapshot, in_background=True,
+                              strict=True, max_pending=1)
+    pipeline.catch_up.rendered = 1  # as after this run's first drawn epoch
+    pipeline.submit(_Gathered(_snapshot(0)))  # drawn at once: the sink holds it at the gate
+    deadline = time.monotonic() + 30
+    while pipeline._jobs.waiting and time.monotonic() < deadline:
+        time.sleep(0.01)
+    for epoch in (1, 2, 3):  # all three arrive while epoch 0 is drawn: none waited through another start yet
+        pipeline.submit(_Gathered(_snapshot(epoch)))
+    assert pipeline.catch_up.skipped == []
+    with pytest.warns(NerVizWarning, match="skipped to catch up"):
+        gate.set()  # epoch 1 starts: 2 and 3 waited through its start, so 2 (the oldest) goes, 3 stays
+        pipeline.close(progress=False)
+    assert sink.epochs == [0, 1, 3] and pipeline.catch_up.skipped == [SnapshotKey("fit", 2, 2).name]
+    assert [s.epoch for s in load_snapshots(tmp_path)] == [0, 1, 2, 3]  # the skipped one is on disk

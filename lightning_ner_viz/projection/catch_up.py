@@ -1,12 +1,14 @@
 """Catching up: when the pictures fall behind training, the oldest waiting epoch is skipped; training never waits.
 
-The rule (docs/reliability.md, "Shutdown and backlog"): when ``max_pending`` captured
-snapshots already wait to be rendered and another arrives, the oldest waiting *fit* snapshot
-is taken off the queue. It is saved already, so nothing is lost: ``lightning-ner-viz render``
-draws every epoch, and a resumed run does not render it again. Before this fit has rendered
-its first snapshot the wait is the projector's start (its boot and warm-up), not a slow
-projection, so then training waits instead, as it did before this rule. Snapshots of
-``trainer.validate()`` are never skipped.
+The rule (docs/reliability.md, "Shutdown and backlog"): while more than ``max_pending``
+captured snapshots wait to be rendered, the oldest waiting *fit* snapshot that already waited
+through the start of another snapshot's rendering is taken off the queue (checked when a
+snapshot arrives and when a rendering starts; an epoch that arrived just as the one before it
+finished is not skipped). It is saved already, so nothing is lost: ``lightning-ner-viz render``
+draws every epoch, and a resumed run does not render it again. Before this run (``fit`` or
+``validate``) has rendered its first snapshot nothing is skipped: that wait is the projector's
+start (its boot and warm-up), not a slow projection. Snapshots of ``trainer.validate()`` are
+never skipped. Training never waits for the pictures.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ class CatchUp:
         self.rendered = 0
 
     def new_fit(self) -> None:
-        """A fit ended: the next one starts counting again (and may not skip before it rendered a snapshot)."""
+        """A run (``fit``, ``validate``) starts or ends: count again; nothing is skipped before it rendered a snapshot."""
         self.this_fit, self.rendered = [], 0
 
     def skip_oldest(self, jobs: JobRunner, snapshot_of: Callable[[Job], str | None]) -> str | None:

@@ -6,13 +6,13 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from lightning_ner_viz.runtime.jobs import JobRunner
 from lightning_ner_viz.runtime.shutdown import (
-    DEFAULT_MAX_PENDING, GRACE_SECONDS, IN_FLIGHT_SECONDS, backpressure_message, quietly, render_commands,
-    sigterm_deferred, warn_unrendered,
+    DEFAULT_MAX_PENDING, GRACE_SECONDS, IN_FLIGHT_SECONDS, quietly, render_commands, sigterm_deferred,
+    warn_unrendered,
 )
 from lightning_ner_viz._warnings import warn
 from lightning_ner_viz.projection.catch_up import CatchUp, skip_message, skipped_message
@@ -35,6 +35,7 @@ class _Captured:
     name: str
     snapshot: Snapshot | None = None
     saved: bool = False
+    queued_at: float = field(default_factory=time.monotonic)
 
 
 class RenderPipeline:
@@ -52,7 +53,8 @@ class RenderPipeline:
         assemble: turns the capture's gathered rows into a Snapshot.
         in_background: render in a background thread (``False``: on the caller's thread).
         strict: raise errors instead of warning.
-        max_pending: epochs that may wait behind the one being rendered before :meth:`submit` blocks (``None``: no bound).
+        max_pending: epochs that may wait behind the one being rendered; past it the oldest waiting fit epoch is
+            skipped, once this run drew one (``None``: no bound, every epoch is drawn).
         stop_requested: polled while blocked; true once the run must stop (Lightning received SIGTERM).
     """
 
@@ -63,21 +65,21 @@ class RenderPipeline:
         self.store = store
         self.strict = strict
         self.max_pending = max_pending
-        self.waited_seconds = 0.0  # how long submit blocked in all (training waiting for rendering)
         self.lag = RenderLag()  # per snapshot: captured -> logged
         self.catch_up = CatchUp()  # snapshots skipped when the pictures fell behind
+        self._render_started = float("-inf")  # when the latest epoch's rendering started (monotonic)
         self._assemble = assemble
-        self._jobs = JobRunner("ner-viz-render", max_pending=max_pending, enabled=in_background)
+        self._jobs = JobRunner("ner-viz-render", enabled=in_background)  # unbounded: _catch_up bounds what waits
         self._stop_requested = stop_requested or (lambda: False)
         self._stopped_at: float | None = None  # when training stopped early (monotonic)
         self._dropping = False  # past the grace: epochs are saved, not rendered
         self._lock = threading.Lock()  # one save at a time; guards _outstanding
         self._outstanding: list[str] = []  # snapshots (names) handed over and not rendered yet, in order
-        self._warned_backpressure = False
         self.prepare()
 
     def prepare(self) -> None:
         """Have the rendering thread start and warm up the projector child now, while the model trains (every setup)."""
+        self.catch_up.new_fit()  # nothing is skipped before this run's first snapshot is drawn
         if self._jobs.enabled and self.renderer.place == "process":
             self._jobs.submit(self.renderer.prepare)
 
@@ -89,7 +91,7 @@ class RenderPipeline:
     def submit(self, gathered: Any) -> None:
         """Save the epoch's Snapshot here and now (so a killed process loses nothing), then queue its rendering.
 
-        Blocks while ``max_pending`` epochs wait (training waits; warned once), unless the run is stopping.
+        Never blocks: past ``max_pending`` waiting epochs the oldest waiting fit epoch is skipped (:meth:`_catch_up`).
         """
         captured = _Captured(gathered, gathered.name)
         self.lag.handed_over(gathered.name)
@@ -101,28 +103,25 @@ class RenderPipeline:
             if self.strict:
                 raise
             # not raised on the capture's side: the rendering job builds it again and reports the error
-        if self._jobs.full and not self.stopping:
-            self._catch_up()
-        if self._jobs.full and not self.stopping and not self._warned_backpressure:
-            self._warned_backpressure = True
-            warn(backpressure_message(self.max_pending, gathered.name, self.renderer.projector.reducer))
-        started = time.monotonic()
-        queued = self._jobs.submit(self._save_and_render, captured, stop=lambda: self.stopping)
-        self.waited_seconds += time.monotonic() - started
-        if not queued:
-            quietly(self._save, captured, what="saving a captured epoch")
+        self._jobs.submit(self._save_and_render, captured)
+        self._catch_up()
 
     def _catch_up(self) -> None:
-        """Skip the oldest waiting fit snapshot (see :mod:`~lightning_ner_viz.projection.catch_up`); warn at the first."""
-        name = self.catch_up.skip_oldest(self._jobs, lambda job: job.args[0].name if job.fn == self._save_and_render
-                                         else None)
-        if name is None:
-            return
-        waited = self.lag.forget(name)
-        with self._lock, contextlib.suppress(ValueError):
-            self._outstanding.remove(name)
-        if len(self.catch_up.skipped) == 1:  # from the capture thread; the end of fit lists them all again
-            warn(skip_message(key_from_name(name).label, waited, str(self.store.root), self._commands()))
+        """While more than ``max_pending`` epochs wait, skip the oldest skippable one (see :mod:`.catch_up`)."""
+        while self.max_pending is not None and self._jobs.waiting > self.max_pending and not self.stopping:
+            name = self.catch_up.skip_oldest(self._jobs, self._skippable)
+            if name is None:
+                return
+            waited = self.lag.forget(name)
+            with self._lock, contextlib.suppress(ValueError):
+                self._outstanding.remove(name)
+            if len(self.catch_up.skipped) == 1:  # from the capture thread; the end of fit lists them all again
+                warn(skip_message(key_from_name(name).label, waited, str(self.store.root), self._commands()))
+
+    def _skippable(self, job: Any) -> str | None:
+        """The snapshot a queued job renders, if it waited through the start of another epoch's rendering."""
+        ok = job.fn == self._save_and_render and job.args[0].queued_at < self._render_started
+        return job.args[0].name if ok else None
 
     def _commands(self) -> list[str]:
         p = self.renderer.projector
@@ -151,6 +150,8 @@ class RenderPipeline:
             self._outstanding.remove(name)
 
     def _save_and_render(self, captured: _Captured) -> None:
+        self._render_started = time.monotonic()
+        self._catch_up()  # those still waiting behind this one and a newer one go
         snapshot = self._save(captured)
         if self._dropping:  # a shutdown past its grace: the snapshot stays on disk
             return

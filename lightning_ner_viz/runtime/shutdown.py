@@ -7,8 +7,8 @@ Two situations, one rule each (docs/reliability.md, "Shutdown and backlog"):
   arrives, the oldest waiting fit epoch is skipped (:mod:`~lightning_ner_viz.projection.catch_up`:
   it stays on disk, and ``lightning-ner-viz render`` draws it), so training does not wait and
   the end of ``fit`` waits for at most the epoch being rendered and ``max_pending`` more.
-  Until the fit's first epoch is rendered (the projector is still starting) training waits
-  instead (backpressure).
+  Nothing is skipped before the run's first epoch is drawn (the projector is still starting),
+  nor snapshots of ``trainer.validate()``. Training never waits for the pictures.
 - **When training stops early** (SIGTERM, an exception, a teardown after a failure, or a
   SIGTERM while the end of ``fit`` waits for the backlog: see :func:`sigterm_deferred`),
   rendering goes on for at most :data:`GRACE_SECONDS`. Then the epochs still waiting are
@@ -162,17 +162,6 @@ def sigterm_flag(trainer: pl.Trainer) -> Callable[[], bool]:
     """Whether Lightning's SIGTERM handler ran for ``trainer`` (it sets ``received_sigterm``; we only read it)."""
     ref = weakref.ref(trainer)
     return lambda: bool(getattr(ref(), "received_sigterm", False))
-
-
-def backpressure_message(max_pending: int | None, name: str, reducer: object) -> str:
-    """The warning given once, when training first waits for the rendering (``name``: the waiting snapshot)."""
-    reducer_name = repr(reducer) if isinstance(reducer, str) else type(reducer).__name__
-    return (f"lightning-ner-viz: {max_pending} captured epochs already wait to be rendered (max_pending={max_pending}) "
-            "and none may be skipped yet (no epoch of this fit is drawn yet, or they are validate() snapshots), so "
-            f"training waits before {name} joins them (reducer {reducer_name}). To wait less: render fewer epochs "
-            f"(every_n_epochs, every_n_val_runs) or points (max_tokens), {'' if reducer == 'pca' else 'use reducer=pca, '}"
-            "or pass max_pending=None "
-            "(training never waits; the end of fit waits for the whole backlog instead).")
 
 
 def unrendered_message(reason: str, seconds: float, root: str, *, on_disk: Sequence[str], lost: Sequence[str],
