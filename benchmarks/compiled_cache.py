@@ -3,7 +3,7 @@
 Each row is a fresh Python process (``--child``) with its own ``NUMBA_CACHE_DIR``, so "empty" is a machine's
 first run and "filled" every later one. ``LIGHTNING_NER_VIZ_NUMBA_CACHE=0`` turns the package's caching off
 (umap-learn as shipped: pynndescent caches its own code, umap-learn one function). Timed in the child:
-``import umap``; the first ``UMAPReducer`` fit (2,000 tokens x 256 features, spectral start, 500 optimisation
+``import umap``; the first ``UMAPReducer`` fit (2,000 tokens x 256 features, spectral start, 200 optimisation
 epochs: the callback's first epoch); a warm refit from that layout (50 epochs: every later epoch); and
 :func:`~lightning_ner_viz.projection.warm_up.warm_up` of a UMAP projector, which the projector child runs at
 ``setup`` (measured in another fresh process after the fits, so its own cost shows).
@@ -86,9 +86,11 @@ def main() -> list[str]:
     header = ["disk cache of umap's code", "cache before the run", "import umap", "first fit (2,000 tokens)",
               "warm refit", "projector warm-up (next process)", "whole process", "cache size after"]
     notes = ["Fresh processes, one thread each as the projector child uses; 2,000 random 256-wide vectors, "
-             "3 components. The first fit is 500 optimisation epochs of real work (about 1.8 s here) plus what numba "
-             "compiles or loads; the warm refit is 50 epochs. \"empty\" is a machine's first run, \"filled\" every "
-             f"later one; load {C.loadavg()}."]
+             "3 components. The first fit is 200 optimisation epochs from the spectral start (about 0.7 s of real work "
+             "here) plus what numba compiles or loads; the warm refit is 50 epochs. \"empty\" is a machine's first "
+             "run, \"filled\" every later one. The warm-up column is a second fresh process started after the fits' "
+             f"process, so it finds the cache that process left (filled, with the package's cache on); load "
+             f"{C.loadavg()}."]
     return [C.emit("compiled-cache", C.table(header, rows), "python benchmarks/compiled_cache.py", notes)]
 
 

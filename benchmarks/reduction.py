@@ -251,8 +251,9 @@ def main(argv: list[str] | None = None) -> list[str]:
         C.table(["first call in a fresh process", "time"], [[k, C.fmt_s(v)] for k, v in jit.items()]),
         cmd,
         ["UMAP's numba code compiles on the first fit in each process, and again the first time there "
-         "are 4,096 points or more (nearest-neighbour descent). The callback pays this once per training "
-         "process, in its pooled projector child process."],
+         "are 4,096 points or more (nearest-neighbour descent). Since the package caches umap-learn's code on "
+         "disk (docs/performance.md, section 5), a new process loads it instead, except the two NN-descent "
+         "functions numba cannot cache; the projector child loads it at setup, while the model trains."],
     )]
     pres = ["PCA-50"] if args.quick else ["PCA-50", "none"]
     rows, found = bench(sizes, cap, ["pca", "umap", "tsne"], pres)
