@@ -95,5 +95,9 @@ def test_render_lag_times_each_snapshot_and_names_the_oldest_waiting():
     lag.rendered(first)
     assert lag.seconds[first] >= 0.05
     assert lag.status().startswith("epoch 1 · step 20 ")
+    with lag.while_starting():
+        assert lag.status().startswith("projector starting, epoch 1 · step 20 ")
     lag.forget(second)
     assert lag.status() == "" and list(lag.seconds) == [first]
+    with lag.while_starting():
+        assert lag.status() == "projector starting"

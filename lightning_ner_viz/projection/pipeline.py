@@ -43,9 +43,8 @@ class RenderPipeline:
 
     A failing sink warns once and is dropped (see :class:`Renderer`); any other rendering error is reported on
     the training thread by :meth:`report_errors`: a warning, or raised with ``strict=True``. The snapshot is saved
-    before it is rendered, so nothing captured is lost: ``lightning-ner-viz render`` can draw it later.
-
-    The backlog is bounded and a shutdown takes seconds: see :mod:`lightning_ner_viz.runtime.shutdown`.
+    before it is rendered, so nothing captured is lost: ``lightning-ner-viz render`` can draw it later. The
+    backlog is bounded and a shutdown takes seconds: see :mod:`lightning_ner_viz.runtime.shutdown`.
 
     Args:
         renderer: projects and logs to the sinks.
@@ -61,10 +60,7 @@ class RenderPipeline:
     def __init__(self, renderer: Renderer, store: SnapshotStore, assemble: Assemble, *, in_background: bool,
                  strict: bool, max_pending: int | None = DEFAULT_MAX_PENDING,
                  stop_requested: Callable[[], bool] | None = None) -> None:
-        self.renderer = renderer
-        self.store = store
-        self.strict = strict
-        self.max_pending = max_pending
+        self.renderer, self.store, self.strict, self.max_pending = renderer, store, strict, max_pending
         self.lag = RenderLag()  # per snapshot: captured -> logged
         self.catch_up = CatchUp()  # snapshots skipped when the pictures fell behind
         self._render_started = float("-inf")  # when the latest epoch's rendering started (monotonic)
@@ -81,7 +77,11 @@ class RenderPipeline:
         """Have the rendering thread start and warm up the projector child now, while the model trains (every setup)."""
         self.catch_up.new_fit()  # nothing is skipped before this run's first snapshot is drawn
         if self._jobs.enabled and self.renderer.place == "process":
-            self._jobs.submit(self.renderer.prepare)
+            self._jobs.submit(self._prepare)
+
+    def _prepare(self) -> None:
+        with self.lag.while_starting():
+            self.renderer.prepare()
 
     @property
     def stopping(self) -> bool:
