@@ -60,8 +60,8 @@ PLAIN = "without"
 
 # --------------------------------------------------------------------------- one fit, in a fresh process
 
-def one_fit(variant: str, epochs: int, train_batches: int, val_sentences: int, sinks: str, model_name: str = MODEL
-            ) -> dict[str, Any]:
+def one_fit(variant: str, epochs: int, train_batches: int, val_sentences: int, sinks: str, model_name: str = MODEL,
+            child_threads: int | None = None) -> dict[str, Any]:
     """Fit once (``variant``: ``without`` or a reducer name); every time in seconds after fit start."""
     import lightning.pytorch as pl
     import torch
@@ -94,6 +94,8 @@ def one_fit(variant: str, epochs: int, train_batches: int, val_sentences: int, s
         def log_epoch(self, snapshot: Any, coords: dict[str, Any], metrics: dict[str, float]) -> None:
             marks["logged"].setdefault(str(snapshot.key.epoch), time.monotonic())
 
+    if child_threads:  # the projector child's threads (default: a quarter of the cores, at least 1)
+        process.default_threads = lambda: child_threads  # type: ignore[assignment]
     cls = process.ProjectorProcess
     init, start, project = cls.__init__, cls.start, cls.project
 
@@ -142,6 +144,8 @@ def one_fit(variant: str, epochs: int, train_batches: int, val_sentences: int, s
 def run_child(variant: str, args: argparse.Namespace) -> dict[str, Any]:
     cmd = [sys.executable, str(HERE), "--child", variant, "--epochs", str(args.epochs), "--train-batches",
            str(args.train_batches), "--val-sentences", str(args.val_sentences), "--sinks", args.sinks, "--model", args.model]
+    if args.child_threads:
+        cmd += ["--child-threads", str(args.child_threads)]
     if args.threads:
         cmd += ["--threads", str(args.threads)]
     res = subprocess.run(cmd, capture_output=True, text=True, cwd=C.REPO)
@@ -215,6 +219,8 @@ def main(argv: list[str] | None = None) -> list[str]:
     parser.add_argument("--threads", type=int, default=None, help="torch threads in each fit (default: every core)")
     parser.add_argument("--model", default=MODEL, choices=sorted(C.MODELS),
                         help=f"the tagger's shape (default {MODEL}; minilm: all-MiniLM-L6-v2's, random weights)")
+    parser.add_argument("--child-threads", type=int, default=None,
+                        help="threads of the projector child (default: the package's, a quarter of the cores)")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.val_sentences = args.val_sentences or (200 if args.quick else 1200)
@@ -222,7 +228,7 @@ def main(argv: list[str] | None = None) -> list[str]:
     if args.child:
         C.set_threads(args.threads)
         print(json.dumps(one_fit(args.child, args.epochs, args.train_batches, args.val_sentences, args.sinks,
-                                 args.model)))
+                                 args.model, args.child_threads)))
         return []
     variants = [PLAIN, *args.reducers]
     results: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
@@ -267,7 +273,8 @@ def main(argv: list[str] | None = None) -> list[str]:
             ("epochs", args.epochs, 2), ("train-batches", args.train_batches, 2),
             ("val-sentences", args.val_sentences, 200 if args.quick else 1200),
             ("repeats", args.repeats, 1 if args.quick else 3), ("reducers", " ".join(args.reducers), "pca umap"),
-            ("sinks", args.sinks, "default"), ("threads", args.threads, None), ("model", args.model, MODEL)]
+            ("sinks", args.sinks, "default"), ("threads", args.threads, None), ("model", args.model, MODEL),
+            ("child-threads", args.child_threads, None)]
         if value != default)
     name = "time-to-picture" + ("" if args.model == MODEL else f"-{args.model}")
     return [C.emit(name, C.table(header, rows), cmd, notes)]
