@@ -9,6 +9,7 @@ import numpy as np
 
 from lightning_ner_viz._imports import require
 from lightning_ner_viz.reducers._linalg import check_n_components, pca_basis, pca_project
+from lightning_ner_viz.reducers.compiled_cache import CACHE_WARNING, cache_umap_code
 from lightning_ner_viz.reducers.umap import UMAPReducer
 from lightning_ner_viz.snapshot import Snapshot
 
@@ -55,8 +56,10 @@ def aligned_umap(
             raise ValueError(f"Epochs {before.epoch} and {after.epoch} share no token ids; they cannot be aligned.")
         relations.append(dict(zip(i.tolist(), j.tolist())))
     umap = require("umap")
+    cache_umap_code()  # AlignedUMAP's layout code too: loaded from disk after the first run on a machine
     mapper = umap.AlignedUMAP(n_components=n_components, random_state=seed, **umap_kwargs)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)  # seeded: single thread
+        warnings.filterwarnings("ignore", message=CACHE_WARNING)  # NN-descent compiles in each process
         mapper.fit(features, relations=relations)
     return [np.asarray(e, dtype=np.float32) for e in mapper.embeddings_]
