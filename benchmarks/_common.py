@@ -199,6 +199,20 @@ def timed(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - start
 
 
+def adding_time(totals: dict[str, float], key: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` wrapped so that each call adds its wall time to ``totals[key]`` (for patching a library's function)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            totals[key] = totals.get(key, 0.0) + time.perf_counter() - start
+
+    return wrapper
+
+
 def fmt_s(x: float) -> str:
     if x != x:  # nan
         return "n/a"

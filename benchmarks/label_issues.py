@@ -311,20 +311,9 @@ def part_cost(n_sentences: int, repeats: int, workdir: Path, threads: int) -> li
 
     spent: dict[str, float] = {}  # the dynamics' own work in the capture thread, per validation
 
-    def timed(owner: Any, name: str, key: str) -> None:
-        fn = getattr(owner, name)
-
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            t0 = time.perf_counter()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                spent[key] = spent.get(key, 0.0) + time.perf_counter() - t0
-        setattr(owner, name, wrapper)
-
-    timed(dynamics.DynamicsCollector, "add", "add")
-    timed(dynamics.DynamicsCollector, "finish", "finish")
-    timed(token_dynamics.TokenDynamics, "save", "save")
+    for owner, name in ((dynamics.DynamicsCollector, "add"), (dynamics.DynamicsCollector, "finish"),
+                        (token_dynamics.TokenDynamics, "save")):
+        setattr(owner, name, C.adding_time(spent, name, getattr(owner, name)))
 
     model = C.build_model("minilm")
     dl = long_loader(n_sentences)
@@ -579,22 +568,13 @@ def ranking_update(root: Path, repeats: int) -> dict[str, Any]:
     rss_base = peak_rss_mib()
     stages: dict[str, float] = {}
 
-    def timed(name: str, fn: Any) -> Any:
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            t0 = time.perf_counter()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                stages[name] = stages.get(name, 0.0) + time.perf_counter() - t0
-        return wrapper
-
-    issues_mod.cleanlab_scores = timed("cleanlab", issues_mod.cleanlab_scores)
-    report_mod.rank_label_issues = timed("rank (cleanlab + dynamics + sort)", report_mod.rank_label_issues)
-    report_mod._rows = timed("rows with text (CSV + top 50)", report_mod._rows)
-    report_mod.write_csv = timed("write CSV", report_mod.write_csv)
-    report_mod.map_points = timed("data map points", report_mod.map_points)
+    issues_mod.cleanlab_scores = C.adding_time(stages, "cleanlab", issues_mod.cleanlab_scores)
+    report_mod.rank_label_issues = C.adding_time(stages, "rank (cleanlab + dynamics + sort)", report_mod.rank_label_issues)
+    report_mod._rows = C.adding_time(stages, "rows with text (CSV + top 50)", report_mod._rows)
+    report_mod.write_csv = C.adding_time(stages, "write CSV", report_mod.write_csv)
+    report_mod.map_points = C.adding_time(stages, "data map points", report_mod.map_points)
     load = TokenDynamics.load.__func__
-    TokenDynamics.load = classmethod(timed("load records", load))  # type: ignore[method-assign]
+    TokenDynamics.load = classmethod(C.adding_time(stages, "load records", load))  # type: ignore[method-assign]
 
     store = SnapshotStore(root)
     keys = sorted(store.keys(), key=lambda k: k.order())
