@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 from lightning_ner_viz.keys import key_from_name
 from lightning_ner_viz.runtime.jobs import Job, JobRunner
+from lightning_ner_viz.runtime.shutdown import one_of_commands
 
 
 class CatchUp:
@@ -63,7 +64,7 @@ def skip_message(label: str, seconds: float, root: str, commands: list[str]) -> 
     """The warning given once, at the first skipped snapshot (``label``, waiting for ``seconds``)."""
     return (f"lightning-ner-viz: the pictures fell behind training, so {label} (captured {seconds:.0f} s ago) was "
             "skipped to catch up; training does not wait, and the newest epoch is drawn next. Skipped snapshots are "
-            f"saved under {root}; " + " or ".join(f"`{c}`" for c in commands) + " draws every epoch. To skip none: "
+            f"saved under {root}; {one_of_commands(commands)} draws every epoch. To skip none: "
             "capture fewer epochs (every_n_epochs) or points (max_tokens), use reducer='pca', or pass "
             "max_pending=None (every epoch is drawn; the end of fit then waits for the backlog).")
 
@@ -72,4 +73,4 @@ def skipped_message(labels: list[str], root: str, commands: list[str]) -> str:
     """The warning at the end of a fit that skipped snapshots (``labels``) to catch up."""
     return (f"lightning-ner-viz: {len(labels)} captured epoch(s) were skipped to catch up with training and are not in "
             f"the pictures: {', '.join(labels)}. Their snapshots are saved under {root}; "
-            + " or ".join(f"`{c}`" for c in commands) + " draws every epoch.")
+            f"{one_of_commands(commands)} draws every epoch.")

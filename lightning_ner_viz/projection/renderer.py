@@ -218,12 +218,12 @@ class Renderer:
         self.failed_sinks[id(sink)] = repr(err)
         kept = "The other sinks go on"
         if self.store is not None:
-            from lightning_ner_viz.runtime.shutdown import render_commands
+            from lightning_ner_viz.runtime.shutdown import one_of_commands, render_commands
 
             p = self.projector
             commands = render_commands(self.store, [sink], p.reducer, p.frame, p.n_components)
             kept += (f", and so does training; every captured epoch's snapshot is kept under {self.store.root}, and "
-                     + " or ".join(f"`{c}`" for c in commands) + " draws them all")
+                     f"{one_of_commands(commands)} draws them all")
         warn(f"{sink!r} failed at {label} ({type(err).__name__}: {err}); it is dropped for the rest of "
              f"the run (not called again, closed within {DROPPED_CLOSE_SECONDS:g} s). {kept}.")
         closer = threading.Thread(target=_close_quietly, args=(sink,), name="ner-viz-close-dropped-sink", daemon=True)
@@ -233,12 +233,12 @@ class Renderer:
     def _recovery(self, name: str) -> str:
         if self.store is None:
             return "Nothing was drawn for it"
-        from lightning_ner_viz.runtime.shutdown import render_commands
+        from lightning_ner_viz.runtime.shutdown import one_of_commands, render_commands
 
         p = self.projector
         commands = render_commands(self.store, self.sinks, p.reducer, p.frame, p.n_components)
         return (f"Its snapshot is in {self.store.directory(name)}; once the sinks work again, "
-                + " or ".join(f"`{c}`" for c in commands) + " draws it")
+                f"{one_of_commands(commands)} draws it")
 
     def state_dict(self) -> dict[str, Any]:
         """The frames' state after the last rendered snapshot (it never waits for pending work)."""

@@ -57,8 +57,8 @@ def check_max_pending(max_pending: Any) -> int | None:
     """``max_pending`` itself; ``ValueError`` unless it is ``None`` or an integer of at least 1."""
     if max_pending is not None and (isinstance(max_pending, bool) or not isinstance(max_pending, int)
                                     or max_pending < 1):
-        raise ValueError(f"max_pending must be an integer >= 1 (epochs that may wait to be rendered before "
-                         f"training waits) or None (no bound); got {max_pending!r}.")
+        raise ValueError(f"max_pending must be an integer >= 1 (epochs that may wait to be rendered before the "
+                         f"oldest is skipped) or None (no bound); got {max_pending!r}.")
     return max_pending
 
 
@@ -106,6 +106,11 @@ def render_command(store: SnapshotStore, sink: str, reducer: object, frame: str,
         words += ["--reducer", str(reducer)]
     words += ["--frame", frame, "--n-components", str(n_components), "--out", str(store.root / DEFAULT_OUT[sink])]
     return shlex.join(words)
+
+
+def one_of_commands(commands: Sequence[str]) -> str:
+    """The commands of :func:`render_commands` for a message: each in backticks, joined with "or"."""
+    return " or ".join(f"`{c}`" for c in commands)
 
 
 def render_commands(store: SnapshotStore, sinks: Sequence[Sink], reducer: object, frame: str,
