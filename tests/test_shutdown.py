@@ -1,6 +1,6 @@
 """Bounded shutdown (issue #12): SIGTERM or an exception stops the rendering within seconds, keeps what is
 rendered in valid files, leaves the rest on disk and prints the command that renders it; during training
-the backlog is bounded by ``max_pending`` (backpressure)."""
+the backlog is bounded by ``max_pending`` (catch-up: the oldest waiting epoch is skipped)."""
 
 from __future__ import annotations
 

@@ -54,7 +54,7 @@ class RenderPipeline:
         strict: raise errors instead of warning.
         max_pending: epochs that may wait behind the one being rendered; past it the oldest waiting fit epoch is
             skipped, once this run drew one (``None``: no bound, every epoch is drawn).
-        stop_requested: polled while blocked; true once the run must stop (Lightning received SIGTERM).
+        stop_requested: polled while the end of fit waits; true once the run must stop (Lightning received SIGTERM).
     """
 
     def __init__(self, renderer: Renderer, store: SnapshotStore, assemble: Assemble, *, in_background: bool,
@@ -248,7 +248,7 @@ class RenderPipeline:
                 self._reset()
 
     def request_stop(self) -> None:
-        """Training stopped early: from now on nothing waits for room in the queue, and the grace starts."""
+        """Training stopped early: the grace starts, and no waiting epoch is skipped any more (see :meth:`abort`)."""
         if self._stopped_at is None:
             self._stopped_at = time.monotonic()
 
