@@ -18,6 +18,7 @@ _PLOTLY_AVAILABLE = RequirementCache("plotly>=5", "plotly")
 _UMAP_AVAILABLE = RequirementCache("umap-learn>=0.5.5", "umap")
 _OPENTSNE_AVAILABLE = RequirementCache("openTSNE>=1.0", "openTSNE")
 _TRANSFORMERS_AVAILABLE = RequirementCache("transformers>=4.40", "transformers")
+_SKLEARN_AVAILABLE = RequirementCache("scikit-learn>=1.3", "sklearn")
 
 _EXTRA_FOR = {
     "rerun": "rerun",
@@ -26,6 +27,7 @@ _EXTRA_FOR = {
     "umap": "umap",
     "openTSNE": "tsne",
     "transformers": "all",
+    "sklearn": "analysis",
 }
 _FLAG_FOR = {
     "rerun": _RERUN_AVAILABLE,
@@ -34,6 +36,7 @@ _FLAG_FOR = {
     "umap": _UMAP_AVAILABLE,
     "openTSNE": _OPENTSNE_AVAILABLE,
     "transformers": _TRANSFORMERS_AVAILABLE,
+    "sklearn": _SKLEARN_AVAILABLE,
 }
 
 
@@ -41,7 +44,7 @@ def require(module: str) -> ModuleType:
     """Import an optional dependency, or raise naming the pip extra that installs it.
 
     Args:
-        module: the import name, one of ``rerun``, ``wandb``, ``plotly``, ``umap``, ``transformers``.
+        module: the import name, one of ``rerun``, ``wandb``, ``plotly``, ``umap``, ``transformers``, ``sklearn``.
 
     Raises:
         ModuleNotFoundError: when the package is missing; the message names the extra.

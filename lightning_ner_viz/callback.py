@@ -47,6 +47,8 @@ class EmbeddingDriftCallback(RunOutcomes, Callback):
             or ``"bert.encoder.layer.3"``). ``None``: the first Hugging Face model's base model. A list
             captures several layers from the same forward: the first is the ``hidden`` view (also used by the
             entity and cls views), each other one a view named after it (``hidden_bert_encoder_layer_3``).
+            ``"all"`` (alone or in the list) also captures every encoder layer for the layer × epoch figures
+            (numbers only; see docs/comparing.md), in the same forward.
         emissions_module: dotted name of the layer producing per-label logits. ``None``: the HF model's
             ``classifier``, else the last ``nn.Linear`` with one output per label.
         reducer: ``"pca"``, ``"umap"``, ``"tsne"`` or an object with ``fit_transform``.

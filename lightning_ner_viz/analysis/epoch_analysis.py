@@ -17,6 +17,7 @@ from lightning_ner_viz.analysis.class_similarity import ClassSimilarity, class_s
 from lightning_ner_viz.analysis.clusters import ClusterReport, ClusterTracker, cluster_report
 from lightning_ner_viz.analysis.errors import ErrorGeometry, error_geometry
 from lightning_ner_viz.analysis.label_issue_report import LabelIssueReport
+from lightning_ner_viz.analysis.layers import LayerAnalysis
 from lightning_ner_viz.snapshot import Snapshot
 
 CLUSTERED = ("hidden", "entities")
@@ -33,6 +34,7 @@ class EpochAnalysis:
         clusters: ``hidden`` (per gold label) and ``entities`` (per entity type) to the sub-clusters,
             with ids stable across epochs and this epoch's split/merge/new/vanished events.
         label_issues: the ranked label issues of the whole validation set (fit snapshots with token dynamics).
+        layers: the layer × snapshot figures (``hidden_module="all"``, or two hidden modules or more).
         notes: why an analysis is missing (e.g. scikit-learn not installed), for one warning.
     """
 
@@ -40,6 +42,7 @@ class EpochAnalysis:
     similarity: dict[str, ClassSimilarity] = field(default_factory=dict)
     clusters: dict[str, ClusterReport] = field(default_factory=dict)
     label_issues: LabelIssueReport | None = None
+    layers: LayerAnalysis | None = None
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -47,7 +50,8 @@ class EpochAnalysis:
         return {"errors": {k: v.to_dict() for k, v in self.errors.items()},
                 "similarity": {k: v.to_dict() for k, v in self.similarity.items()},
                 "clusters": {k: v.to_dict() for k, v in self.clusters.items()},
-                "label_issues": None if self.label_issues is None else self.label_issues.to_dict()}
+                "label_issues": None if self.label_issues is None else self.label_issues.to_dict(),
+                "layers": None if self.layers is None else self.layers.to_dict()}
 
 
 class EpochAnalyst:

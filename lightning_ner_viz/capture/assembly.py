@@ -8,6 +8,7 @@ import numpy as np
 
 from lightning_ner_viz.analysis.token_dynamics import SentenceText, TokenDynamics
 from lightning_ner_viz.analysis.word_pieces import join_word
+from lightning_ner_viz.capture.layers import LAYER_PREFIX, split_layer_views
 from lightning_ner_viz.capture.sentences import Sentence, known_word_ids, sentences_from_table
 from lightning_ner_viz.capture.text import TokenTexts
 from lightning_ner_viz.keys import SnapshotKey
@@ -79,6 +80,7 @@ def assemble_snapshot(gathered: GatheredEpoch, texts: TokenTexts, label_names: l
     """The epoch's Snapshot: token, word and sentence text, entity-level tags, and the groups."""
     sentences = sentences_from_table(gathered.sentence_table)
     columns = gathered.tokens
+    cloud_views, layer_names = split_layer_views(gathered.views)
     sentence_id, position = split_token_id(columns["token_id"])
     used = {int(s): sentences[int(s)] for s in np.unique(sentence_id) if int(s) in sentences}
     tokens, words, sentence_text = texts.describe(
@@ -98,7 +100,8 @@ def assemble_snapshot(gathered: GatheredEpoch, texts: TokenTexts, label_names: l
         epoch=gathered.epoch, step=gathered.step, stage=gathered.stage, run=gathered.run,
         token_id=columns["token_id"], sentence_id=sentence_id,
         position=position, token=tokens, word=words, gold=columns["label"], pred=columns["pred"],
-        views={v: columns[v] for v in gathered.views}, label_names=label_names, sentences=sentence_text,
+        views={v: columns[v] for v in cloud_views}, layers={n: columns[LAYER_PREFIX + n] for n in layer_names},
+        label_names=label_names, sentences=sentence_text,
         sentence_tags=tags, groups=groups, stats=dict(gathered.stats),
         confusion=gathered.confusion, span_counts=gathered.span_counts, span_types=list(gathered.span_types),
         dynamics=None if gathered.dynamics is None else token_dynamics(gathered.dynamics, texts, label_names),

@@ -10,6 +10,8 @@ from typing import Any
 
 from torch import nn
 
+from lightning_ner_viz.capture.layers import ALL_LAYERS, encoder_layers
+
 
 def get_module(root: nn.Module, name: str, *, argument: str) -> nn.Module:
     """Return the submodule at dotted path ``name``.
@@ -179,7 +181,8 @@ class CaptureTargets:
     """What the callback watches in a model, as found at ``setup``.
 
     Attributes:
-        modules: view name (``hidden``, ``hidden_<layer>``, ``emissions``) to ``(dotted name, module)``.
+        modules: view name (``hidden``, ``hidden_<layer>``, ``emissions``, and ``layer:<name>`` for every
+            encoder layer with ``hidden_module="all"``) to ``(dotted name, module)``.
         crf: the CRF whose Viterbi decode gives predictions, or ``None`` (argmax).
         crf_name: its dotted name, or ``None``.
         label_names: label id to name, one per emission column.
@@ -212,12 +215,15 @@ def discover_targets(root: nn.Module, datamodule: Any, *, hidden_module: str | S
             number of labels cannot be told, or when ``label_names`` does not match the emissions.
     """
     hidden_names = [hidden_module] if isinstance(hidden_module, str) else list(hidden_module or [])
-    hidden_names = hidden_names or [detect_hidden_module(root)]
+    model = find_pretrained_model(root)
+    layers = encoder_layers(root, getattr(model, "base_model", model)) if ALL_LAYERS in hidden_names else {}
+    hidden_names = [name for name in hidden_names if name != ALL_LAYERS] or [detect_hidden_module(root)]
     modules = {hidden_view_name(name, i): (name, get_module(root, name, argument="hidden_module"))
                for i, name in enumerate(hidden_names)}
     emissions_name = emissions_module or detect_emissions_module(root, len(label_names) if label_names else None)
     emissions = get_module(root, emissions_name, argument="emissions_module")
     modules["emissions"] = (emissions_name, emissions)
+    modules.update(layers)
     crf = get_module(root, crf_module, argument="crf_module") if crf_module else find_crf(root)
     num_labels = find_num_labels(root, emissions, label_names)
     if num_labels is None:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from lightning_ner_viz.reducers.registry import Reducer, ReducerName
     from lightning_ner_viz.sinks.base import Sink
     from lightning_ner_viz.snapshot import Snapshot
+    from lightning_ner_viz.store import SnapshotStore
 
     SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]
     AlignedEpoch = tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, float]]
@@ -98,6 +99,15 @@ def render_to_sink(directory: str | os.PathLike[str], sink: str, out: Path, *, r
     return len(snapshots), failures
 
 
+def with_layers(snapshot: Snapshot, store: SnapshotStore | None) -> Snapshot:
+    """``snapshot`` with its encoder layers read back from beside it (``hidden_module="all"``), when saved."""
+    from lightning_ner_viz.snapshot import load_layers
+
+    if store is not None and not snapshot.layers and store.has(snapshot.key.name):
+        snapshot.layers = load_layers(store.directory(snapshot.key.name))
+    return snapshot
+
+
 def report_failures(command: str, failures: list[str]) -> int:
     """Print which sink failed and why, and return the exit code of a failed run (1)."""
     for failure in failures:
@@ -137,21 +147,24 @@ def render_snapshots(
     frame = resolve_frame(frame, reducer)
     setup_sinks(sinks, None, save_dir)
     renderer = Renderer(reducer, n_components, seed, sinks, strict=strict, frame=frame)
-    if save_dir is not None:  # the label issues read the token dynamics saved beside the snapshots
+    store = None
+    if save_dir is not None:  # the label issues and the layer figures read what is saved beside the snapshots
         from lightning_ner_viz.analysis.label_issue_report import LabelIssueFinder
         from lightning_ner_viz.store import SnapshotStore
 
-        renderer.projector.issues = LabelIssueFinder(SnapshotStore(save_dir))
+        store = renderer.projector.store = SnapshotStore(save_dir)
+        renderer.projector.issues = LabelIssueFinder(store)
     try:
         if frame == "aligned":
-            analyst, issues = renderer.projector.analyst, renderer.projector.issues
+            projector = renderer.projector
             for snapshot, (coords, group_coords, metrics) in zip(snapshots, aligned_epochs(snapshots, n_components, seed)):
-                analysis = analyst.analyse(snapshot)
-                analysis.label_issues = issues.update(snapshot)
+                analysis = projector.analyst.analyse(snapshot)
+                analysis.label_issues = projector.issues.update(snapshot)
+                analysis.layers = projector.layers.update(with_layers(snapshot, store))
                 renderer.log(snapshot, coords, metrics, group_coords, analysis)
         else:
             for snapshot in snapshots:
-                renderer.render(snapshot)
+                renderer.render(with_layers(snapshot, store))
     finally:
         renderer.close()
     failed = renderer.failed_sinks

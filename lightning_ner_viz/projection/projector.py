@@ -15,7 +15,8 @@ from lightning_ner_viz.projection.frames import Frame, make_frame
 from lightning_ner_viz.analysis.epoch_analysis import EpochAnalysis, EpochAnalyst
 from lightning_ner_viz.analysis.epoch_metrics import epoch_metrics
 from lightning_ner_viz.analysis.label_issue_report import LabelIssueFinder
-from lightning_ner_viz.snapshot import Snapshot
+from lightning_ner_viz.analysis.layers import LayerAnalyst
+from lightning_ner_viz.snapshot import Snapshot, load_layers
 from lightning_ner_viz.store import SnapshotStore
 
 
@@ -75,6 +76,7 @@ class Projector:
         self._frame_states: dict[str, dict[str, Any]] = {}
         self.analyst = EpochAnalyst()
         self.issues = LabelIssueFinder(store)
+        self.layers = LayerAnalyst(self._earlier_layers, seed)
 
     def _project_views(self, snapshot: Snapshot) -> dict[str, np.ndarray]:
         coords = {}
@@ -121,18 +123,33 @@ class Projector:
         if analysis.label_issues is not None:
             metrics.update(analysis.label_issues.metrics())
             analysis.notes.extend(analysis.label_issues.notes)
+        analysis.layers = self.layers.update(snapshot)
+        if analysis.layers is not None:
+            metrics.update(analysis.layers.metrics())
+            analysis.notes.extend(analysis.layers.notes)
+        snapshot.layers = {}  # only their numbers go on (the vectors are on disk): previous/first stay small
         return Projection(snapshot.key.name, coords, group_coords, metrics, self.state_dict(), analysis)
+
+    def _earlier_layers(self, name: str) -> tuple[np.ndarray, dict[str, np.ndarray]] | None:
+        """An earlier snapshot's token ids and layers (its hidden views when it has no layers), read from disk."""
+        if self.store is None or not self.store.has(name):
+            return None
+        directory = self.store.directory(name)
+        with np.load(directory / "arrays.npz", allow_pickle=False) as npz:
+            layers = load_layers(directory) or {k[len("view."):]: npz[k] for k in npz.files if k.startswith("view.hidden")}
+            return npz["token_id"], layers
 
     def state_dict(self) -> dict[str, Any]:
         """Each view's frame reference (plain values), so a resumed run stays in the same frame."""
         states = dict(self._frame_states)
         states.update({view: frame.state_dict() for view, frame in self.frames.items()})
-        return {"frames": states, "clusters": self.analyst.state_dict()}
+        return {"frames": states, "clusters": self.analyst.state_dict(), "layers": self.layers.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore frame references; frames are rebuilt lazily with them."""
         self._frame_states = dict(state.get("frames", {}))
         self.analyst.load_state_dict(state.get("clusters", {}))
+        self.layers.load_state_dict(state.get("layers", {}))
         for view, frame in self.frames.items():
             if view in self._frame_states:
                 frame.load_state_dict(self._frame_states[view])

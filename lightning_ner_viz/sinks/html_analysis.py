@@ -7,8 +7,8 @@ Two parts travel with each kept snapshot's record (so thinning and resuming trea
 - :func:`token_analysis` and :func:`group_analysis`, from the
   :class:`~lightning_ner_viz.analysis.epoch_analysis.EpochAnalysis` at ``log_analysis``: per token view the
   misclassified sampled tokens (by row of the snapshot, most attracted first), per view or group the class
-  similarity, per clustered cloud each row's stable cluster id with the cluster summaries and events, and a fit
-  snapshot's label issues (:mod:`~lightning_ner_viz.sinks.html_label_issues`).
+  similarity, per clustered cloud each row's stable cluster id with the cluster summaries and events, a fit
+  snapshot's label issues (:mod:`~lightning_ner_viz.sinks.html_label_issues`) and the layer × snapshot grids.
 
 Per-row values are int lists aligned with the record's rows (``-1``: none); the page looks the token text,
 word, marked sentence and gold label up in the cloud's row table, so nothing here repeats a string per token.
@@ -24,6 +24,7 @@ import numpy as np
 from lightning_ner_viz.analysis.clusters import ClusterReport
 from lightning_ner_viz.analysis.epoch_analysis import EpochAnalysis
 from lightning_ner_viz.analysis.errors import ErrorGeometry
+from lightning_ner_viz.analysis.layers import FIGURE_TITLES, LayerAnalysis
 from lightning_ner_viz.analysis.span_errors import SPAN_CATEGORIES, span_f1
 from lightning_ner_viz.sinks.html_label_issues import label_issues_part
 from lightning_ner_viz.snapshot import Snapshot
@@ -59,9 +60,20 @@ def token_analysis(analysis: EpochAnalysis, token_views: list[str]) -> dict[str,
         out["clusters"] = {"view": next(v for v in token_views if v in analysis.clusters), **clusters(report)}
     if analysis.label_issues is not None:
         out["label_issues"] = label_issues_part(analysis.label_issues)
+    if analysis.layers is not None:
+        out["layers"] = layers(analysis.layers)
     if analysis.notes:
         out["notes"] = list(analysis.notes)
     return out
+
+
+def layers(result: LayerAnalysis) -> dict[str, Any]:
+    """The layer × snapshot grids as of this snapshot: ``layers`` (rows), ``labels`` (columns: the snapshots so
+    far), ``figures`` (name to rows of values, 3 decimals, ``None`` when undefined) and ``titles``."""
+    return {"layers": list(result.layers), "labels": list(result.labels),
+            "figures": {name: [[_num(x, 3) for x in row] for row in np.asarray(grid).tolist()]
+                        for name, grid in result.figures.items()},
+            "titles": {name: FIGURE_TITLES.get(name, name) for name in result.figures}}
 
 
 def group_analysis(analysis: EpochAnalysis, group: str) -> dict[str, Any] | None:

@@ -10,7 +10,9 @@
 - ``<cloud>/clusters``: the clustered cloud's points again (``hidden``, ``entities``), coloured by
   sub-cluster, with their own ``AnnotationContext`` naming each (``B-BRAND #2 · n=40 · valio, danone · 5% errors``);
 - ``label_issues/data_map`` and ``label_issues/top`` (fit snapshots with a label-issue report): the data map as
-  points and the most suspect tokens as a markdown table (:mod:`~lightning_ner_viz.sinks.rerun_label_issues`).
+  points and the most suspect tokens as a markdown table (:mod:`~lightning_ner_viz.sinks.rerun_label_issues`);
+- ``layers/<figure>`` (``hidden_module="all"``): each layer × snapshot grid as a labelled heatmap image, and
+  ``layers/<figure>/values`` as a tensor (dimensions ``layer`` and ``snapshot``, named in its values).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from lightning_ner_viz.sinks.analysis_text import (
     cloud_of, cluster_label, clusters_markdown, errors_markdown, noise_label,
 )
 from lightning_ner_viz.sinks.heatmap import attraction_image, confusion_image, png_bytes, similarity_image
+from lightning_ner_viz.sinks.layer_grids import layer_image
 from lightning_ner_viz.sinks.rerun_label_issues import log_label_issues
 
 ERROR_VIEW = "hidden"
@@ -117,5 +120,12 @@ def log_analysis(rec: Any, prefix: str, snapshot: Snapshot, analysis: EpochAnaly
         rec.log(path, points(xyz, class_ids=ids, radii=rr.Radius.ui_points(3.5 if name == "entities" else 3.0)))
     if analysis.label_issues is not None:
         shown += log_label_issues(rec, prefix, analysis.label_issues, snapshot.label)
+    layers = analysis.layers
+    for name in [] if layers is None else layers.figures:
+        rec.log(f"{prefix}/layers/{name}", _png(layer_image(layers, name, snapshot.label)))
+        rec.log(f"{prefix}/layers/{name}/values",
+                rr.Tensor(np.asarray(layers.figures[name], dtype=np.float32), dim_names=["layer", "snapshot"]),
+                rr.AnyValues(layers=list(layers.layers), snapshots=list(layers.labels)))
+        shown.append(f"layers/{name}")
     return shown
 

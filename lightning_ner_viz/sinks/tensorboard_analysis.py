@@ -5,7 +5,8 @@ use (``<prefix>``, ``<prefix>/baseline`` or ``<prefix>/validate``, see :mod:`~li
   or group>``, the centroids' cosine similarity, as heatmaps with the label names, values and a colour bar
   drawn in (:mod:`~lightning_ner_viz.sinks.heatmap`); for fit snapshots with label issues,
   ``<p>/label_issues/data_map``, the data map with axes, regions and legend
-  (:mod:`~lightning_ner_viz.sinks.data_map_png`);
+  (:mod:`~lightning_ner_viz.sinks.data_map_png`); ``<p>/layers/<figure>`` (``hidden_module="all"``), each layer ×
+  snapshot grid (:mod:`~lightning_ner_viz.sinks.layer_grids`);
 - Text tab (markdown): ``<p>/errors``, the misclassified sampled tokens (the 50 nearest another class first),
   ``<p>/clusters``, every sub-cluster and this snapshot's split/merge/new/vanished events, and
   ``<p>/span_errors``, the span-error counts per entity type, and ``<p>/label_issues/top``, the 10 most suspect
@@ -22,6 +23,7 @@ from lightning_ner_viz.sinks.data_map_png import data_map_image
 from lightning_ner_viz.sinks.heatmap import attraction_image, confusion_image, similarity_image
 from lightning_ner_viz.sinks.label_issue_text import issues_markdown
 from lightning_ner_viz.sinks.snapshot_keys import scalar_prefix
+from lightning_ner_viz.sinks.layer_grids import layer_image
 from lightning_ner_viz.snapshot import Snapshot
 
 TOP_TEXT_ROWS = 10
@@ -65,4 +67,6 @@ def log_analysis(writer: Any, prefix: str, snapshot: Snapshot, analysis: EpochAn
     if issues is not None:
         image(f"{tags}/label_issues/data_map", data_map_image(issues, snapshot.label))
         text(f"{tags}/label_issues/top", issues_markdown(issues, snapshot.label, TOP_TEXT_ROWS))
+    for name in [] if analysis.layers is None else analysis.layers.figures:
+        image(f"{tags}/layers/{name}", layer_image(analysis.layers, name, snapshot.label))
     return written

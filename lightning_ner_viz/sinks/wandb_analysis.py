@@ -8,7 +8,9 @@
   when there are any) its split/merge/new/vanished events;
 - ``span_errors``: the whole validation set's span-error counts and entity F1 per entity type as a ``wandb.Table``;
 - ``label_issues/top`` and ``label_issues/data_map`` (fit snapshots with a label-issue report): the most suspect
-  tokens as a ``wandb.Table`` and the data map as a plotly scatter (:mod:`~lightning_ner_viz.sinks.wandb_label_issues`).
+  tokens as a ``wandb.Table`` and the data map as a plotly scatter (:mod:`~lightning_ner_viz.sinks.wandb_label_issues`);
+- ``layers/<figure>`` and ``layers/figures`` (``hidden_module="all"``): each layer × snapshot grid as a plotly
+  heatmap, and every grid as one long table (a row per snapshot and layer, a column per figure).
 
 Why a plotly heatmap and not ``wandb.plot.confusion_matrix``: the snapshot holds counts over the whole
 validation set, not per-token labels, and that chart wants the tokens (it only counts them again into a
@@ -31,6 +33,7 @@ from lightning_ner_viz._imports import require
 from lightning_ner_viz.analysis.epoch_analysis import EpochAnalysis, error_rows
 from lightning_ner_viz.analysis.span_errors import SPAN_CATEGORIES
 from lightning_ner_viz.sinks.analysis_text import cluster_rows, event_text, primary_view, span_rows
+from lightning_ner_viz.sinks.layer_grids import layer_figure, layer_rows
 from lightning_ner_viz.sinks.wandb_label_issues import label_issue_entries
 from lightning_ner_viz.snapshot import Snapshot
 
@@ -132,4 +135,9 @@ def analysis_entries(snapshot: Snapshot, analysis: EpochAnalysis, prefix: str) -
     if snapshot.span_counts is not None:
         row[f"{prefix}/span_errors"] = span_table(wandb, snapshot)
     row.update(label_issue_entries(snapshot, analysis.label_issues, prefix))
+    if analysis.layers is not None:
+        for name in analysis.layers.figures:
+            row[f"{prefix}/layers/{name}"] = wandb.Plotly(layer_figure(analysis.layers, name, snapshot.label))
+        columns, data = layer_rows(analysis.layers)
+        row[f"{prefix}/layers/figures"] = wandb.Table(columns=columns, data=data)
     return row
