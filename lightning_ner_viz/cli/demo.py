@@ -42,6 +42,11 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-tokens", type=int, default=2000, help="tokens per epoch (default: %(default)s)")
     parser.add_argument("--examples", type=int, default=2500, help="bundled examples to generate (default: %(default)s)")
     parser.add_argument("--no-wandb", action="store_true", help="skip the offline W&B run")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the model's initial weights and of training (the data and the sampled tokens "
+                        "stay the same, so two runs can be compared with `lightning-ner-viz compare`; "
+                        "default: %(default)s)")
+    parser.add_argument("--lr", type=float, help="learning rate (default: 1e-3 for tiny, 5e-5 for a pretrained model)")
     parser.add_argument("--label-noise", type=float, default=0.0, metavar="RATE",
                         help="flip this share of the validation words' labels (e.g. 0.05), to see the label issues "
                         "find them; the flipped tokens go to flipped_labels.csv (default: %(default)s)")
@@ -52,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
     check_reducer_frame(args.reducer, resolve_frame(args.frame, args.reducer))
     if args.epochs < 1:
         raise ValueError(f"--epochs must be at least 1; got {args.epochs}.")
+    if args.lr is not None and not args.lr > 0:
+        raise ValueError(f"--lr must be a positive number; got {args.lr}.")
     from lightning_ner_viz.demo.run import run_demo
 
     return run_demo(args)

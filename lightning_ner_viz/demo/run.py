@@ -60,7 +60,7 @@ def run_demo(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    pl.seed_everything(0, verbose=False)  # before the model's weights are drawn: the same run every time
+    pl.seed_everything(args.seed, verbose=False)  # before the model's weights are drawn: the same run every time
     examples, label_names = _load_examples(args)
     tokenizer, hf_model = _load_model(args.model, list(iter_text(examples)), label_names)
     split = max(1, int(len(examples) * 0.8))
@@ -86,12 +86,14 @@ def run_demo(args: argparse.Namespace) -> int:
             os.environ.setdefault(var, str(out / ".wandb-home"))
         logger = WandbLogger(project="lightning-ner-viz-demo", save_dir=str(out), offline=True)
         sinks.append(WandbSink())
-    callback = EmbeddingDriftCallback(sinks=sinks, reducer=args.reducer, frame=args.frame, max_tokens=args.max_tokens, seed=0)
+    callback = EmbeddingDriftCallback(sinks=sinks, reducer=args.reducer, frame=args.frame, max_tokens=args.max_tokens,
+                                      seed=0, hidden_module="all")  # every layer's figures, the last layer's cloud
     trainer = pl.Trainer(
         max_epochs=args.epochs, default_root_dir=str(out), logger=logger, callbacks=[callback],
         enable_checkpointing=False, accelerator="cpu", devices=1, log_every_n_steps=10,
     )
-    trainer.fit(HFTokenClassifier(hf_model, lr=1e-3 if args.model == "tiny" else 5e-5), data)
+    lr = args.lr or (1e-3 if args.model == "tiny" else 5e-5)
+    trainer.fit(HFTokenClassifier(hf_model, lr=lr), data)
     _print_outputs(out, rrd, html, logger, time.perf_counter() - start)
     return 0
 
@@ -124,6 +126,7 @@ def _print_outputs(out: Path, rrd: Path, html: Path, logger: Any, seconds: float
     print(f"  label issues      {out / 'ner_viz' / 'label_issues.csv'}")
     print(f"      in a terminal: {cli} issues {out / 'ner_viz'}")
     print(f"      re-render:    {cli} render {out / 'ner_viz'} --reducer umap --sink html")
+    print(f"      compare with another run: {cli} compare {out / 'ner_viz'} OTHER_OUT/ner_viz --out compare.html")
     if run_dir is not None:
         print(f"  W&B offline run   {run_dir}")
         print(f"      upload it:    {wandb} sync {run_dir}")
