@@ -28,8 +28,8 @@ def _imported(stderr: str) -> set[str]:
             if line.startswith("import time:") and "|" in line}
 
 
-@pytest.mark.parametrize("command", [[], ["demo"], ["replay"], ["render"], ["issues"]],
-                         ids=["top", "demo", "replay", "render", "issues"])
+@pytest.mark.parametrize("command", [[], ["demo"], ["replay"], ["render"], ["issues"], ["compare"]],
+                         ids=["top", "demo", "replay", "render", "issues", "compare"])
 def test_help_imports_no_heavy_package(command):
     done = subprocess.run([sys.executable, "-X", "importtime", str(SCRIPT), *command, "--help"],
                           capture_output=True, text=True, timeout=120)

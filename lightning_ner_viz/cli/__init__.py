@@ -1,4 +1,4 @@
-"""The ``lightning-ner-viz`` command line: ``demo``, ``replay`` and ``render``."""
+"""The ``lightning-ner-viz`` command line: ``demo``, ``replay``, ``render``, ``issues`` and ``compare``."""
 
 from __future__ import annotations
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 
+from lightning_ner_viz.cli.compare import add_compare_parser
 from lightning_ner_viz.cli.demo import add_demo_parser
 from lightning_ner_viz.cli.issues import add_issues_parser
 from lightning_ner_viz.cli.render import add_render_parser
@@ -25,4 +26,5 @@ def build_parser() -> argparse.ArgumentParser:
     add_replay_parser(subparsers)
     add_render_parser(subparsers)
     add_issues_parser(subparsers)
+    add_compare_parser(subparsers)
     return parser
