@@ -63,6 +63,8 @@ WRITES: dict[tuple[str, str], list[str]] = {
     ("docs/getting-started.md", 'WandbLogger(project="ner", save_dir="runs"'): [
         "runs/ner_viz/embeddings.rrd", "runs/ner_viz/embeddings.html", "runs/ner_viz/epoch=0000-step=*/arrays.npz",
         "runs/ner_viz/epoch=0001-step=*/arrays.npz", "runs/wandb/offline-run-*/run-*.wandb"],
+    ("docs/comparing.md", "lightning-ner-viz compare run-a/ner_viz"): [
+        "compare.html", "compare.rrd", "run-a/ner_viz/epoch=0001-step=*/layers.npz", "run-b/embeddings.html"],
     ("docs/sinks.md", "TensorBoardSink(),"): [
         "runs/ner_viz/embeddings.rrd", "runs/ner_viz/embeddings.html", "runs/ner_viz/tensorboard/events.out.tfevents.*",
         "wandb/offline-run-*/run-*.wandb"],
@@ -76,6 +78,9 @@ PRINTS: dict[tuple[str, str], list[str]] = {
         "RerunSink       runs/ner_viz/embeddings.rrd", "WandbSink       /", "/wandb/offline-run-",
         "HtmlSink        runs/ner_viz/embeddings.html", "TensorBoardSink runs/ner_viz/tensorboard"],
     ("docs/api.md", "lightning-ner-viz --help"): ["usage: lightning-ner-viz", "--frame", "--web"],
+    ("docs/comparing.md", "lightning-ner-viz compare run-a/ner_viz"): [  # the sample output below the block
+        "Compared 2 runs against 'lr1e-3' over 2 snapshots", "lr3e-3 vs lr1e-3", "Report: ", "compare.rrd"],
+    ("docs/comparing.md", 'hidden_module="all"'): ["all"],
     ("docs/getting-started.md", "trainer.validate(model, datamodule)"): [  # the sample output below the block
         "validate=00-step=0000000", "epoch=0000-step=0000004", "epoch=0000-step=0000008", "epoch=0001-step=0000016"],
     ("docs/getting-started.md", "class_path: lightning_ner_viz.EmbeddingDriftCallback"): ["EmbeddingDriftCallback"],
