@@ -254,7 +254,8 @@ _CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 
 @contextlib.contextmanager
 def chromium_page(profile: Path, width: int, height: int) -> Iterator[tuple[Any, list[str]]]:
-    """A headless Chromium page (software WebGL) of this viewport, and the list its page errors go to."""
+    """A headless Chromium page (software WebGL) of this viewport, and the list its page errors and console errors
+    go to."""
     playwright = pytest.importorskip("playwright.sync_api", reason="needs the playwright package (dev extra)")
     with playwright.sync_playwright() as p:
         ctx = p.chromium.launch_persistent_context(str(profile), executable_path=str(CHROMIUM), args=_CHROMIUM_ARGS,
@@ -263,6 +264,7 @@ def chromium_page(profile: Path, width: int, height: int) -> Iterator[tuple[Any,
             page = ctx.new_page()
             errors: list[str] = []
             page.on("pageerror", lambda err: errors.append(str(err)))
+            page.on("console", lambda msg: errors.append(f"console: {msg.text}") if msg.type == "error" else None)
             yield page, errors
         finally:
             ctx.close()
