@@ -18,6 +18,7 @@ from lightning_ner_viz.analysis.clusters import ClusterReport, ClusterTracker, c
 from lightning_ner_viz.analysis.errors import ErrorGeometry, error_geometry
 from lightning_ner_viz.analysis.label_issue_report import LabelIssueReport
 from lightning_ner_viz.analysis.layers import LayerAnalysis
+from lightning_ner_viz.analysis.neighbours import NeighbourFinder, Neighbours
 from lightning_ner_viz.snapshot import Snapshot
 
 CLUSTERED = ("hidden", "entities")
@@ -35,6 +36,8 @@ class EpochAnalysis:
             with ids stable across epochs and this epoch's split/merge/new/vanished events.
         label_issues: the ranked label issues of the whole validation set (fit snapshots with token dynamics).
         layers: the layer × snapshot figures (``hidden_module="all"``, or two hidden modules or more).
+        neighbours: each token's nearest neighbours in the ``hidden`` view, and their overlap with the previous
+            snapshot's.
         notes: why an analysis is missing (e.g. scikit-learn not installed), for one warning.
     """
 
@@ -43,6 +46,7 @@ class EpochAnalysis:
     clusters: dict[str, ClusterReport] = field(default_factory=dict)
     label_issues: LabelIssueReport | None = None
     layers: LayerAnalysis | None = None
+    neighbours: Neighbours | None = None
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -60,10 +64,12 @@ class EpochAnalyst:
 
     def __init__(self) -> None:
         self.trackers: dict[str, ClusterTracker] = {}
+        self.neighbours = NeighbourFinder(CLUSTERED[0])
 
-    def analyse(self, snapshot: Snapshot) -> EpochAnalysis:
-        """Every analysis of ``snapshot`` and of its groups."""
-        result = EpochAnalysis()
+    def analyse(self, snapshot: Snapshot, previous: Snapshot | None = None) -> EpochAnalysis:
+        """Every analysis of ``snapshot`` and of its groups (``previous``: the snapshot before it, for the
+        neighbours' overlap after a resume)."""
+        result = EpochAnalysis(neighbours=self.neighbours.find(snapshot, previous))
         known = snapshot.pred >= 0
         for view, X in snapshot.views.items():
             if known.any():

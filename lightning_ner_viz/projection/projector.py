@@ -103,6 +103,7 @@ class Projector:
         hold only groups with two rows or more).
         """
         self._earlier_snapshots(snapshot)
+        previous = self.previous
         coords = self._project_views(snapshot)
         metrics = epoch_metrics(snapshot, coords, previous=self.previous, first=self.first)
         group_coords = {}
@@ -115,7 +116,7 @@ class Projector:
             metrics.update({k: v for k, v in found.items() if k.startswith(f"{name}/")})
         self.first = self.first or snapshot
         self.previous = snapshot
-        analysis = self.analyst.analyse(snapshot)
+        analysis = self.analyst.analyse(snapshot, previous)
         try:
             analysis.label_issues = self.issues.update(snapshot)
         except ModuleNotFoundError as err:  # cleanlab: the other analyses go on

@@ -25,6 +25,7 @@ from lightning_ner_viz.analysis.clusters import ClusterReport
 from lightning_ner_viz.analysis.epoch_analysis import EpochAnalysis
 from lightning_ner_viz.analysis.errors import ErrorGeometry
 from lightning_ner_viz.analysis.layers import FIGURE_TITLES, LayerAnalysis
+from lightning_ner_viz.analysis.neighbours import Neighbours
 from lightning_ner_viz.analysis.span_errors import SPAN_CATEGORIES, span_f1
 from lightning_ner_viz.sinks.html_label_issues import label_issues_part
 from lightning_ner_viz.snapshot import Snapshot
@@ -62,9 +63,20 @@ def token_analysis(analysis: EpochAnalysis, token_views: list[str]) -> dict[str,
         out["label_issues"] = label_issues_part(analysis.label_issues)
     if analysis.layers is not None:
         out["layers"] = layers(analysis.layers)
+    if analysis.neighbours is not None and analysis.neighbours.view in token_views:
+        out["neighbours"] = neighbours(analysis.neighbours)
     if analysis.notes:
         out["notes"] = list(analysis.notes)
     return out
+
+
+def neighbours(result: Neighbours) -> dict[str, Any]:
+    """Each row's nearest neighbours in ``view``: ``k``, ``row`` and ``dist`` (row-major, ``k`` per row: the
+    neighbours' rows of the snapshot and their cosine distances, 3 decimals) and ``jaccard`` (per row, the overlap
+    with its neighbours at the previous snapshot, 2 decimals, ``None`` when there is none)."""
+    return {"view": result.view, "k": result.k, "row": _ints(result.row),
+            "dist": [_num(x, 3) for x in np.asarray(result.distance).reshape(-1).tolist()],
+            "jaccard": [_num(x, 2) for x in np.asarray(result.jaccard).tolist()]}
 
 
 def layers(result: LayerAnalysis) -> dict[str, Any]:

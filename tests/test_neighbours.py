@@ -1,0 +1,91 @@
+"""Each token's nearest neighbours in the original space, computed in the projector and carried to the sinks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import RecordingSink
+
+from lightning_ner_viz import load_snapshots
+from lightning_ner_viz.analysis.neighbours import NeighbourFinder, nearest_neighbours, neighbour_jaccard
+
+
+def test_nearest_neighbours_are_scikit_learns_cosine_neighbours():
+    from sklearn.neighbors import NearestNeighbors
+
+    X = np.random.default_rng(0).standard_normal((300, 24)).astype(np.float32)
+    rows, dist = nearest_neighbours(X, 10)
+    found = NearestNeighbors(n_neighbors=11, metric="cosine", algorithm="brute").fit(X).kneighbors(X)
+    np.testing.assert_array_equal(rows, found[1][:, 1:])  # the first is the token itself
+    np.testing.assert_allclose(dist, found[0][:, 1:], atol=1e-5)
+    assert nearest_neighbours(X[:1], 10)[0].shape == (1, 0)  # a lone token has none
+
+
+def test_the_overlap_with_the_previous_snapshot_is_by_token_id():
+    X = np.random.default_rng(1).standard_normal((50, 8)).astype(np.float32)
+    ids = np.arange(100, 150)
+    rows, _ = nearest_neighbours(X, 5)
+    order = np.random.default_rng(2).permutation(50)  # the same tokens, other rows
+    back = np.argsort(order)
+    same = neighbour_jaccard(ids[order], back[rows][order], ids, rows)
+    np.testing.assert_array_equal(same, 1.0)
+    newcomer = neighbour_jaccard(np.r_[ids, 999], np.r_[rows, rows[:1]], ids, rows)
+    assert np.isnan(newcomer[-1]) and (newcomer[:-1] == 1.0).all()
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory, examples, tokenizer):
+    import lightning.pytorch as pl
+    import torch
+    from conftest import trainer_kwargs
+    from outside_model import UserCrfTagger
+    from transformers import BertConfig
+
+    from lightning_ner_viz import EmbeddingDriftCallback
+    from lightning_ner_viz.demo.data import LABEL_NAMES
+    from lightning_ner_viz.demo.datamodule import NerDataModule
+    from lightning_ner_viz.sinks import HtmlSink
+
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=64)
+    data = NerDataModule(examples[:320], examples[320:], tokenizer, LABEL_NAMES, batch_size=16)
+    torch.manual_seed(0)
+    sink, root = RecordingSink(), tmp_path_factory.mktemp("neighbours")
+    callback = EmbeddingDriftCallback(sinks=[sink, HtmlSink("report.html")], max_tokens=80,
+                                      label_names=LABEL_NAMES, strict=True, max_pending=None)
+    trainer = pl.Trainer(**trainer_kwargs(root, max_epochs=2, limit_train_batches=3), callbacks=[callback])
+    trainer.fit(UserCrfTagger(config, num_tags=len(LABEL_NAMES)), data)
+    return root, sink
+
+
+def test_every_snapshot_carries_its_tokens_neighbours_and_their_overlap_with_the_last(fitted):
+    root, sink = fitted
+    snapshots = load_snapshots(root / "ner_viz")
+    (first, a), (second, b) = sink.analyses
+    for snapshot, analysis, saved in ((first, a, snapshots[0]), (second, b, snapshots[1])):
+        near = analysis.neighbours
+        assert near.view == "hidden" and near.row.shape == (len(snapshot), 10)
+        rows, dist = nearest_neighbours(saved.views["hidden"], 10)  # recomputed from what was saved
+        np.testing.assert_array_equal(near.row, rows)
+        np.testing.assert_allclose(near.distance, dist, atol=1e-6)
+    assert np.isnan(a.neighbours.jaccard).all()  # nothing before the first
+    kept = b.neighbours.jaccard
+    assert np.isfinite(kept).all() and ((0 <= kept) & (kept <= 1)).all() and kept.mean() < 1  # training moved them
+
+
+def test_a_resumed_finder_compares_with_the_previous_snapshot_read_back(fitted):
+    root, sink = fitted
+    first, second = load_snapshots(root / "ner_viz")
+    resumed = NeighbourFinder().find(second, previous=first)
+    np.testing.assert_array_equal(resumed.jaccard, sink.analyses[1][1].neighbours.jaccard)
+
+
+def test_the_report_gets_the_neighbours(fitted):
+    from lightning_ner_viz.sinks.html import read_payload
+
+    root, sink = fitted
+    _, analysis = sink.analyses[-1]
+    part = read_payload(root / "ner_viz" / "report.html")["epochs"][-1]["analysis"]["neighbours"]
+    assert part["k"] == 10 and part["row"] == analysis.neighbours.row.reshape(-1).tolist()
+    np.testing.assert_allclose(part["dist"], analysis.neighbours.distance.reshape(-1), atol=5e-4)
+    np.testing.assert_allclose(part["jaccard"], analysis.neighbours.jaccard, atol=5e-3)
