@@ -14,10 +14,11 @@ from lightning_ner_viz._warnings import NerVizWarning
 
 if TYPE_CHECKING:
     from lightning_ner_viz.callback import EmbeddingDriftCallback
+    from lightning_ner_viz.notebook import show
     from lightning_ner_viz.snapshot import Snapshot
     from lightning_ner_viz.store import load_snapshots
 
-__all__ = ["EmbeddingDriftCallback", "NerVizWarning", "Snapshot", "load_snapshots"]
+__all__ = ["EmbeddingDriftCallback", "NerVizWarning", "Snapshot", "load_snapshots", "show"]
 
 try:
     __version__ = version("lightning-ner-viz")  # the one source: pyproject.toml
@@ -28,6 +29,7 @@ _LAZY = {
     "EmbeddingDriftCallback": "lightning_ner_viz.callback",
     "Snapshot": "lightning_ner_viz.snapshot",
     "load_snapshots": "lightning_ner_viz.store",
+    "show": "lightning_ner_viz.notebook",
 }
 
 
@@ -40,4 +42,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+    return sorted(set(globals()) | set(__all__) | set(_LAZY))

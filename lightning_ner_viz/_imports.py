@@ -19,6 +19,8 @@ _UMAP_AVAILABLE = RequirementCache("umap-learn>=0.5.5", "umap")
 _OPENTSNE_AVAILABLE = RequirementCache("openTSNE>=1.0", "openTSNE")
 _TRANSFORMERS_AVAILABLE = RequirementCache("transformers>=4.40", "transformers")
 _SKLEARN_AVAILABLE = RequirementCache("scikit-learn>=1.3", "sklearn")
+_IPYTHON_AVAILABLE = RequirementCache("ipython>=8", "IPython")
+_RERUN_NOTEBOOK_AVAILABLE = RequirementCache("rerun-notebook", "rerun_notebook")
 
 _EXTRA_FOR = {
     "rerun": "rerun",
@@ -28,6 +30,7 @@ _EXTRA_FOR = {
     "openTSNE": "tsne",
     "transformers": "all",
     "sklearn": "analysis",
+    "IPython": "notebook",
 }
 _FLAG_FOR = {
     "rerun": _RERUN_AVAILABLE,
@@ -37,6 +40,7 @@ _FLAG_FOR = {
     "openTSNE": _OPENTSNE_AVAILABLE,
     "transformers": _TRANSFORMERS_AVAILABLE,
     "sklearn": _SKLEARN_AVAILABLE,
+    "IPython": _IPYTHON_AVAILABLE,
 }
 
 
@@ -44,7 +48,8 @@ def require(module: str) -> ModuleType:
     """Import an optional dependency, or raise naming the pip extra that installs it.
 
     Args:
-        module: the import name, one of ``rerun``, ``wandb``, ``plotly``, ``umap``, ``transformers``, ``sklearn``.
+        module: the import name, one of ``rerun``, ``wandb``, ``plotly``, ``umap``, ``openTSNE``, ``transformers``, ``sklearn``,
+            ``IPython``.
 
     Raises:
         ModuleNotFoundError: when the package is missing; the message names the extra.

@@ -19,7 +19,8 @@ PACKAGE = Path(lightning_ner_viz.__file__).parent
 
 
 def test_public_names_and_one_version():
-    assert set(lightning_ner_viz.__all__) == {"EmbeddingDriftCallback", "NerVizWarning", "Snapshot", "load_snapshots"}
+    assert set(lightning_ner_viz.__all__) == {"EmbeddingDriftCallback", "NerVizWarning", "Snapshot", "load_snapshots",
+                                              "show"}
     assert issubclass(NerVizWarning, UserWarning)
     assert callable(load_snapshots) and isinstance(Snapshot, type) and isinstance(EmbeddingDriftCallback, type)
     assert all(isinstance(s, type) for s in (HtmlSink, RerunSink, TensorBoardSink, WandbSink))

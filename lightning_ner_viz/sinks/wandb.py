@@ -13,6 +13,7 @@ from lightning_ner_viz.sinks.base import Sink, check_writable_dir, resolve_under
 from lightning_ner_viz.sinks.colors import hex_color, label_colors
 from lightning_ner_viz.sinks.snapshot_keys import scalar_prefix
 from lightning_ner_viz.sinks.wandb_analysis import analysis_entries
+from lightning_ner_viz.sinks.wandb_report import ReportSource, WandbReport, report_key
 from lightning_ner_viz.snapshot import Snapshot
 
 if TYPE_CHECKING:
@@ -35,7 +36,9 @@ class WandbSink(Sink):
     (:meth:`log_analysis`) join the same row: ``<prefix>/confusion`` and
     ``<prefix>/class_similarity/<view>`` (plotly heatmaps), ``<prefix>/errors``, ``<prefix>/clusters``,
     ``<prefix>/cluster_events`` (when there are any) and ``<prefix>/span_errors`` (tables); see
-    :mod:`~lightning_ner_viz.sinks.wandb_analysis`.
+    :mod:`~lightning_ner_viz.sinks.wandb_analysis`. At :meth:`close` it logs the interactive HTML report (slider,
+    play, drift and analysis panels) once, complete, as a ``wandb.Html`` (``<prefix>_report/embeddings``):
+    a 5 MB page per epoch would be stored per epoch (see :mod:`~lightning_ner_viz.sinks.wandb_report`).
 
     How snapshots are kept apart:
 
@@ -61,6 +64,8 @@ class WandbSink(Sink):
         log_plot: log the plotly scatter.
         init_kwargs: passed to ``wandb.init`` when this sink starts the run. A relative
             ``dir`` resolves under the callback's snapshot root when the callback passes one.
+        report: the report to log at :meth:`close`: ``True``, the callback's ``HtmlSink`` file, else this
+            sink's own copy; a path or an ``HtmlSink``: that file; ``False``: none.
 
     Example::
 
@@ -74,11 +79,13 @@ class WandbSink(Sink):
         log_table: bool = True,
         log_plot: bool = True,
         init_kwargs: dict[str, Any] | None = None,
+        report: ReportSource = True,
     ) -> None:
         self.prefix = prefix.strip("/")
         self.log_table = log_table
         self.log_plot = log_plot
         self.init_kwargs = dict(init_kwargs or {})
+        self._report = WandbReport(report)
         self.run_id: str | None = None
         self._restored_run_id: str | None = None
         self._run_dir: Path | None = None
@@ -94,6 +101,7 @@ class WandbSink(Sink):
         from lightning.pytorch.loggers import WandbLogger
 
         self._output_root = Path(save_dir) if save_dir is not None else None
+        self._report.setup(trainer, save_dir)
         loggers = trainer.loggers if trainer is not None else []
         self._logger = next((lg for lg in loggers if isinstance(lg, WandbLogger)), None)
         if self._logger is not None:
@@ -176,6 +184,7 @@ class WandbSink(Sink):
                 row[f"{self.prefix}/{view}/scatter"] = wandb.Plotly(scatter_figure(snapshot, view, xyz))
         self._flush_pending()
         self._pending, self._pending_name = row, snapshot.key.name  # groups and analyses join it: one row
+        self._report.log_epoch(self, self._run_dir, snapshot, coords, metrics)
 
     def _axes(self, snapshot: Snapshot) -> dict[str, Any]:
         """The row's x-axis values: the snapshot's epoch and global step."""
@@ -196,6 +205,7 @@ class WandbSink(Sink):
     def log_group(self, name: str, group: Snapshot, coords: np.ndarray) -> None:
         """Add a group's (``entities``, ``cls``) table and scatter to the snapshot's history row."""
         wandb = require("wandb")
+        self._report.log_group(name, group, coords)
         row = self._row_of(group)
         if self.log_table:
             row[f"{self.prefix}/{name}/table"] = _table(wandb, group, name, coords, group.gold_names(), group.pred_names())
@@ -205,6 +215,7 @@ class WandbSink(Sink):
     def log_analysis(self, snapshot: Snapshot, analysis: EpochAnalysis) -> None:
         """Add the snapshot's heatmaps and analysis tables to its history row, and send the row."""
         self._get_run()
+        self._report.log_analysis(snapshot, analysis)
         self._row_of(snapshot).update(analysis_entries(snapshot, analysis, self.prefix))
         self._flush_pending()
 
@@ -214,21 +225,24 @@ class WandbSink(Sink):
             self._flush_pending()
 
     def close(self) -> None:
-        """Finish the run if this sink started it (a logger's run is the logger's to finish)."""
+        """Log the HTML report (once, complete), then finish the run if this sink started it (not a logger's run)."""
         if self._run is not None or self._pending is not None:
             self._flush_pending()
+        if self._run is not None:
+            self._report.log_to(self._run, report_key(self.prefix))
         if self._run is not None and self._owns_run:
             self._run.finish()
         self._run = None
 
     def state_dict(self) -> dict[str, Any]:
         """The run id, so a resumed fit continues the same run."""
-        return {"run_id": self.run_id}
+        return {"run_id": self.run_id, **self._report.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue the run ``state['run_id']`` when this sink starts its own run; with a
         ``WandbLogger``, warn when the logger's run is another one (it cannot be switched)."""
         saved = state.get("run_id")
+        self._report.load_state_dict(state)
         if self._logger is not None:  # restored after setup: the logger decides the run
             self._check_logger_continues(saved)
         else:
