@@ -63,12 +63,23 @@ class HtmlSink(Sink):
     misclassified token by its neighbours' majority label) and ``cluster`` (by sub-cluster); hover
     shows a misclassified token's kNN vote, nearest class and margin.
 
+    In the bar, a search (plain text in any case, or a regular expression: the ``.*`` toggle or ``/pattern/flags``;
+    in the token, word, sentence or all of them) and a filter (gold and predicted labels, right or wrong, confidence
+    range, sub-cluster), both evaluated on each snapshot's own predictions as the slider moves or plays: matches are
+    drawn larger over a dimmed cloud and listed under the token clouds, filtered-out tokens as small grey dots. In a
+    2-D token cloud (``n_components=2``) a box or lasso selects tokens (in 3-D: shift-click); the selection is
+    followed across snapshots, each token's path drawn as a thin line, listed with an "Export CSV" button (cells
+    starting with ``= + - @`` get a ``'``). ``&q=``, ``&re=1``, ``&in=``, ``&gold=``, ``&pred=``, ``&ok=``, ``&conf=``
+    and ``&cl=`` carry the search and filter in the link.
+
     The file is rewritten atomically after every snapshot (once its groups and analysis came), so it
     is always complete and can be opened mid-training (reload for newer ones). Open
     ``#snapshot=<name>`` (e.g. ``#snapshot=epoch=0002-step=0000120``) to start there, or ``#epoch=N``
     for the last snapshot of epoch ``N``, and ``&color=knn`` for a colour mode; in the page,
     ``nerViz.setSnapshot(name)``, ``nerViz.setEpoch(N)``, ``nerViz.setColor("pred")`` (``gold``,
-    ``pred``, ``correct``, ``knn``, ``cluster``) and ``nerViz.selectError(i)``.
+    ``pred``, ``correct``, ``knn``, ``cluster``), ``nerViz.selectError(i)``, ``nerViz.search(query, {regex, in})``,
+    ``nerViz.filter({gold, pred, correct, conf, cluster})``, ``nerViz.select(ids)``, ``nerViz.selectBox(view, x0, x1,
+    y0, y1)``, ``nerViz.selected()``, ``nerViz.matches()`` and ``nerViz.csv()``.
 
     Args:
         path: the HTML file. Relative paths resolve under the callback's snapshot root
