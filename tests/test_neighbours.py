@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import RecordingSink
+from conftest import RecordingSink, chromium_page, needs_chromium
 
 from lightning_ner_viz import load_snapshots
 from lightning_ner_viz.analysis.neighbours import NeighbourFinder, nearest_neighbours, neighbour_jaccard
@@ -89,3 +89,30 @@ def test_the_report_gets_the_neighbours(fitted):
     assert part["k"] == 10 and part["row"] == analysis.neighbours.row.reshape(-1).tolist()
     np.testing.assert_allclose(part["dist"], analysis.neighbours.distance.reshape(-1), atol=5e-4)
     np.testing.assert_allclose(part["jaccard"], analysis.neighbours.jaccard, atol=5e-3)
+
+
+@needs_chromium
+def test_the_reports_neighbour_list_is_the_one_python_computed(fitted, tmp_path):
+    root, sink = fitted
+    snapshot, analysis = sink.analyses[-1]
+    near = analysis.neighbours
+    token = int(snapshot.token_id[7])
+    with chromium_page(tmp_path / "profile", 1400, 1400) as (page, errors):
+        page.goto((root / "ner_viz" / "report.html").as_uri())
+        page.wait_for_function("window.nerViz !== undefined", timeout=20_000)
+        page.evaluate("nerViz.ready")
+        shown = page.evaluate(f"nerViz.neighbours({token})")
+        assert shown["ids"] == snapshot.token_id[near.row[7]].tolist()
+        np.testing.assert_allclose(shown["dist"], near.distance[7], atol=5e-4)
+        assert shown["jaccard"] == pytest.approx(float(near.jaccard[7]), abs=5e-3)
+        rows = page.evaluate("Array.from(document.querySelectorAll('#nbtable tbody tr')).map(r => +r.dataset.id)")
+        assert rows == shown["ids"]
+        card = page.evaluate("document.querySelector('#nbtable').closest('.card').textContent")
+        assert "kept since the previous snapshot" in card and snapshot.token[7] in card
+        page.evaluate("nerViz.setSnapshot(nerViz.names[0])")  # the card follows the slider
+        page.wait_for_function("nerViz.state().index === 0")
+        first = sink.analyses[0][1].neighbours
+        j = int(np.flatnonzero(sink.analyses[0][0].token_id == token)[0])
+        rows = page.evaluate("Array.from(document.querySelectorAll('#nbtable tbody tr')).map(r => +r.dataset.id)")
+        assert rows == sink.analyses[0][0].token_id[first.row[j]].tolist()
+        assert errors == []
