@@ -26,7 +26,8 @@ import _common as C  # noqa: E402
 HERE = Path(__file__).resolve().parent
 DOC = C.REPO / "docs" / "performance.md"
 SCRIPTS = ("overhead.py", "contention.py", "reduction.py", "memory.py", "analysis_budget.py", "label_issues.py",
-           "train_dynamics.py", "compiled_cache.py", "time_to_picture.py", "demo_ratio.py", "layer_cost.py")
+           "train_dynamics.py", "compiled_cache.py", "time_to_picture.py", "demo_ratio.py", "layer_cost.py",
+           "report_scale.py")
 BLOCK = re.compile(r"<!-- table:(?P<name>[\w-]+) -->\n(?P<body>.*?)<!-- /table:(?P=name) -->", re.S)
 
 
