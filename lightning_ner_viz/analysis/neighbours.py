@@ -43,6 +43,9 @@ class Neighbours:
 def nearest_neighbours(X: np.ndarray, k: int = NEIGHBOURS) -> tuple[np.ndarray, np.ndarray]:
     """Each row's ``k`` nearest other rows by cosine similarity (``min(k, n - 1)``), nearest first, ties by row.
 
+    Deterministic: the same matrix always gives the same neighbours in the same order (the run comparison relies on
+    it: a run compared with itself has no token whose neighbours changed).
+
     Returns:
         ``(rows, distances)``: int64 and float32 arrays of shape (n, k).
     """
@@ -59,8 +62,10 @@ def nearest_neighbours(X: np.ndarray, k: int = NEIGHBOURS) -> tuple[np.ndarray, 
         sim = unit[start:stop] @ unit.T
         sim[torch.arange(stop - start), torch.arange(start, stop)] = -torch.inf  # not itself
         top = sim.topk(k, dim=1, largest=True, sorted=True)
-        rows[start:stop] = top.indices.numpy()
-        dists[start:stop] = (1.0 - top.values).clamp(0.0, 2.0).numpy()
+        values, found = top.values.numpy(), top.indices.numpy()
+        order = np.lexsort((found, -values), axis=1)  # topk leaves the order of equal similarities open
+        rows[start:stop] = np.take_along_axis(found, order, 1)
+        dists[start:stop] = np.clip(1.0 - np.take_along_axis(values, order, 1), 0.0, 2.0)
     return rows, dists
 
 

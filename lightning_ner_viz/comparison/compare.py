@@ -8,8 +8,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lightning_ner_viz.analysis.neighbours import nearest_neighbours
 from lightning_ner_viz.comparison.frame import frame_name, shared_frame
-from lightning_ner_viz.comparison.metrics import DEFAULT_TOP, K_NEIGHBOURS, RunComparison, compare_vectors, nearest_neighbours
+from lightning_ner_viz.comparison.metrics import DEFAULT_TOP, K_NEIGHBOURS, RunComparison, compare_vectors
 from lightning_ner_viz.comparison.runs import MatchedSnapshot, Run, load_runs, match_runs
 from lightning_ner_viz.reducers.registry import Reducer, ReducerName
 
@@ -60,7 +61,7 @@ def compare_matched(runs: list[Run], matched: list[MatchedSnapshot], view: str, 
     results: list[list[RunComparison]] = []
     for snapshot in matched:
         reference = snapshot.view(0, view)
-        near = nearest_neighbours(reference, k)
+        near = nearest_neighbours(reference, k)[0]
         gold = snapshot.gold(0)
         words = [snapshot.snapshots[0].token[j] for j in snapshot.rows[0].tolist()]
         results.append([

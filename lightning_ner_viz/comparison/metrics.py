@@ -15,13 +15,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lightning_ner_viz.analysis.drift import linear_cka
+from lightning_ner_viz.analysis.neighbours import NEIGHBOURS, nearest_neighbours
 
-K_NEIGHBOURS = 10
-"""How many nearest neighbours (cosine) each token's neighbourhood holds."""
+K_NEIGHBOURS = NEIGHBOURS
+"""How many nearest neighbours (cosine) each token's neighbourhood holds: as many as the report's click-a-point list."""
 DEFAULT_TOP = 20
 """How many of the tokens that differ most are kept."""
-_BLOCK = 1024
-"""Rows of the similarity matrix computed at once (bounds memory to ``_BLOCK * n`` floats)."""
 
 
 @dataclass
@@ -127,29 +126,6 @@ def centroid_distances(reference: np.ndarray, aligned: np.ndarray, gold: np.ndar
     return out
 
 
-def nearest_neighbours(X: np.ndarray, k: int = K_NEIGHBOURS) -> np.ndarray:
-    """Each row's ``k`` nearest other rows by cosine similarity, nearest first, shape (n, min(k, n - 1)).
-
-    Deterministic: the same matrix always gives the same neighbours (in the same order).
-    """
-    x = np.asarray(X, dtype=np.float64)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    unit = (x / np.where(norms > 0, norms, 1.0)).astype(np.float32)
-    n = len(unit)
-    k = min(k, n - 1)
-    out = np.empty((n, max(k, 0)), dtype=np.int64)
-    if k <= 0:
-        return out
-    for start in range(0, n, _BLOCK):
-        sim = unit[start:start + _BLOCK] @ unit.T
-        rows = np.arange(start, min(start + _BLOCK, n))
-        sim[rows - start, rows] = -np.inf
-        part = np.argpartition(-sim, k - 1, axis=1)[:, :k] if k < n - 1 else np.argsort(-sim, axis=1)[:, :k]
-        order = np.lexsort((part, -np.take_along_axis(sim, part, 1)), axis=1)
-        out[rows] = np.take_along_axis(part, order, 1)
-    return out
-
-
 def shared_neighbour_counts(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Per row, how many neighbours the neighbour lists ``a`` and ``b`` (n, k) have in common, shape (n,)."""
     if a.shape != b.shape:
@@ -198,7 +174,9 @@ def compare_vectors(reference: np.ndarray, other: np.ndarray, gold: np.ndarray, 
         snapshot, run, reference_run: names for the result.
         k: neighbourhood size.
         top: how many of the tokens that differ most to keep.
-        reference_neighbours: ``nearest_neighbours(reference, k)`` when already computed (several runs vs one).
+        reference_neighbours: the reference's neighbour rows, ``nearest_neighbours(reference, k)[0]``
+            (:func:`~lightning_ner_viz.analysis.neighbours.nearest_neighbours`), when already computed (several
+            runs vs one).
         words: each row's word (the reference run's tokens), to rank by neighbour words (see :func:`most_changed`).
     """
     if len(reference) != len(other) or len(reference) != len(gold):
@@ -206,8 +184,8 @@ def compare_vectors(reference: np.ndarray, other: np.ndarray, gold: np.ndarray, 
                          "must have the same rows.")
     a, b = align_onto(reference, other)
     distance = np.linalg.norm(a - b, axis=1)
-    near_a = nearest_neighbours(reference, k) if reference_neighbours is None else reference_neighbours
-    near_b = nearest_neighbours(other, k)
+    near_a = nearest_neighbours(reference, k)[0] if reference_neighbours is None else reference_neighbours
+    near_b = nearest_neighbours(other, k)[0]
     k = near_a.shape[1]
     shared = shared_neighbour_counts(near_a, near_b)
     shared_words = None if words is None else shared_word_counts(near_a, near_b, words)
