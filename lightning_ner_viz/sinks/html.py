@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-import html
-import json
 import os
-import re
-import tempfile
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +14,7 @@ from lightning_ner_viz.sinks.base import Sink, check_writable_file, output_root,
 from lightning_ner_viz.sinks.html_analysis import group_analysis, token_analysis
 from lightning_ner_viz.sinks.html_charts import Metrics
 from lightning_ner_viz.sinks.html_order import entry_key, in_order, is_before, thin
+from lightning_ner_viz.sinks.html_page import plotly_js, read_embedded, render_page, template, write_atomically
 from lightning_ner_viz.sinks.html_payload import Cloud, build_payload
 from lightning_ner_viz.snapshot import Snapshot
 
@@ -29,7 +24,6 @@ if TYPE_CHECKING:
     from lightning_ner_viz.analysis.epoch_analysis import EpochAnalysis
 
 DEFAULT_FILE = "embeddings.html"
-_DATA_RE = re.compile(r'<script type="application/json" id="ner-viz-data">(.*?)</script>', re.DOTALL)
 
 
 class HtmlSink(Sink):
@@ -234,25 +228,9 @@ class HtmlSink(Sink):
 
     def _write(self) -> None:
         if self._plotlyjs is None:
-            self._plotlyjs = require("plotly").offline.get_plotlyjs().replace("</script", "<\\/script")
-        data = json.dumps(self.payload(), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-        data = data.replace("</", "<\\/").replace("<!--", "<\\!--")
-        parts = {"__TITLE__": html.escape(self.title), "/*__PLOTLY_JS__*/": self._plotlyjs, "__DATA__": data}
-        page = re.sub("|".join(re.escape(k) for k in parts), lambda m: parts[m.group(0)], _template())
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(page)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, self.path)
-            self._pending = False
-        except BaseException:  # a full disk, a file size limit: never leave the partial file
-            with contextlib.suppress(OSError):
-                Path(tmp).unlink(missing_ok=True)
-            raise
+            self._plotlyjs = plotly_js()
+        write_atomically(self.path, render_page(_template(), self.title, self.payload(), self._plotlyjs))
+        self._pending = False
 
     def _load_previous(self, before: SnapshotKey) -> None:
         """Read the snapshots captured before ``before`` back from an existing file (after a resume)."""
@@ -273,11 +251,8 @@ class HtmlSink(Sink):
 
 def read_payload(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The data embedded in a file written by :class:`HtmlSink` (for tests and resuming)."""
-    match = _DATA_RE.search(Path(path).read_text(encoding="utf-8"))
-    if match is None:
-        raise ValueError(f"{path} is not a lightning-ner-viz HTML report.")
-    return json.loads(match.group(1))
+    return read_embedded(path, "ner-viz-data", "a lightning-ner-viz HTML report")
 
 
 def _template() -> str:
-    return resources.files("lightning_ner_viz.sinks").joinpath("html_template.html").read_text(encoding="utf-8")
+    return template("lightning_ner_viz.sinks", "html_template.html")
