@@ -28,6 +28,7 @@ from lightning_ner_viz.analysis.layers import FIGURE_TITLES, LayerAnalysis
 from lightning_ner_viz.analysis.neighbours import Neighbours
 from lightning_ner_viz.analysis.span_errors import SPAN_CATEGORIES, span_f1
 from lightning_ner_viz.sinks.html_label_issues import label_issues_part
+from lightning_ner_viz.sinks.layer_grids import value_range
 from lightning_ner_viz.snapshot import Snapshot
 
 ERROR_ROWS = 200
@@ -81,11 +82,13 @@ def neighbours(result: Neighbours) -> dict[str, Any]:
 
 def layers(result: LayerAnalysis) -> dict[str, Any]:
     """The layer × snapshot grids as of this snapshot: ``layers`` (rows), ``labels`` (columns: the snapshots so
-    far), ``figures`` (name to rows of values, 3 decimals, ``None`` when undefined) and ``titles``."""
+    far), ``figures`` (name to rows of values, 3 decimals, ``None`` when undefined), ``titles`` and ``ranges`` (each
+    figure's colour range, as the other sinks draw it)."""
     return {"layers": list(result.layers), "labels": list(result.labels),
             "figures": {name: [[_num(x, 3) for x in row] for row in np.asarray(grid).tolist()]
                         for name, grid in result.figures.items()},
-            "titles": {name: FIGURE_TITLES.get(name, name) for name in result.figures}}
+            "titles": {name: FIGURE_TITLES.get(name, name) for name in result.figures},
+            "ranges": {name: list(value_range(name, grid)) for name, grid in result.figures.items()}}
 
 
 def group_analysis(analysis: EpochAnalysis, group: str) -> dict[str, Any] | None:
