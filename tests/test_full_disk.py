@@ -14,8 +14,12 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
+
 from lightning_ner_viz import load_snapshots
 from lightning_ner_viz.sinks import RerunSink
+
+pytestmark = pytest.mark.serial  # wall-clock bounds: run alone, after the parallel tests (scripts/test.sh)
 
 TESTS = Path(__file__).resolve().parent
 LIMIT = 600_000

@@ -11,6 +11,8 @@ import pytest
 
 from lightning_ner_viz.runtime.jobs import JobRunner
 
+pytestmark = pytest.mark.serial  # wall-clock bounds: run alone, after the parallel tests (scripts/test.sh)
+
 
 @pytest.mark.parametrize("enabled", [True, False])
 def test_errors_are_kept_in_order_and_later_jobs_of_a_failed_group_are_skipped(enabled):

@@ -37,6 +37,8 @@ from lightning_ner_viz.runtime.shutdown import GRACE_SECONDS, sigterm_deferred
 from lightning_ner_viz.sinks.html import read_payload
 from lightning_ner_viz.store import RENDER_STATE, SnapshotStore, epoch_of
 
+pytestmark = pytest.mark.serial  # wall-clock bounds: run alone, after the parallel tests (scripts/test.sh)
+
 TESTS = Path(__file__).resolve().parent
 CLI = Path(sys.executable).parent / "lightning-ner-viz"
 

@@ -20,6 +20,8 @@ from lightning_ner_viz.projection.projector import Projector
 from lightning_ner_viz.projection.warm_up import warm_up
 from lightning_ner_viz.reducers.umap import UMAPReducer
 
+pytestmark = pytest.mark.serial  # wall-clock bounds: run alone, after the parallel tests (scripts/test.sh)
+
 
 class ChildAtTrainStart(Callback):
     """Before the first training batch (no validation captured yet): waits for the setup's preparation to finish,
