@@ -44,14 +44,14 @@ def fitted(tmp_path_factory, examples, tokenizer):
     from lightning_ner_viz import EmbeddingDriftCallback
     from lightning_ner_viz.demo.data import LABEL_NAMES
     from lightning_ner_viz.demo.datamodule import NerDataModule
-    from lightning_ner_viz.sinks import HtmlSink
+    from lightning_ner_viz.sinks import HtmlSink, RerunSink
 
     config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                         intermediate_size=64, max_position_embeddings=64)
     data = NerDataModule(examples[:320], examples[320:], tokenizer, LABEL_NAMES, batch_size=16)
     torch.manual_seed(0)
     sink, root = RecordingSink(), tmp_path_factory.mktemp("neighbours")
-    callback = EmbeddingDriftCallback(sinks=[sink, HtmlSink("report.html")], max_tokens=80,
+    callback = EmbeddingDriftCallback(sinks=[sink, HtmlSink("report.html"), RerunSink("emb.rrd")], max_tokens=80,
                                       label_names=LABEL_NAMES, strict=True, max_pending=None)
     trainer = pl.Trainer(**trainer_kwargs(root, max_epochs=2, limit_train_batches=3), callbacks=[callback])
     trainer.fit(UserCrfTagger(config, num_tags=len(LABEL_NAMES)), data)
@@ -89,6 +89,30 @@ def test_the_report_gets_the_neighbours(fitted):
     assert part["k"] == 10 and part["row"] == analysis.neighbours.row.reshape(-1).tolist()
     np.testing.assert_allclose(part["dist"], analysis.neighbours.distance.reshape(-1), atol=5e-4)
     np.testing.assert_allclose(part["jaccard"], analysis.neighbours.jaccard, atol=5e-3)
+
+
+def test_hovering_a_rerun_point_shows_its_neighbours_and_the_crowd_it_left(fitted):
+    from rrd_reading import read_rrd
+
+    root, sink = fitted
+    clouds = read_rrd(root / "ner_viz" / "emb.rrd")["/embeddings/hidden"]  # the hover values merged into the points
+    assert [r["epoch"] for r in clouds] == [0, 1] and all(r["Points3D:positions"] for r in clouds)
+    for (snapshot, analysis), cloud in zip(sink.analyses, clouds):
+        hover = cloud
+        near, gold = analysis.neighbours, snapshot.gold_names()
+        assert cloud["token_id"] == snapshot.token_id.tolist() and len(hover["neighbours"]) == len(snapshot)
+        for j in (0, 7, len(snapshot) - 1):
+            lines = hover["neighbours"][j].split("\n")
+            assert lines == [f"{snapshot.word[r]} ({gold[r]}, predicted {snapshot.pred_names()[r]}) {d:.3f}"
+                             for r, d in zip(near.row[j], near.distance[j])]
+            labels = [gold[r] for r in near.row[j]]
+            assert hover["neighbour_labels"][j] == ", ".join(f"{g} ×{labels.count(g)}" for g in
+                                                            sorted(set(labels), key=lambda g: (-labels.count(g), labels.index(g))))
+    first, second = clouds
+    assert set(first["neighbour_labels_before"]) == {""}  # nothing before the first snapshot
+    before = dict(zip(clouds[0]["token_id"], first["neighbour_labels"]))
+    assert second["neighbour_labels_before"] == [before.get(t, "") for t in clouds[1]["token_id"]]
+    np.testing.assert_allclose(second["neighbours_kept_share"], sink.analyses[1][1].neighbours.jaccard)
 
 
 @needs_chromium

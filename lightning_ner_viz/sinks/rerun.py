@@ -47,7 +47,7 @@ class RerunSink(Sink):
     - from :meth:`log_analysis`: ``embeddings/confusion`` and ``embeddings/class_similarity/<view>``
       (heatmap images, with the matrices as tensors below them), ``embeddings/errors`` and
       ``embeddings/clusters`` (markdown tables), ``embeddings/<cloud>/clusters`` (the cloud coloured by
-      sub-cluster); see :mod:`~lightning_ner_viz.sinks.rerun_analysis`;
+      sub-cluster), the ``hidden`` cloud's nearest neighbours on hover; see :mod:`.rerun_analysis`;
     - ``embeddings/metrics/<name>``: ``Scalars`` for every metric;
     - ``/``: a static ``AnnotationContext`` naming and colouring the labels.
 
@@ -109,7 +109,7 @@ class RerunSink(Sink):
         self._group_names: dict[str, list[str]] = {}
         self._clouds: list[str] = []
         self._panels: tuple[list[str], list[str]] = ([], [])  # heatmaps, clustered clouds in the layout
-        self._summary = HeldSummary()
+        self._summary, self._crowds = HeldSummary(), {}  # the crowds: each token's neighbours' labels, last logged
         self.blueprint = blueprint
 
     def setup(self, trainer: pl.Trainer | None, save_dir: Path | None = None) -> None:
@@ -254,7 +254,7 @@ class RerunSink(Sink):
         rec = self._stream()
         set_snapshot_time(rec, snapshot)
         coords = self._summary.coords_of(snapshot)
-        heatmaps = log_analysis(rec, self.prefix, snapshot, analysis, coords)
+        heatmaps = log_analysis(rec, self.prefix, snapshot, analysis, coords, self._crowds)
         events = events_markdown(analysis) if self._summary.holds(snapshot) else ""
         self._summary.release(rec, f"{self.prefix}/summary", events)
         clustered = [c for c in analysis.clusters if c in coords]

@@ -11,6 +11,8 @@
   sub-cluster, with their own ``AnnotationContext`` naming each (``B-BRAND #2 · n=40 · valio, danone · 5% errors``);
 - ``label_issues/data_map`` and ``label_issues/top`` (fit snapshots with a label-issue report): the data map as
   points and the most suspect tokens as a markdown table (:mod:`~lightning_ner_viz.sinks.rerun_label_issues`);
+- ``<view>`` (``hidden``): the neighbours' hover values added to the cloud's points
+  (:mod:`~lightning_ner_viz.sinks.rerun_neighbours`);
 - ``layers/<figure>`` (``hidden_module="all"``): each layer × snapshot grid as a labelled heatmap image, and
   ``layers/<figure>/values`` as a tensor (dimensions ``layer`` and ``snapshot``, named in its values).
 """
@@ -31,10 +33,11 @@ from lightning_ner_viz.sinks.analysis_text import (
 from lightning_ner_viz.sinks.heatmap import attraction_image, confusion_image, png_bytes, similarity_image
 from lightning_ner_viz.sinks.layer_grids import layer_image
 from lightning_ner_viz.sinks.rerun_label_issues import log_label_issues
+from lightning_ner_viz.sinks.rerun_neighbours import neighbour_hover
+from lightning_ner_viz.snapshot import Snapshot
 
 ERROR_VIEW = "hidden"
 """The view whose error attraction is drawn (the representation, not the classifier's logits)."""
-from lightning_ner_viz.snapshot import Snapshot
 
 NOISE_COLOR = (160, 160, 160)
 
@@ -73,9 +76,10 @@ def _png(rgb: np.ndarray) -> Any:
 
 
 def log_analysis(rec: Any, prefix: str, snapshot: Snapshot, analysis: EpochAnalysis,
-                 coords: dict[str, np.ndarray]) -> list[str]:
+                 coords: dict[str, np.ndarray], crowds: dict[int, str] | None = None) -> list[str]:
     """Log the analyses of ``snapshot`` (the time must be set already); ``coords`` are the clouds' coordinates
-    from the same snapshot's ``log_epoch``/``log_group``.
+    from the same snapshot's ``log_epoch``/``log_group``; ``crowds`` carries the neighbours' labels from one
+    snapshot to the next (see :func:`~lightning_ner_viz.sinks.rerun_neighbours.neighbour_hover`).
 
     Returns:
         The heatmaps and label-issue panels logged, as paths under ``prefix`` (``confusion``,
@@ -118,6 +122,9 @@ def log_analysis(rec: Any, prefix: str, snapshot: Snapshot, analysis: EpochAnaly
         rec.log(path, rr.AnnotationContext([rr.AnnotationInfo(id=i, label=label, color=color)
                                             for i, label, color in names]))
         rec.log(path, points(xyz, class_ids=ids, radii=rr.Radius.ui_points(3.5 if name == "entities" else 3.0)))
+    near = analysis.neighbours
+    if near is not None and near.view in coords and 0 < len(near.row) == len(coords[near.view]) == len(snapshot):
+        rec.log(f"{prefix}/{near.view}", rr.AnyValues(**neighbour_hover(snapshot, near, {} if crowds is None else crowds)))
     if analysis.label_issues is not None:
         shown += log_label_issues(rec, prefix, analysis.label_issues, snapshot.label)
     layers = analysis.layers
