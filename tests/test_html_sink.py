@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import re
@@ -67,6 +68,9 @@ def test_file_is_self_contained(report):
     assert "http://" not in ours and "https://" not in ours
     assert "<title>test &lt;report&gt;</title>" in text
     assert 3_000_000 < report.stat().st_size < len(plotly_js) + 1_000_000  # 600 tokens x 3 epochs add < 1 MB
+    raw = json.loads(re.search(r'id="ner-viz-data">(.*?)</script>', text, re.DOTALL).group(1))
+    first = raw["epochs"][0]  # the per-token numbers are packed (packed_arrays.py); read_payload unpacks them
+    assert all(first[k]["packed"] for k in ("idx", "pred", "conf")) and first["coords"]["hidden"]["packed"] == "int16"
 
 
 def test_every_epoch_is_a_frame_with_tokens_hover_and_metrics(report):

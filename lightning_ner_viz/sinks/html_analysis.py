@@ -29,6 +29,7 @@ from lightning_ner_viz.analysis.neighbours import Neighbours
 from lightning_ner_viz.analysis.span_errors import SPAN_CATEGORIES, span_f1
 from lightning_ner_viz.sinks.html_label_issues import label_issues_part
 from lightning_ner_viz.sinks.layer_grids import value_range
+from lightning_ner_viz.sinks.packed_arrays import pack
 from lightning_ner_viz.snapshot import Snapshot
 
 ERROR_ROWS = 200
@@ -73,10 +74,11 @@ def token_analysis(analysis: EpochAnalysis, token_views: list[str]) -> dict[str,
 
 def neighbours(result: Neighbours) -> dict[str, Any]:
     """Each row's nearest neighbours in ``view``: ``k``, ``row`` and ``dist`` (row-major, ``k`` per row: the
-    neighbours' rows of the snapshot and their cosine distances, 3 decimals) and ``jaccard`` (per row, the overlap
-    with its neighbours at the previous snapshot, 2 decimals, ``None`` when there is none)."""
-    return {"view": result.view, "k": result.k, "row": _ints(result.row),
-            "dist": [_num(x, 3) for x in np.asarray(result.distance).reshape(-1).tolist()],
+    neighbours' rows of the snapshot and their cosine distances, 3 decimals; both packed, see
+    :mod:`~lightning_ner_viz.sinks.packed_arrays`) and ``jaccard`` (per row, the overlap with its neighbours at the
+    previous snapshot, 2 decimals, ``None`` when there is none)."""
+    return {"view": result.view, "k": result.k, "row": pack(np.asarray(result.row).reshape(-1)),
+            "dist": pack(np.asarray(result.distance).reshape(-1), 3),
             "jaccard": [_num(x, 2) for x in np.asarray(result.jaccard).tolist()]}
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from lightning_ner_viz._imports import require
+from lightning_ner_viz.sinks.packed_arrays import unpack_tree
 
 
 def plotly_js() -> str:
@@ -58,7 +59,8 @@ def write_atomically(path: Path, text: str) -> None:
 
 
 def read_embedded(path: str | os.PathLike[str], element_id: str, what: str) -> dict[str, Any]:
-    """The JSON payload embedded in ``<script type="application/json" id="element_id">`` of the page at ``path``.
+    """The JSON payload embedded in ``<script type="application/json" id="element_id">`` of the page at ``path``, with
+    its packed arrays unpacked (:mod:`~lightning_ner_viz.sinks.packed_arrays`).
 
     Raises:
         ValueError: when the page has none (``what`` names the kind of page expected).
@@ -67,4 +69,4 @@ def read_embedded(path: str | os.PathLike[str], element_id: str, what: str) -> d
     match = pattern.search(Path(path).read_text(encoding="utf-8"))
     if match is None:
         raise ValueError(f"{path} is not {what}.")
-    return json.loads(match.group(1))
+    return unpack_tree(json.loads(match.group(1)))

@@ -20,6 +20,7 @@ from lightning_ner_viz.sinks.colors import hex_color, label_colors
 from lightning_ner_viz.sinks.html_analysis import ERROR_ROWS, full_set
 from lightning_ner_viz.sinks.html_charts import Metrics, charts, metrics_payload
 from lightning_ner_viz.sinks.html_order import describe, entry_key, is_before
+from lightning_ner_viz.sinks.packed_arrays import is_packed, pack
 from lightning_ner_viz.snapshot import Snapshot
 
 CORRECT_COLOR, INCORRECT_COLOR = "#8fb996", "#d62728"
@@ -103,10 +104,9 @@ class Cloud:
                        "sent": [t[2] for t in table], "gold": [t[3] for t in table]},
             "epochs": [{
                 "epoch": r["key"].epoch, "step": r["step"], **describe(r["key"]),
-                "idx": np.searchsorted(ids, r["ids"]).tolist(),
-                "pred": r["pred"].tolist(), "conf": None if r["conf"] is None else np.round(r["conf"], 3).tolist(),
-                "coords": {v: _round(c).ravel().tolist() for v, c in r["coords"].items()},
-                "analysis": r.get("analysis", {}),
+                "idx": pack(np.searchsorted(ids, r["ids"])), "pred": pack(r["pred"]), "conf": pack(r["conf"], 3),
+                "coords": {v: pack(c, _decimals(c)) for v, c in r["coords"].items()},
+                "analysis": _packed(r.get("analysis", {})),
             } for r in self.records],
         }
 
@@ -258,8 +258,15 @@ def _fix_columns(c: np.ndarray) -> np.ndarray:
     return c[:, :3] if c.shape[1] >= 2 else np.pad(c, ((0, 0), (0, 2 - c.shape[1])))
 
 
-def _round(c: np.ndarray) -> np.ndarray:
-    """Four significant digits of the largest value: enough for a plot."""
+def _decimals(c: np.ndarray) -> int:
+    """The decimals that keep four significant digits of the largest value: enough for a plot."""
     scale = float(np.abs(c).max()) if c.size else 1.0
-    decimals = int(np.clip(3 - math.floor(math.log10(scale)) if scale > 0 else 3, 0, 10))
-    return np.round(c.astype(np.float64), decimals)
+    return int(np.clip(3 - math.floor(math.log10(scale)) if scale > 0 else 3, 0, 10))
+
+
+def _packed(analysis: dict[str, Any]) -> dict[str, Any]:
+    """``analysis`` with its neighbour rows and distances (the largest per-token part) packed."""
+    near = analysis.get("neighbours")
+    if not near or is_packed(near.get("row")):
+        return analysis
+    return {**analysis, "neighbours": {**near, "row": pack(near["row"]), "dist": pack(near["dist"], 3)}}
