@@ -91,7 +91,7 @@ def test_the_report_gets_the_neighbours(fitted):
     np.testing.assert_allclose(part["jaccard"], analysis.neighbours.jaccard, atol=5e-3)
 
 
-def test_hovering_a_rerun_point_shows_its_neighbours_and_the_crowd_it_left(fitted):
+def test_a_rerun_point_carries_its_neighbours_and_the_crowd_it_left(fitted):
     from rrd_reading import read_rrd
 
     root, sink = fitted
@@ -112,7 +112,7 @@ def test_hovering_a_rerun_point_shows_its_neighbours_and_the_crowd_it_left(fitte
     assert set(first["neighbour_labels_before"]) == {""}  # nothing before the first snapshot
     before = dict(zip(clouds[0]["token_id"], first["neighbour_labels"]))
     assert second["neighbour_labels_before"] == [before.get(t, "") for t in clouds[1]["token_id"]]
-    np.testing.assert_allclose(second["neighbours_kept_share"], sink.analyses[1][1].neighbours.jaccard)
+    np.testing.assert_allclose(second["neighbours_kept_share"], sink.analyses[1][1].neighbours.jaccard, atol=5e-4)
 
 
 @needs_chromium

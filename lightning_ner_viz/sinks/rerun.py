@@ -47,7 +47,7 @@ class RerunSink(Sink):
     - from :meth:`log_analysis`: ``embeddings/confusion`` and ``embeddings/class_similarity/<view>``
       (heatmap images, with the matrices as tensors below them), ``embeddings/errors`` and
       ``embeddings/clusters`` (markdown tables), ``embeddings/<cloud>/clusters`` (the cloud coloured by
-      sub-cluster), the ``hidden`` cloud's nearest neighbours on hover; see :mod:`.rerun_analysis`;
+      sub-cluster), the ``hidden`` points' nearest neighbours (a click lists them); see :mod:`.rerun_analysis`;
     - ``embeddings/metrics/<name>``: ``Scalars`` for every metric;
     - ``/``: a static ``AnnotationContext`` naming and colouring the labels.
 

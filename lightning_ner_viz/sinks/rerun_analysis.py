@@ -11,7 +11,7 @@
   sub-cluster, with their own ``AnnotationContext`` naming each (``B-BRAND #2 · n=40 · valio, danone · 5% errors``);
 - ``label_issues/data_map`` and ``label_issues/top`` (fit snapshots with a label-issue report): the data map as
   points and the most suspect tokens as a markdown table (:mod:`~lightning_ner_viz.sinks.rerun_label_issues`);
-- ``<view>`` (``hidden``): the neighbours' hover values added to the cloud's points
+- ``<view>`` (``hidden``): the neighbours' values added to the cloud's points (a click in the viewer lists them)
   (:mod:`~lightning_ner_viz.sinks.rerun_neighbours`);
 - ``layers/<figure>`` (``hidden_module="all"``): each layer × snapshot grid as a labelled heatmap image, and
   ``layers/<figure>/values`` as a tensor (dimensions ``layer`` and ``snapshot``, named in its values).

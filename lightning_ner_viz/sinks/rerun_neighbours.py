@@ -1,13 +1,16 @@
-"""What hovering a point of the Rerun cloud tells about its nearest neighbours in the original space (issue #18).
+"""What the Rerun cloud tells about each point's nearest neighbours in the original space (issue #18).
 
 The neighbours are computed in the projector (:mod:`~lightning_ner_viz.analysis.neighbours`); the sink adds them to
-the cloud's entity (``<prefix>/hidden``) at the snapshot's time as more hover values, one per point:
+the cloud's entity (``<prefix>/hidden``) at the snapshot's time as more values, one per point. A click on a point
+lists them in the viewer's Selection panel (its hover tooltip shows only a summary for an entity with more than
+three components); hovering the ``neighbours`` value there shows its lines in full:
 
 - ``neighbours``: one line per neighbour, nearest first: ``word (gold, predicted pred) 0.123`` (cosine distance);
 - ``neighbour_labels``: the neighbours' gold labels, most first: ``B-BRAND ×7, O ×3``;
 - ``neighbour_labels_before``: the same at the previous snapshot this sink logged (empty for the first), so a user
   sees a token move from the ``O`` crowd to the ``B-BRAND`` crowd;
-- ``neighbours_kept_share``: the share of the neighbour set kept since the previous snapshot (Jaccard; NaN for the first).
+- ``neighbours_kept_share``: the share of the neighbour set kept since the previous snapshot (Jaccard, 3 decimals;
+  NaN for the first).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ def crowd(labels: list[str]) -> str:
 
 
 def neighbour_hover(snapshot: Snapshot, neighbours: Neighbours, before: dict[int, str]) -> dict[str, list]:
-    """The hover values of every point of ``neighbours.view`` (see the module's docstring).
+    """The neighbour values of every point of ``neighbours.view`` (see the module's docstring).
 
     Args:
         snapshot: the snapshot the neighbours were found in (its rows are the points).
@@ -44,4 +47,4 @@ def neighbour_hover(snapshot: Snapshot, neighbours: Neighbours, before: dict[int
     before.clear()
     before.update(zip(ids, crowds))
     return {"neighbours": lines, "neighbour_labels": crowds, "neighbour_labels_before": earlier,
-            "neighbours_kept_share": np.asarray(neighbours.jaccard, dtype=np.float64)}  # typed: rerun keeps a column's first type
+            "neighbours_kept_share": np.round(np.asarray(neighbours.jaccard, dtype=np.float64), 3)}
