@@ -241,3 +241,30 @@ def emit(title: str, md: str, command: str, notes: Sequence[str] = ()) -> str:
     block += f"\nReproduce: `{command}`\n<!-- /table:{title} -->"
     print(block, flush=True)
     return block
+
+
+def child_peak_mib(proc: object) -> float:
+    """The largest peak RSS (VmHWM) among this process's children (the pooled projector), 0 if none."""
+    peak = 0.0
+    for kid in proc.children(recursive=True):  # type: ignore[attr-defined]
+        try:
+            for line in Path(f"/proc/{kid.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak = max(peak, int(line.split()[1]) / 1024)
+        except OSError:
+            pass
+    return peak
+
+
+def run_json_child(cmd: list[str], threads: int | None = None) -> dict:
+    """Run a benchmark's own child process (``cmd``, plus ``--threads`` when given) and return the JSON object it
+    prints last; raise with the end of its stderr when it fails."""
+    import json
+    import subprocess
+
+    if threads:
+        cmd = [*cmd, "--threads", str(threads)]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RuntimeError(f"{cmd} failed:\n{res.stderr[-4000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])

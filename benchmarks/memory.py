@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import resource
-import subprocess
 import sys
 import tempfile
 import threading
@@ -42,19 +41,6 @@ THREADS: int | None = None
 NO_METRICS = "callback, one process, metrics off*"
 ONE_PROCESS = "callback, one process"
 VARIANTS = ("plain", "callback", ONE_PROCESS, NO_METRICS, "naive loop")
-
-
-def child_peak_mib(proc: object) -> float:
-    """The largest peak RSS (VmHWM) among this process's children (the pooled projector), 0 if none."""
-    peak = 0.0
-    for kid in proc.children(recursive=True):  # type: ignore[attr-defined]
-        try:
-            for line in Path(f"/proc/{kid.pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    peak = max(peak, int(line.split()[1]) / 1024)
-        except OSError:
-            pass
-    return peak
 
 
 def child(model_name: str, n: int, variant: str) -> dict[str, float]:
@@ -102,19 +88,13 @@ def child(model_name: str, n: int, variant: str) -> dict[str, float]:
         "peak_sampled": peak[0] / MiB,
         "rise": (peak[0] - before) / MiB,
         "ru_maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # KiB on Linux
-        "child_peak": child_peak_mib(proc),
+        "child_peak": C.child_peak_mib(proc),
         "seconds": elapsed,
     }
 
 
 def run_child(model_name: str, n: int, variant: str) -> dict[str, float]:
-    cmd = [sys.executable, __file__, "--child", model_name, str(n), variant]
-    if THREADS:
-        cmd += ["--threads", str(THREADS)]
-    res = subprocess.run(cmd, capture_output=True, text=True)
-    if res.returncode != 0:
-        raise RuntimeError(f"{cmd} failed:\n{res.stderr[-3000:]}")
-    return json.loads(res.stdout.strip().splitlines()[-1])
+    return C.run_json_child([sys.executable, __file__, "--child", model_name, str(n), variant], THREADS)
 
 
 def main(argv: list[str] | None = None) -> list[str]:

@@ -1,6 +1,6 @@
 """Run every benchmark and rewrite its tables in docs/performance.md.
 
-    python benchmarks/run_all.py            # the full run (about 40 min on 2 cores); rewrites the doc
+    python benchmarks/run_all.py            # the full run (about 40 min on 2 cores, plus 6.6 min for capture_scale.py); rewrites the doc
     python benchmarks/run_all.py --quick    # a smoke run (< 7 min); prints, leaves the doc alone
     python benchmarks/run_all.py --quick --write   # ... and writes its (small) tables anyway
 
@@ -27,7 +27,7 @@ HERE = Path(__file__).resolve().parent
 DOC = C.REPO / "docs" / "performance.md"
 SCRIPTS = ("overhead.py", "contention.py", "reduction.py", "memory.py", "analysis_budget.py", "label_issues.py",
            "train_dynamics.py", "compiled_cache.py", "time_to_picture.py", "demo_ratio.py", "layer_cost.py",
-           "report_scale.py")
+           "report_scale.py", "capture_scale.py")
 BLOCK = re.compile(r"<!-- table:(?P<name>[\w-]+) -->\n(?P<body>.*?)<!-- /table:(?P=name) -->", re.S)
 
 
@@ -47,7 +47,7 @@ def run(script: str, quick: bool, threads: int | None) -> tuple[dict[str, str], 
     def relay() -> None:  # progress lines only; library chatter is dropped
         for line in proc.stderr:  # type: ignore[union-attr]
             if line.startswith("  ") or line.split(":")[0] in ("overhead", "reduction", "memory", "label_issues", "layer_cost",
-                                                               "Traceback"):
+                                                               "capture_scale", "Traceback"):
                 sys.stderr.write(line)
                 sys.stderr.flush()
 
