@@ -95,18 +95,17 @@ def test_a_rerun_point_carries_its_neighbours_and_the_crowd_it_left(fitted):
     from rrd_reading import read_rrd
 
     root, sink = fitted
-    clouds = read_rrd(root / "ner_viz" / "emb.rrd")["/embeddings/hidden"]  # the hover values merged into the points
+    clouds = read_rrd(root / "ner_viz" / "emb.rrd")["/embeddings/hidden"]  # the neighbour values merged into the points
     assert [r["epoch"] for r in clouds] == [0, 1] and all(r["Points3D:positions"] for r in clouds)
     for (snapshot, analysis), cloud in zip(sink.analyses, clouds):
-        hover = cloud
         near, gold = analysis.neighbours, snapshot.gold_names()
-        assert cloud["token_id"] == snapshot.token_id.tolist() and len(hover["neighbours"]) == len(snapshot)
+        assert cloud["token_id"] == snapshot.token_id.tolist() and len(cloud["neighbours"]) == len(snapshot)
         for j in (0, 7, len(snapshot) - 1):
-            lines = hover["neighbours"][j].split("\n")
+            lines = cloud["neighbours"][j].split("\n")
             assert lines == [f"{snapshot.word[r]} ({gold[r]}, predicted {snapshot.pred_names()[r]}) {d:.3f}"
                              for r, d in zip(near.row[j], near.distance[j])]
             labels = [gold[r] for r in near.row[j]]
-            assert hover["neighbour_labels"][j] == ", ".join(f"{g} ×{labels.count(g)}" for g in
+            assert cloud["neighbour_labels"][j] == ", ".join(f"{g} ×{labels.count(g)}" for g in
                                                             sorted(set(labels), key=lambda g: (-labels.count(g), labels.index(g))))
     first, second = clouds
     assert set(first["neighbour_labels_before"]) == {""}  # nothing before the first snapshot
