@@ -29,14 +29,16 @@ def template(package: str, name: str) -> str:
 
 
 def render_page(page_template: str, title: str, payload: dict[str, Any], plotlyjs: str) -> str:
-    """``page_template`` with ``__TITLE__`` (escaped), ``/*__PLOTLY_JS__*/`` and ``__DATA__`` filled in.
+    """``page_template`` with ``__TITLE__`` (escaped), ``/*__BASE_CSS__*/`` (the pages' shared ``page_base.css``),
+    ``/*__PLOTLY_JS__*/`` and ``__DATA__`` filled in.
 
     The data is embedded as JSON that cannot close its ``<script>`` element (``</`` and ``<!--`` are escaped); the
     page shows every text from it as text.
     """
     data = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     data = data.replace("</", "<\\/").replace("<!--", "<\\!--")
-    parts = {"__TITLE__": html.escape(title), "/*__PLOTLY_JS__*/": plotlyjs, "__DATA__": data}
+    parts = {"__TITLE__": html.escape(title), "/*__BASE_CSS__*/": template("lightning_ner_viz.sinks", "page_base.css"),
+             "/*__PLOTLY_JS__*/": plotlyjs, "__DATA__": data}
     return re.sub("|".join(re.escape(k) for k in parts), lambda m: parts[m.group(0)], page_template)
 
 
