@@ -159,6 +159,30 @@ def test_resume_continues_the_same_file(tmp_path):
     assert data["epochs"][:2] == before["epochs"] and data["tokens"] == before["tokens"]
 
 
+def test_a_resumed_report_keeps_the_earlier_snapshots_neighbours_packed(tmp_path):
+    from lightning_ner_viz.analysis.epoch_analysis import EpochAnalysis
+    from lightning_ner_viz.analysis.neighbours import NeighbourFinder
+
+    path, finder = tmp_path / "resumed.html", NeighbourFinder()
+
+    def log(sink: HtmlSink, epoch: int) -> None:
+        snapshot, coords, metrics = make_snapshot(epoch)
+        sink.log_epoch(snapshot, coords, metrics)
+        sink.log_analysis(snapshot, EpochAnalysis(neighbours=finder.find(snapshot)))
+
+    first = HtmlSink(path)
+    for epoch in range(2):
+        log(first, epoch)
+    before = read_payload(path)
+    second = HtmlSink(path)
+    second.load_state_dict(first.state_dict())
+    log(second, 2)
+    data = read_payload(path)
+    assert [e["epoch"] for e in data["epochs"]] == [0, 1, 2] and data["epochs"][:2] == before["epochs"]
+    raw = json.loads(re.search(r'id="ner-viz-data">(.*?)</script>', path.read_text(encoding="utf-8"), re.DOTALL).group(1))
+    assert all(e["analysis"]["neighbours"][k]["packed"] for e in raw["epochs"] for k in ("row", "dist"))
+
+
 def test_relative_path_resolves_under_the_save_dir_given_to_setup(tmp_path):
     sink = HtmlSink("reports/r.html")
     assert sink.path == Path("reports/r.html")

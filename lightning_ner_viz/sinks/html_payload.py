@@ -20,7 +20,7 @@ from lightning_ner_viz.sinks.colors import hex_color, label_colors
 from lightning_ner_viz.sinks.html_analysis import ERROR_ROWS, full_set
 from lightning_ner_viz.sinks.html_charts import Metrics, charts, metrics_payload
 from lightning_ner_viz.sinks.html_order import describe, entry_key, is_before
-from lightning_ner_viz.sinks.packed_arrays import is_packed, pack
+from lightning_ner_viz.sinks.packed_arrays import pack
 from lightning_ner_viz.snapshot import Snapshot
 
 CORRECT_COLOR, INCORRECT_COLOR = "#8fb996", "#d62728"
@@ -106,7 +106,7 @@ class Cloud:
                 "epoch": r["key"].epoch, "step": r["step"], **describe(r["key"]),
                 "idx": pack(np.searchsorted(ids, r["ids"])), "pred": pack(r["pred"]), "conf": pack(r["conf"], 3),
                 "coords": {v: pack(c, _decimals(c)) for v, c in r["coords"].items()},
-                "analysis": _packed(r.get("analysis", {})),
+                "analysis": r.get("analysis", {}),
             } for r in self.records],
         }
 
@@ -208,7 +208,7 @@ def records_from_payload(data: dict[str, Any], before: SnapshotKey) -> list[dict
         "conf": None if e["conf"] is None else np.asarray(e["conf"]),
         "coords": {v: np.asarray(c, dtype=np.float32).reshape(-1, len(data["ranges"][v]))
                    for v, c in e["coords"].items()},
-        "analysis": dict(e.get("analysis") or {}),
+        "analysis": _packed(dict(e.get("analysis") or {})),
     } for key, e in keyed if is_before(key, before)]
 
 
@@ -265,8 +265,9 @@ def _decimals(c: np.ndarray) -> int:
 
 
 def _packed(analysis: dict[str, Any]) -> dict[str, Any]:
-    """``analysis`` with its neighbour rows and distances (the largest per-token part) packed."""
+    """``analysis`` read back from a page, with its neighbour rows and distances packed again, as
+    :func:`~lightning_ner_viz.sinks.html_analysis.neighbours` packs them."""
     near = analysis.get("neighbours")
-    if not near or is_packed(near.get("row")):
+    if not near:
         return analysis
     return {**analysis, "neighbours": {**near, "row": pack(near["row"]), "dist": pack(near["dist"], 3)}}
