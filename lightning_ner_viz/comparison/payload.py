@@ -19,6 +19,7 @@ from lightning_ner_viz.comparison.metrics import RunComparison
 from lightning_ner_viz.comparison.runs import MatchedSnapshot
 from lightning_ner_viz.labels import OUTSIDE
 from lightning_ner_viz.sinks.colors import hex_color, label_colors
+from lightning_ner_viz.sinks.html_payload import plot_decimals, sentence_parts
 
 SENTENCE_CHARS = 110
 """How much of a sentence the report shows, around the marked word."""
@@ -26,25 +27,6 @@ FILL = 0.5
 """Least share of the shared axis range a snapshot's clouds may span before each snapshot gets its own ranges."""
 MARGIN = 0.06
 """Margin added to each side of an axis range, as a share of the data's span."""
-
-
-def sentence_parts(sentence: str, word: str, position: int, width: int = SENTENCE_CHARS) -> list[str]:
-    """``[before, word, after]``: the sentence around ``word``'s occurrence nearest before ``position`` (a token
-    position, so at or after its word's index), shortened with ``…``; ``[sentence, "", ""]`` when ``word`` is
-    not in it."""
-    words, target = sentence.split(" "), word.split(" ")
-    n = len(target)
-    hits = [i for i in range(len(words) - n + 1) if word and words[i:i + n] == target]
-    if not hits:
-        return [sentence if len(sentence) <= width else sentence[:width] + "…", "", ""]
-    i = max([h for h in hits if h <= position] or hits[:1])
-    left, right = " ".join(words[:i]), " ".join(words[i + n:])
-    half = max(width - len(word), 0) // 2
-    if len(left) > half:
-        left = "…" + left[len(left) - half:]
-    if len(right) > half:
-        right = right[:half] + "…"
-    return [left + " " if left else "", word, " " + right if right else ""]
 
 
 def token_table(matched: list[MatchedSnapshot]) -> tuple[np.ndarray, dict[str, list[Any]]]:
@@ -55,7 +37,8 @@ def token_table(matched: list[MatchedSnapshot]) -> tuple[np.ndarray, dict[str, l
         for tid, row in zip(snapshot.token_id.tolist(), own.tolist()):
             if tid not in rows:
                 sentence = ref.sentences.get(int(ref.sentence_id[row]), "")
-                rows[tid] = [ref.token[row], ref.word[row], sentence_parts(sentence, ref.word[row], int(ref.position[row]))]
+                parts = sentence_parts(sentence, ref.word[row], int(ref.position[row]), SENTENCE_CHARS)
+                rows[tid] = [ref.token[row], ref.word[row], parts]
     ids = np.array(sorted(rows), dtype=np.int64)
     table = [rows[t] for t in ids.tolist()]
     return ids, {"id": [str(t) for t in ids.tolist()], "text": [r[0] for r in table], "word": [r[1] for r in table],
@@ -65,9 +48,7 @@ def token_table(matched: list[MatchedSnapshot]) -> tuple[np.ndarray, dict[str, l
 def rounded(coords: np.ndarray) -> list[list[float]]:
     """Columns of ``coords`` (n, k) as lists, four significant digits of the largest value."""
     c = np.nan_to_num(np.asarray(coords, dtype=np.float64))
-    scale = float(np.abs(c).max()) if c.size else 1.0
-    decimals = int(np.clip(3 - math.floor(math.log10(scale)) if scale > 0 else 3, 0, 10))
-    return np.round(c, decimals).T.tolist()
+    return np.round(c, plot_decimals(c)).T.tolist()
 
 
 def axis_ranges(coords: list[list[np.ndarray]]) -> list[list[list[float]]]:

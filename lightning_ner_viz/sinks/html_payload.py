@@ -105,7 +105,7 @@ class Cloud:
             "epochs": [{
                 "epoch": r["key"].epoch, "step": r["step"], **describe(r["key"]),
                 "idx": pack(np.searchsorted(ids, r["ids"])), "pred": pack(r["pred"]), "conf": pack(r["conf"], 3),
-                "coords": {v: pack(c, _decimals(c)) for v, c in r["coords"].items()},
+                "coords": {v: pack(c, plot_decimals(c)) for v, c in r["coords"].items()},
                 "analysis": r.get("analysis", {}),
             } for r in self.records],
         }
@@ -233,24 +233,33 @@ def _esc(text: str) -> str:
     return html.escape(str(text), quote=False)
 
 
-def _mark(sentence: str, word: str, position: int, width: int = 90) -> str:
-    """The sentence with ``word`` (one word or several) in «», the occurrence nearest before ``position``, shortened."""
+def sentence_parts(sentence: str, word: str, position: int, width: int) -> list[str]:
+    """``[before, word, after]``: the sentence around ``word``'s occurrence nearest before ``position`` (a token
+    position, so at or after its word's index), shortened with ``…`` to about ``width`` characters;
+    ``[sentence, "", ""]`` (cut at ``width``) when ``word`` is not in it. The report and the run comparison show
+    their tokens' sentences this way."""
     words, target = sentence.split(" "), word.split(" ")
     n = len(target)
-    hits = [i for i in range(len(words) - n + 1) if words[i:i + n] == target]
-    if hits:
-        i = max([h for h in hits if h <= position] or hits[:1])
-        words[i:i + n] = [f"«{word}»"]
-        left, right = " ".join(words[:i]), " ".join(words[i + 1:])
-        half = max(width - len(words[i]), 0) // 2
-        if len(left) > half:
-            left = "…" + left[len(left) - half:]
-        if len(right) > half:
-            right = right[:half] + "…"
-        text = " ".join(p for p in (left, words[i], right) if p)
-    else:
-        text = sentence if len(sentence) <= width else sentence[:width] + "…"
-    return _esc(text).replace(f"«{_esc(word)}»", f"<b>«{_esc(word)}»</b>")
+    hits = [i for i in range(len(words) - n + 1) if word and words[i:i + n] == target]
+    if not hits:
+        return [sentence if len(sentence) <= width else sentence[:width] + "…", "", ""]
+    i = max([h for h in hits if h <= position] or hits[:1])
+    left, right = " ".join(words[:i]), " ".join(words[i + n:])
+    half = max(width - len(word), 0) // 2
+    if len(left) > half:
+        left = "…" + left[len(left) - half:]
+    if len(right) > half:
+        right = right[:half] + "…"
+    return [left + " " if left else "", word, " " + right if right else ""]
+
+
+def _mark(sentence: str, word: str, position: int, width: int = 90) -> str:
+    """The sentence with ``word`` (one word or several) in «» and bold, the occurrence nearest before ``position``,
+    shortened (:func:`sentence_parts`; the «» count in ``width``); escaped for plotly's hover."""
+    before, found, after = sentence_parts(sentence, word, position, width - 2)
+    if not found:
+        return _esc(sentence if len(sentence) <= width else sentence[:width] + "…")
+    return f"{_esc(before)}<b>«{_esc(found)}»</b>{_esc(after)}"
 
 
 def _fix_columns(c: np.ndarray) -> np.ndarray:
@@ -258,7 +267,7 @@ def _fix_columns(c: np.ndarray) -> np.ndarray:
     return c[:, :3] if c.shape[1] >= 2 else np.pad(c, ((0, 0), (0, 2 - c.shape[1])))
 
 
-def _decimals(c: np.ndarray) -> int:
+def plot_decimals(c: np.ndarray) -> int:
     """The decimals that keep four significant digits of the largest value: enough for a plot."""
     scale = float(np.abs(c).max()) if c.size else 1.0
     return int(np.clip(3 - math.floor(math.log10(scale)) if scale > 0 else 3, 0, 10))
