@@ -43,8 +43,12 @@ class TokenTexts:
             or ``None`` to show token ids.
     """
 
+    CACHE_SENTENCES = 50_000
+    """Sentences whose decoded text is kept: each epoch samples the same tokens, so it decodes the same sentences."""
+
     def __init__(self, tokenizer: Any | None) -> None:
         self.tokenizer = tokenizer
+        self._decoded: dict[tuple[int, bytes, bytes], tuple[list[str], list[int], str]] = {}
 
     def tokens_and_words(self, sentence: Sentence) -> tuple[list[str], list[int]]:
         """A stored sentence's token strings and each token's word index."""
@@ -54,6 +58,22 @@ class TokenTexts:
     def sentence_texts(self, sentences: dict[int, tuple[np.ndarray, np.ndarray | None]]) -> dict[int, str]:
         """Sentence id to readable text."""
         return self.describe(sentences, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))[2]
+
+    def _decode(self, sid: int, ids: np.ndarray, wids: np.ndarray | None) -> tuple[list[str], list[int], str]:
+        """One sentence's tokens, their word indices and its text, decoded once for the same ids."""
+        key = (sid, np.asarray(ids).tobytes(), b"" if wids is None else np.asarray(wids).tobytes())
+        found = self._decoded.get(key)
+        if found is None:
+            toks = self._tokens(ids)
+            index = word_index(toks, wids)
+            by_word: dict[int, list[str]] = {}
+            for tok, w in zip(toks, index):
+                by_word.setdefault(w, []).append(tok)
+            text = " ".join(join_word(p) for p in by_word.values() if not (len(p) == 1 and _is_special(p[0])))
+            if len(self._decoded) >= self.CACHE_SENTENCES:
+                self._decoded.clear()
+            found = self._decoded[key] = (toks, index, text)
+        return found
 
     def _tokens(self, ids: np.ndarray) -> list[str]:
         if self.tokenizer is None:
@@ -77,15 +97,7 @@ class TokenTexts:
         words_of: dict[int, list[int]] = {}
         sentence_text: dict[int, str] = {}
         for sid, (ids, wids) in sentences.items():
-            toks = self._tokens(ids)
-            index = word_index(toks, wids)
-            pieces[sid], words_of[sid] = toks, index
-            by_word: dict[int, list[str]] = {}
-            for tok, w in zip(toks, index):
-                by_word.setdefault(w, []).append(tok)
-            sentence_text[sid] = " ".join(
-                join_word(p) for w, p in by_word.items() if not (len(p) == 1 and _is_special(p[0]))
-            )
+            pieces[sid], words_of[sid], sentence_text[sid] = self._decode(sid, ids, wids)
         tokens, words = [], []
         for sid, pos in zip(sentence_id.tolist(), position.tolist()):
             toks, index = pieces.get(sid, []), words_of.get(sid, [])
