@@ -87,6 +87,10 @@ class EmbeddingDriftCallback(RunOutcomes, Callback):
             ranked ``label_issues.csv`` (docs/label-issues.md); an int bounds the tokens (``True``: 1,000,000).
         train_dynamics: also record the training batches' tokens (Dataset Cartography's setting) and write
             ``train_label_issues.csv``; each training batch must then carry ``example_ids``.
+        wait_at_fit_end: ``False``: ``fit`` returns when training is done; the last pictures are drawn and the sinks
+            closed in the background, and :meth:`wait`, ``wandb.finish()`` and the process's exit wait for them
+            (:mod:`~lightning_ner_viz.runtime.detached`). ``True`` (always under DDP, or with a sink that cannot
+            outlive ``fit``, like a ``TensorBoardSink`` on a ``TensorBoardLogger``): ``fit`` waits for them.
 
     Example::
 
@@ -118,6 +122,7 @@ class EmbeddingDriftCallback(RunOutcomes, Callback):
         max_pending: int | None = DEFAULT_MAX_PENDING,
         label_issues: bool | int = True,
         train_dynamics: bool = False,
+        wait_at_fit_end: bool = False,
     ) -> None:
         check_n_components(n_components)
         check_frame(frame, FRAME_CHOICES)
@@ -133,7 +138,7 @@ class EmbeddingDriftCallback(RunOutcomes, Callback):
         self.tokenizer, self.batch_adapter, self.crf_module = tokenizer, batch_adapter, crf_module
         self.save_dir, self.entity_view, self.cls_view = save_dir, entity_view, cls_view
         self.background, self.strict, self.max_pending = background, strict, check_max_pending(max_pending)
-        self.train_dynamics = train_dynamics
+        self.train_dynamics, self.wait_at_fit_end = train_dynamics, wait_at_fit_end
         self._run = Lifecycle()
         self._train: TrainingDynamics | None = None
 
@@ -202,16 +207,17 @@ class EmbeddingDriftCallback(RunOutcomes, Callback):
         deliver = self._run.deliver if trainer.is_global_zero and self._run.render is not None else None
         self._run.capture.end_epoch(trainer.strategy.root_device, trainer.global_step, deliver, trainer.world_size > 1)
 
-    def wait_until_rendered(self) -> None:
-        """Block until every epoch captured so far reached the sinks (rank zero; returns at once elsewhere)."""
-        self._run.wait()
+    def _detaches(self, trainer: pl.Trainer) -> bool:
+        return not self.wait_at_fit_end and trainer.world_size == 1 and all(s.outlives_fit for s in self.resolved_sinks)
 
     @override
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.is_global_zero and not self.captured_epochs and not self._run.fit_validations:
             warn("No validation epoch was captured: is the validation set empty, `limit_val_batches=0`, or "
                  f"`every_n_epochs={self.every_n_epochs}` larger than the number of epochs?")
-        self._run.finish(progress=trainer.progress_bar_callback is not None)
+        line = self._run.finish(progress=trainer.progress_bar_callback is not None, detach=self._detaches(trainer))
+        if line:
+            rank_zero_info(line)
         self._train = close_training_dynamics(self._train)
         trainer.strategy.barrier("lightning_ner_viz.on_fit_end")  # ranks leave together, after rank zero closed
 
@@ -229,7 +235,7 @@ class EmbeddingDriftCallback(RunOutcomes, Callback):
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         reason = stop_reason(trainer)
         if stage == "fit" or reason is not None:
-            self._run.finish(progress=False, raise_capture_error=False, abort=reason)
+            self._run.finish(progress=False, raise_capture_error=False, abort=reason, detach=self._detaches(trainer))
             self._train = close_training_dynamics(self._train, raise_error=False)
 
     @override

@@ -127,6 +127,8 @@ def fit_with_callback(request: pytest.FixtureRequest, tmp_path: Path) -> FitWith
     - ``ckpt_path``: the checkpoint to resume from.
     - ``torch_seed``: seeds torch before the default model is built (before ``fit`` for a given model).
     - ``trainer``: further :func:`trainer_kwargs` overrides, e.g. ``{"logger": logger}``.
+    - ``wait``: call ``callback.wait()`` after ``fit``, as a script that reads the outputs does (``fit`` returns
+      before its last pictures are drawn); ``False`` returns as soon as ``fit`` does.
     """
 
     def fit(
@@ -140,6 +142,7 @@ def fit_with_callback(request: pytest.FixtureRequest, tmp_path: Path) -> FitWith
         ckpt_path: Path | str | None = None,
         torch_seed: int | None = None,
         trainer: Mapping[str, Any] | None = None,
+        wait: bool = True,
         **callback_kwargs: Any,
     ) -> Fitted:
         import lightning.pytorch as pl
@@ -164,6 +167,8 @@ def fit_with_callback(request: pytest.FixtureRequest, tmp_path: Path) -> FitWith
         if model is None:
             model = UserCrfTagger(request.getfixturevalue("bert_config"), num_tags=len(LABEL_NAMES))
         built.fit(model, data if data is not None else request.getfixturevalue("datamodule"), ckpt_path=ckpt_path)
+        if wait:
+            callback.wait(progress=False)
         return Fitted(built, callback)
 
     return fit
@@ -284,6 +289,7 @@ def validate_then_fit_mid_epoch(root: Path, sink: Any, bert_config: Any, datamod
     model = UserCrfTagger(bert_config, num_tags=len(LABEL_NAMES))
     trainer.validate(model, datamodule=datamodule, verbose=False)
     trainer.fit(model, datamodule=datamodule)
+    callback.wait()
     snapshots = load_snapshots(root / "ner_viz")
     assert [(s.stage, s.epoch, s.step) for s in snapshots] == [
         ("validate", 0, 0), ("fit", 0, 2), ("fit", 0, 4), ("fit", 1, 6), ("fit", 1, 8)]

@@ -59,6 +59,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--wandb", action="store_true", help="also a W&B sink (offline)")
     parser.add_argument("--train-batches", type=int, default=2)
     parser.add_argument("--train-seconds", type=float, default=0.0, help="sleep per training epoch (a longer epoch)")
+    parser.add_argument("--wandb-logger", action="store_true",
+                        help="a WandbLogger (offline) and a WandbSink on its run; wandb.finish() right after fit")
+    parser.add_argument("--wait-at-fit-end", action="store_true", help="EmbeddingDriftCallback(wait_at_fit_end=True)")
     args = parser.parse_args(argv)
 
     import lightning.pytorch as pl
@@ -74,9 +77,15 @@ def main(argv: list[str] | None = None) -> None:
     sinks = [RerunSink(path=root / "emb.rrd"), HtmlSink(path=root / "emb.html")]
     if args.wandb:
         sinks.append(WandbSink(init_kwargs={"dir": str(root)}))
+    logger: object = False
+    if args.wandb_logger:
+        from lightning.pytorch.loggers import WandbLogger
+
+        logger = WandbLogger(project="ner-viz-test", save_dir=str(root), offline=True)
+        sinks.append(WandbSink())
     extra = {} if args.max_pending == "default" else {"max_pending": args.max_pending}
     drift = EmbeddingDriftCallback(sinks=sinks, max_tokens=60, label_names=LABEL_NAMES, reducer=SlowPCA(args.delay),
-                                   **extra)
+                                   wait_at_fit_end=args.wait_at_fit_end, **extra)
 
     class Progress(pl.Callback):
         def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -92,11 +101,16 @@ def main(argv: list[str] | None = None) -> None:
     pl.seed_everything(0, verbose=False)
     model = UserCrfTagger(config, num_tags=len(LABEL_NAMES))
     trainer = pl.Trainer(default_root_dir=str(root), max_epochs=args.epochs, limit_train_batches=args.train_batches,
-                         logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         logger=logger, enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False, accelerator="cpu", devices=1, num_sanity_val_steps=0,
                          callbacks=[Progress(), drift])
     trainer.fit(model, data)
     print(f"fit returned at {time.time():.3f}", flush=True)
+    if args.wandb_logger:
+        import wandb
+
+        wandb.finish()  # what scripts do right after fit: it waits for the pictures (sinks/wandb_finish.py)
+        print(f"wandb finished at {time.time():.3f}", flush=True)
 
 
 if __name__ == "__main__":  # pragma: no cover - run through `import shutdown_helpers` instead

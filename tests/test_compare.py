@@ -61,6 +61,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory, examples: Any, tokenizer: Any
         model = UserCrfTagger(config, num_tags=len(LABEL_NAMES))
         trainer.validate(model, datamodule=data, verbose=False)
         trainer.fit(model, datamodule=data)
+        callback.wait()
         assert SnapshotStore(root / "ner_viz").names() == SNAPSHOTS
         roots.append(root)
     return Runs(*roots)

@@ -48,6 +48,7 @@ def frozen_lower_fit(tmp_path_factory, examples, tokenizer):
                                       strict=True, max_pending=None)
     trainer = pl.Trainer(**trainer_kwargs(root, max_epochs=3, limit_train_batches=6), callbacks=[callback])
     trainer.fit(model, data)
+    callback.wait()
     return root, sink
 
 

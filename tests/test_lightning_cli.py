@@ -78,6 +78,7 @@ def test_callback_from_yaml_config(tmp_path):
     callbacks = [cb for cb in cli.trainer.callbacks if isinstance(cb, EmbeddingDriftCallback)]
     assert len(callbacks) == 1
     callback = callbacks[0]
+    callback.wait()  # LightningCLI's fit returned; the script's exit would wait for the pictures too
     assert (callback.max_tokens, callback.reducer, callback.n_components) == (100, "pca", 2)
     assert [type(s).__name__ for s in callback.sinks] == ["RerunSink", "TensorBoardSink"]
     assert callback.logged_epochs == [0, 1]

@@ -55,6 +55,7 @@ def fitted(tmp_path_factory, examples, tokenizer):
                                       label_names=LABEL_NAMES, strict=True, max_pending=None)
     trainer = pl.Trainer(**trainer_kwargs(root, max_epochs=2, limit_train_batches=3), callbacks=[callback])
     trainer.fit(UserCrfTagger(config, num_tags=len(LABEL_NAMES)), data)
+    callback.wait()
     return root, sink
 
 

@@ -22,6 +22,7 @@ def test_two_callbacks_with_their_own_save_dir_write_two_readable_recordings(tmp
     last = _callback(save_dir=str(tmp_path / "last"), sinks="auto")
     ckpt = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
     fit_with_callback(layer0, callbacks=[last, ckpt])
+    last.wait()  # the fixture waits for the first callback only
 
     for name, callback in (("layer0", layer0), ("last", last)):
         root = tmp_path / name

@@ -25,6 +25,7 @@ def test_two_baselines_then_fit_go_to_one_recording_and_keep_fits_epochs(tmp_pat
     assert callback.captured_epochs == [] and len(callback.captured_snapshots) == 2
 
     trainer.fit(model, datamodule=datamodule)
+    callback.wait()
 
     names = callback.captured_snapshots
     assert names[:2] == ["validate=00-step=0000000", "validate=01-step=0000000"]

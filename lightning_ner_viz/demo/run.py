@@ -94,6 +94,7 @@ def run_demo(args: argparse.Namespace) -> int:
     )
     lr = args.lr or (1e-3 if args.model == "tiny" else 5e-5)
     trainer.fit(HFTokenClassifier(hf_model, lr=lr), data)
+    callback.wait()  # fit returned when training was done; the demo prints its files once they are written
     _print_outputs(out, rrd, html, logger, time.perf_counter() - start)
     return 0
 

@@ -40,7 +40,7 @@ def find_outputs(source: str | os.PathLike[str] | Any) -> RunOutputs:
         source: a report (``.html``), a recording (``.rrd``), a run's snapshot directory (``ner_viz/``) or
             the directory above it (the Trainer's ``default_root_dir``, or a demo's ``--out``), or an
             :class:`~lightning_ner_viz.EmbeddingDriftCallback` after ``fit`` (its ``HtmlSink`` and ``RerunSink``
-            files).
+            files, once its last pictures are written: this waits for them).
 
     Raises:
         FileNotFoundError: when the path does not exist, or a directory holds neither file.
@@ -79,6 +79,7 @@ def _of_callback(callback: Any) -> RunOutputs:
     from lightning_ner_viz.sinks.html import HtmlSink
     from lightning_ner_viz.sinks.rerun import RerunSink
 
+    callback.wait(progress=False)  # fit returns before its last pictures are drawn; the cell shows them then
     sinks = list(callback.resolved_sinks)
     if not sinks:
         raise ValueError("This EmbeddingDriftCallback has no sinks in use yet: call show() after `trainer.fit(...)`, "

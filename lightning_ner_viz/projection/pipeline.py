@@ -10,16 +10,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lightning_ner_viz.runtime.jobs import JobRunner
-from lightning_ner_viz.runtime.shutdown import (
-    DEFAULT_MAX_PENDING, GRACE_SECONDS, IN_FLIGHT_SECONDS, quietly, render_commands, sigterm_deferred,
-    warn_unrendered,
-)
+from lightning_ner_viz.runtime.shutdown import DEFAULT_MAX_PENDING, render_commands
 from lightning_ner_viz._warnings import warn
-from lightning_ner_viz.projection.catch_up import CatchUp, skip_message, skipped_message
+from lightning_ner_viz.projection.catch_up import CatchUp, skip_message
+from lightning_ner_viz.projection.closing import RenderClosing
 from lightning_ner_viz.projection.lag import RenderLag
-from lightning_ner_viz.projection.process import ProjectionAbandoned, abandon
+from lightning_ner_viz.projection.process import ProjectionAbandoned
 from lightning_ner_viz.keys import key_from_name, ordered_names
-from lightning_ner_viz.projection.renderer import Renderer, legacy_names
+from lightning_ner_viz.projection.renderer import Renderer
+from lightning_ner_viz.projection.resume_plan import resume_plan
 from lightning_ner_viz.snapshot import Snapshot
 from lightning_ner_viz.store import SnapshotStore
 
@@ -38,7 +37,7 @@ class _Captured:
     queued_at: float = field(default_factory=time.monotonic)
 
 
-class RenderPipeline:
+class RenderPipeline(RenderClosing):
     """Saves and renders epochs in order, in a background thread, on rank zero.
 
     A failing sink warns once and is dropped (see :class:`Renderer`); any other rendering error is reported on
@@ -69,6 +68,7 @@ class RenderPipeline:
         self._stop_requested = stop_requested or (lambda: False)
         self._stopped_at: float | None = None  # when training stopped early (monotonic)
         self._dropping = False  # past the grace: epochs are saved, not rendered
+        self._closing = False  # close_later queued the sinks' close
         self._lock = threading.Lock()  # one save at a time; guards _outstanding
         self._outstanding: list[str] = []  # snapshots (names) handed over and not rendered yet, in order
         self.prepare()
@@ -107,8 +107,10 @@ class RenderPipeline:
         self._catch_up()
 
     def _catch_up(self) -> None:
-        """While more than ``max_pending`` epochs wait, skip the oldest skippable one (see :mod:`.catch_up`)."""
-        while self.max_pending is not None and self._jobs.waiting > self.max_pending and not self.stopping:
+        """While more than ``max_pending`` epochs wait, skip the oldest skippable one (see :mod:`.catch_up`); none once
+        training is done (a detached end of fit: nobody waits for them)."""
+        while (self.max_pending is not None and not self._closing and not self.stopping
+               and sum(job.fn == self._save_and_render for job in self._jobs.queued()) > self.max_pending):
             name = self.catch_up.skip_oldest(self._jobs, self._skippable)
             if name is None:
                 return
@@ -180,35 +182,15 @@ class RenderPipeline:
 
     def restore(self, state: dict[str, Any], captured: Sequence[str], capturing: Sequence[str],
                 want_tracked_ids: bool) -> list[int] | None:
-        """After a resume: continue the frames, and render again what was captured but never rendered.
-
-        A checkpoint waits neither for the capture nor for rendering, so it may list snapshots (names) whose
-        selection (``capturing``) or rendering was still pending. Those that reached the sinks left a render
-        state beside their snapshot; the others (also those no sink logged) are rendered again from it.
+        """After a resume: continue the frames, and render again what was captured but never rendered
+        (:func:`~lightning_ner_viz.projection.resume_plan.resume_plan`).
 
         Returns:
             With ``want_tracked_ids`` (the checkpoint came before the first epoch's selection was
             done): the tracked token ids read from the first such epoch's snapshot; else ``None``.
         """
-        state = dict(state)
-        rendered = set(state.get("rendered", legacy_names(state.get("rendered_epochs", [])) or captured))
-        logged = set(state.get("logged", legacy_names(state.get("logged_epochs", [])) or rendered))
-        redo: list[str] = []  # a render state is written once a sink logged the snapshot
-        self.catch_up.skipped = list(state.pop("skipped", self.catch_up.skipped))  # not rendered again
-        for name in ordered_names(set(captured) - rendered - set(self.catch_up.skipped)):
-            saved = self.store.read_render_state(name)
-            if saved is not None and not redo:
-                state.update(saved)
-                rendered.add(name)
-                logged.add(name)
-            elif self.store.has(name):
-                redo.append(name)
-            else:
-                when = ("was still being captured when the checkpoint was written, and its snapshot" if name in capturing
-                        else "was captured before the checkpoint, but its snapshot")
-                warn(f"The validation {key_from_name(name).label} {when} was never saved under "
-                     f"{self.store.directory(name)}; it is missing from the pictures.")
-        state["rendered"], state["logged"] = ordered_names(rendered), ordered_names(logged)
+        self.catch_up.skipped = list(state.get("skipped", self.catch_up.skipped))  # not rendered again
+        state, redo = resume_plan(self.store, state, captured, capturing, self.catch_up.skipped)
         self.renderer.load_state_dict(state)
         if redo:
             with self._lock:
@@ -222,79 +204,6 @@ class RenderPipeline:
         return {**self.renderer.state_dict(), "skipped": list(self.catch_up.skipped)}
 
     def wait(self, progress: bool = False) -> None:
-        """Block until the queued epochs are rendered (their errors stay queued for :meth:`report_errors`)."""
-        self._jobs.wait(progress=progress, description="lightning-ner-viz: rendering")
-
-    def close(self, progress: bool) -> None:
-        """Wait for the queued epochs (with a progress bar when ``progress``), then close the sinks.
-
-        A SIGTERM during the wait (deferred meanwhile: :func:`~lightning_ner_viz.runtime.shutdown.sigterm_deferred`)
-        turns it into :meth:`abort`.
-        """
-        with sigterm_deferred() as received:
-            done = self._jobs.wait(progress=progress, description="lightning-ner-viz: rendering epochs",
-                                   stop=lambda: self._stop_requested() or received(), status=self.lag.status)
-            if not done:
-                self.abort("SIGTERM")
-                return
-            try:
-                self.report_errors()
-                if self.catch_up.this_fit:
-                    warn(skipped_message([key_from_name(n).label for n in self.catch_up.this_fit],
-                                         str(self.store.root), self._commands()))
-            finally:
-                self._jobs.close()
-                self.renderer.close()
-                self._reset()
-
-    def request_stop(self) -> None:
-        """Training stopped early: the grace starts, and no waiting epoch is skipped any more (see :meth:`abort`)."""
-        if self._stopped_at is None:
-            self._stopped_at = time.monotonic()
-
-    def abort(self, reason: str) -> None:
-        """Render for :data:`GRACE_SECONDS` after :meth:`request_stop`, then drop the waiting epochs (on disk) and
-        the one in the child process (killed); close the sinks and warn with the command that renders the rest.
-
-        An epoch projected in a thread or inside a sink cannot be interrupted: it is waited for, at
-        most :data:`IN_FLIGHT_SECONDS`. Never raises. ``reason``: for the warning (``"SIGTERM"``).
-        """
-        self.request_stop()
-        assert self._stopped_at is not None
-        stopped_at, done = self._stopped_at, True
-        try:  # every captured epoch is on disk already (submit saved it); a failed save is tried again below
-            done = self._jobs.wait(timeout=max(0.0, stopped_at + GRACE_SECONDS - time.monotonic()))
-            if not done:
-                self._dropping = True
-                for job in self._jobs.drain():
-                    if job.fn == self._save_and_render:
-                        quietly(self._save, job.args[0], what="saving a captured epoch")
-                if self._jobs.pending and self.renderer.place == "process":
-                    abandon(self.renderer.child_pid)
-                done = self._jobs.wait(timeout=IN_FLIGHT_SECONDS)
-            for err in self._jobs.take_errors():
-                warn(f"lightning-ner-viz: rendering failed ({type(err).__name__}: {err}).")
-        finally:
-            if done:
-                self._jobs.close()
-                quietly(self.renderer.close, what="closing the sinks")
-            else:  # the rendering thread closes the sinks once its epoch is done, if the process lives on
-                self._jobs.submit(lambda: quietly(self.renderer.close, what="closing the sinks"))
-                self._jobs.close(timeout=0)
-        self._warn_unrendered(reason, time.monotonic() - stopped_at, done)
-        self._reset()
-
-    def _warn_unrendered(self, reason: str, seconds: float, closed: bool) -> None:
-        with self._lock:
-            left = list(dict.fromkeys(self._outstanding))
-        if left:
-            warn_unrendered(self.store, self.renderer, left, reason, seconds, closed)
-
-    def _reset(self) -> None:
-        """Ready for another fit with the same pipeline."""
-        self._stopped_at, self._dropping = None, False
-        self.catch_up.new_fit()
-        with self._lock:
-            for name in self._outstanding:
-                self.lag.forget(name)
-            self._outstanding.clear()
+        """Block until the queued epochs are rendered and a queued close is done (their errors stay queued for
+        :meth:`report_errors`); with ``progress``, a bar shows how far behind the pictures are."""
+        self._jobs.wait(progress=progress, description="lightning-ner-viz: rendering", status=self.lag.status)

@@ -72,6 +72,10 @@ class JobRunner:
         """Jobs queued that have not started."""
         return self._queue.qsize()
 
+    def in_thread(self) -> bool:
+        """Whether the caller is this runner's thread (a job must not wait for the jobs)."""
+        return self._thread is not None and threading.current_thread() is self._thread
+
     @property
     def full(self) -> bool:
         """Whether :meth:`submit` would block now (``max_pending`` jobs wait)."""

@@ -11,6 +11,7 @@ from lightning_ner_viz.capture.session import ValidationCapture
 from lightning_ner_viz.keys import SnapshotKey, ordered_names
 from lightning_ner_viz.projection.pipeline import RenderPipeline
 from lightning_ner_viz.projection.renderer import Renderer, fit_epochs, legacy_names
+from lightning_ner_viz.runtime.detached import detach as detach_rendering
 from lightning_ner_viz.sinks.base import Sink
 from lightning_ner_viz.sinks.registry import restore_sink_states, sink_states
 from lightning_ner_viz.store import SnapshotStore
@@ -124,12 +125,14 @@ class Lifecycle:
         self.captured.append(gathered.name)
         self.render.submit(gathered)
 
-    def wait(self) -> None:
-        """Block until every epoch captured so far reached the sinks (rank zero)."""
+    def wait(self, progress: bool = False) -> None:
+        """Block until every epoch captured so far reached the sinks, and a detached close is done (rank zero);
+        then report the rendering's errors (a warning, or raised with ``strict``)."""
         if self.capture is not None:
             self.capture.wait()
         if self.render is not None:
-            self.render.wait()
+            self.render.wait(progress=progress)
+            self.render.report_errors()
 
     def pause(self, progress: bool) -> None:
         """After ``trainer.validate()``: wait until its snapshot reached the sinks and flush them, but keep the
@@ -144,7 +147,8 @@ class Lifecycle:
         if self.capture is not None:
             self.capture.raise_errors()
 
-    def finish(self, progress: bool, raise_capture_error: bool = True, abort: str | None = None) -> None:
+    def finish(self, progress: bool, raise_capture_error: bool = True, abort: str | None = None,
+               detach: bool = False) -> str | None:
         """Wait for the capture thread and the rendering, then close the sinks and the projector.
 
         A capture error (e.g. bad gold labels) is raised after the rendering finished, or only
@@ -156,19 +160,28 @@ class Lifecycle:
             abort: training stopped early, and why (``"SIGTERM"``, an exception's name): the
                 rendering stops within seconds instead of waiting for the backlog, which stays
                 on disk (see :meth:`RenderPipeline.abort`).
+            detach: do not wait for the rendering: it goes on and closes the sinks in its thread
+                (:mod:`lightning_ner_viz.runtime.detached`).
+
+        Returns:
+            With ``detach``, the line that says what is still being drawn and where (``None`` when nothing is).
         """
         if abort is not None and self.render is not None:
             self.render.request_stop()  # the grace starts now; a capture blocked on the backlog saves and goes on
         capture_error = self.capture.close() if self.capture is not None else None
         if capture_error is not None and not raise_capture_error:
             warn(f"lightning-ner-viz: capturing the last validation epoch failed ({capture_error!r}).")
+        line = None
         if self.render is not None:
             if abort is not None:
                 self.render.abort(abort)
+            elif detach:
+                line = detach_rendering(self.render)
             else:
                 self.render.close(progress=progress)
         if capture_error is not None and raise_capture_error:
             raise capture_error
+        return line
 
     def state_dict(self) -> dict[str, Any]:
         """Plain values a checkpoint keeps; never waits for the capture or the rendering.

@@ -1,4 +1,5 @@
-"""Read-only properties of the callback: what it hooked and resolved at ``setup``, what it captured and logged."""
+"""Read-only properties of the callback: what it hooked and resolved at ``setup``, what it captured and logged;
+and :meth:`~RunOutcomes.wait`, for the pictures still being drawn."""
 
 from __future__ import annotations
 
@@ -18,9 +19,18 @@ class RunOutcomes:
     _run: Lifecycle
     label_names: list[str] | None
 
+    def wait(self, progress: bool = True) -> None:
+        """Block until every epoch captured so far reached the sinks and, after ``fit``, the sinks are closed (rank
+        zero; returns at once elsewhere); then warn about (``strict``: raise) rendering errors. ``progress``: a bar
+        while there is something to wait for. ``fit`` returns before its last pictures are drawn: call this before
+        reading the files."""
+        self._run.wait(progress=progress)
+
+    wait_until_rendered = wait
+
     @property
     def logged_epochs(self) -> list[int]:
-        """Fit epochs at least one sink logged, so far (rank zero; complete once ``fit`` returned)."""
+        """Fit epochs at least one sink logged, so far (rank zero; complete after :meth:`wait`)."""
         return self._run.logged_epochs
 
     @property

@@ -7,6 +7,7 @@ import socket
 import tempfile
 import warnings
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -87,6 +88,17 @@ class Sink(ABC):
     def flush(self) -> None:  # noqa: B027 - optional hook
         """Make everything logged so far readable (on disk, or sent), keeping the sink open for more
         (after ``trainer.validate()``, before a following ``fit``)."""
+
+    @property
+    def outlives_fit(self) -> bool:
+        """Whether this sink can take epochs after ``fit`` returned; ``False`` (e.g. a writer Lightning closes at the
+        end of ``fit``) makes ``fit`` wait for its last pictures."""
+        return True
+
+    def on_detached(self, wait: Callable[[], None]) -> None:  # noqa: B027 - optional hook
+        """``fit`` returned before this sink got its last epochs (a detached end of ``fit``); ``wait`` blocks until it
+        has them and is closed. A sink whose target the user may close right after ``fit`` (a W&B run) makes that
+        close call ``wait`` first."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Flush and release files or connections."""

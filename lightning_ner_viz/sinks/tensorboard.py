@@ -218,6 +218,12 @@ class TensorBoardSink(Sink):
         log_analysis(writer, self.prefix, snapshot, analysis)
         writer.flush()
 
+    @property
+    def outlives_fit(self) -> bool:
+        """``False`` with a ``TensorBoardLogger``'s writer: Lightning closes it right after ``fit``, so ``fit`` waits
+        for the pictures (an own writer, ``save_dir=...``, lets ``fit`` return first)."""
+        return self._logger is None
+
     def close(self) -> None:
         """Flush; close the writer only if this sink opened it (a logger's writer is the logger's)."""
         if self._writer is not None:
