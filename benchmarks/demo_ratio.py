@@ -1,4 +1,4 @@
-"""The README's one number: how much longer the demo's ``trainer.fit`` takes with the callback, wait included.
+"""The README's numbers: how much longer the demo's ``trainer.fit`` takes with the callback, and its last picture.
 
 The demo's own setup (``lightning-ner-viz demo`` defaults: the tiny BERT tagger, 2,500 generated titles, 80/20
 split, 3 epochs, batch 32, an offline W&B logger), built by the demo's own functions, in a fresh process per fit
@@ -108,8 +108,9 @@ def main(argv: list[str] | None = None) -> list[str]:
              C.fmt_s(C.median(done[v])), f"**{ratio(done[v])}**",
              " / ".join(f"{w / p:.2f}" for w, p in zip(fits[v], fits[PLAIN]))] for v in variants[1:]]
     notes = [f"The demo's defaults (tiny BERT, 2,000 training and 500 validation titles, 3 epochs, `max_tokens=2000`, "
-             f"Rerun + HTML + offline W&B), `trainer.fit` wall time, each fit in a fresh process; median of {repeats} "
-             f"rotated repeats, ratio paired per repeat. {os.cpu_count()} cores; load {C.loadavg()} after "
+             f"Rerun + HTML + offline W&B), `trainer.fit` wall time (it returns when training is done), and until "
+             f"`callback.wait()` returns right after it (every picture written, the sinks closed); each fit in a fresh "
+             f"process; median of {repeats} rotated repeats, ratios paired per repeat. {os.cpu_count()} cores; load {C.loadavg()} after "
              f"{time.perf_counter() - start:.0f} s."]
     table = C.table(["reducer", "fit without", "fit with", "ratio", "last picture", "ratio to the last picture",
                      "fit ratio per repeat"], rows)

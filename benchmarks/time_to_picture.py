@@ -274,8 +274,9 @@ def main(argv: list[str] | None = None) -> list[str]:
         f"{first['child_threads']} thread), sinks: {sinks}. Each fit in a fresh process (its own projector child); "
         f"median of {args.repeats} rotated repeat(s); the ratio is paired per repeat.",
         "Lag = validation end (probe after the callback) -> the last sink's `log_epoch`; end-of-fit wait = last "
-        "validation end -> `fit` returns (in brackets: the same span without the callback); first picture and "
-        "child boot are seconds after `fit` starts.",
+        "validation end -> `fit` returns (in brackets: the same span without the callback); last picture = `fit` "
+        "start -> `callback.wait()` returns, called right after `fit` (every picture written, the sinks closed); "
+        "first picture and child boot are seconds after `fit` starts.",
         *notes,
         f"{os.cpu_count()} cores, {first['threads']} torch threads{niceness}; load {load_before} before, "
         f"{C.loadavg()} after ({time.perf_counter() - start:.0f} s in all).",

@@ -4,6 +4,7 @@ drawn afterwards; ``wait()``, ``wandb.finish()`` and the process's exit wait for
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 import time
@@ -51,6 +52,25 @@ def test_wait_at_fit_end_keeps_the_waiting_end(fit_with_callback, caplog):
     assert sink.epochs == [0, 1] and sink.closed  # fit waited for both pictures and closed the sink
     assert time.monotonic() - started >= 1.0
     assert not any("still being drawn" in r.getMessage() for r in caplog.records)
+
+
+def test_a_forked_child_does_not_wait_for_the_parents_pictures(fit_with_callback):
+    """A DataLoader worker forked while pictures are drawn runs the exit hook when it ends: it has no rendering
+    thread, so waiting there would hang it."""
+    from lightning_ner_viz.runtime import detached
+
+    gate = threading.Event()
+    fitted = fit_with_callback(sinks=[RecordingSink(gate=gate)], wait=False)
+    assert fitted.callback._run.render.pending  # pictures still to draw, in this process
+    pid = os.fork()
+    if pid == 0:  # the child: the hook must return at once
+        started = time.monotonic()
+        detached.finish_all()
+        os._exit(0 if time.monotonic() - started < 5 else 1)
+    _, status = os.waitpid(pid, 0)
+    gate.set()
+    fitted.callback.wait()
+    assert os.waitstatus_to_exitcode(status) == 0
 
 
 def test_a_validate_after_a_detached_fit_queues_behind_its_pictures(fit_with_callback):

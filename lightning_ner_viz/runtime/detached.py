@@ -22,6 +22,7 @@ under DDP, whose ranks leave ``fit`` together.
 from __future__ import annotations
 
 import atexit
+import os
 import sys
 import threading
 import weakref
@@ -32,7 +33,9 @@ from lightning_ner_viz.runtime.shutdown import epochs_text, quietly, render_comm
 if TYPE_CHECKING:
     from lightning_ner_viz.projection.pipeline import RenderPipeline
 
-_WAITING: weakref.WeakSet[RenderPipeline] = weakref.WeakSet()
+_WAITING: weakref.WeakKeyDictionary[RenderPipeline, int] = weakref.WeakKeyDictionary()
+"""Pipelines with detached work, and the process that owns each: a forked child (a DataLoader worker)
+inherits this table and the exit hook, but not the rendering threads."""
 _EXIT_HOOKED = False
 
 
@@ -68,7 +71,7 @@ def detached_message(pipeline: RenderPipeline, left: list[str]) -> str:
 def wait_at_exit(pipeline: RenderPipeline) -> None:
     """Have the process wait for ``pipeline``'s queued work before it exits (once hooked, for every pipeline)."""
     global _EXIT_HOOKED
-    _WAITING.add(pipeline)
+    _WAITING[pipeline] = os.getpid()
     if _EXIT_HOOKED:
         return
     register = getattr(threading, "_register_atexit", atexit.register)  # threading's: before every atexit function
@@ -84,10 +87,11 @@ def finish_all() -> None:
 
     A SIGTERM meanwhile stops it within seconds, as during training
     (:meth:`~lightning_ner_viz.projection.pipeline.RenderPipeline.abort`); so does Ctrl-C, less gently.
-    Errors are warned about.
+    Errors are warned about. A forked child (e.g. a DataLoader worker, which runs this hook when it ends)
+    has none of the rendering threads, so it does nothing.
     """
-    for pipeline in list(_WAITING):
-        if not pipeline.pending:
+    for pipeline, owner in list(_WAITING.items()):
+        if owner != os.getpid() or not pipeline.pending:
             continue
         doing = pipeline.lag.status() or "closing the sinks"
         print(f"lightning-ner-viz: drawing the last pictures before the process exits ({doing}); Ctrl-C leaves "
