@@ -84,6 +84,11 @@ def test_render_aligned_umap_logs_views_and_groups(run_dir, tmp_path):
     assert [len(c["Points3D:positions"]) for c in rows["/embeddings/hidden"]] == [150, 150, 150]
     snapshots = load_snapshots(run_dir / "ner_viz")
     assert "entities" in snapshots[0].groups
+    layouts = [*snapshots[0].views, *snapshots[0].groups]  # said before AlignedUMAP starts, then after each layout
+    points = sum(len(s) for s in snapshots) * len(snapshots[0].views) + sum(len(s.groups["entities"]) for s in snapshots)
+    assert (f"AlignedUMAP lays out 3 snapshots together, {len(layouts)} layouts ({', '.join(layouts)}), {points:,} "
+            "points in all: about") in done.stderr, done.stderr[-2000:]
+    assert "layout 'hidden' done" in done.stderr and "left." in done.stderr and "AlignedUMAP done in" in done.stderr
     for name in snapshots[0].groups:
         clouds = [r for r in rows[f"/embeddings/{name}"] if r.get("Points3D:positions") is not None]
         assert [len(c["Points3D:positions"]) for c in clouds] == [len(s.groups[name]) for s in snapshots]

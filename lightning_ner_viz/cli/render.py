@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lightning_ner_viz.cli.outputs import DEFAULT_OUT, output_path
+from lightning_ner_viz.projection.aligned_estimate import AlignedEstimate
 from lightning_ner_viz.projection.frame_names import RENDER_FRAME_CHOICES, check_reducer_frame, resolve_frame
 from lightning_ner_viz.reducers.registry import REDUCER_NAMES
 from lightning_ner_viz.sinks.registry import SINK_NAMES, make_sink, setup_sinks
@@ -186,8 +187,15 @@ def aligned_epochs(snapshots: list[Snapshot], n_components: int = 3, seed: int =
 
     if not snapshots:
         return []
-    layouts = {view: aligned_umap(snapshots, view, n_components, seed) for view in snapshots[0].views}
-    group_layouts = _aligned_groups(snapshots, n_components, seed)
+    groups = dict.fromkeys(name for snapshot in snapshots for name in snapshot.groups)
+    estimate = AlignedEstimate({**{view: sum(len(s) for s in snapshots) for view in snapshots[0].views},
+                                **{name: sum(len(s.groups.get(name, ())) for s in snapshots) for name in groups}})
+    estimate.begin(len(snapshots))
+    layouts = {}
+    for view in snapshots[0].views:
+        layouts[view] = aligned_umap(snapshots, view, n_components, seed)
+        estimate.finished(view)
+    group_layouts = _aligned_groups(snapshots, n_components, seed, estimate)
     first: Snapshot | None = None
     previous: Snapshot | None = None
     epochs: list[AlignedEpoch] = []
@@ -204,7 +212,8 @@ def aligned_epochs(snapshots: list[Snapshot], n_components: int = 3, seed: int =
     return epochs
 
 
-def _aligned_groups(snapshots: list[Snapshot], n_components: int, seed: int) -> dict[str, dict[int, np.ndarray]]:
+def _aligned_groups(snapshots: list[Snapshot], n_components: int, seed: int,
+                    estimate: AlignedEstimate) -> dict[str, dict[int, np.ndarray]]:
     """Group name to {index of the snapshot: coordinates}, over the snapshots that have that group."""
     from lightning_ner_viz._warnings import warn
     from lightning_ner_viz.projection.aligned import aligned_umap
@@ -216,6 +225,8 @@ def _aligned_groups(snapshots: list[Snapshot], n_components: int, seed: int) -> 
             found = aligned_umap([snapshots[i].groups[name] for i in having], name, n_components, seed)
         except ValueError as err:
             warn(f"The {name!r} group is not rendered in the aligned frame: {err}")
+            estimate.points.pop(name, None)
             continue
         layouts[name] = dict(zip(having, found))
+        estimate.finished(name)
     return layouts
