@@ -185,3 +185,24 @@ def test_umap_warm_start_uses_the_short_optimisation() -> None:
     assert cold.umap_.n_epochs == 200 and warm.umap_.n_epochs == 50  # 200: umap-learn's own choice above 10k tokens
     assert UMAPReducer(cold_n_epochs=120).fit(X).umap_.n_epochs == 120
     assert UMAPReducer(init=cold.embedding_, n_epochs=80).fit(X).umap_.n_epochs == 80
+
+
+def test_kernel_extension_equals_a_float64_kernel_regression_and_fits_by_blocks() -> None:
+    """The fixed frame's map: float32 distances by matrix products give the coordinates of a plain float64
+    Gaussian kernel regression, and the bandwidth is the median distance to the 15th neighbour."""
+    from lightning_ner_viz.reducers.extension import KernelExtension
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(scale=4.0, size=(6, 20))
+    X = (centres[rng.integers(0, 6, 2500)] + rng.normal(size=(2500, 20))).astype(np.float32)  # 2,500: 3 blocks
+    layout = rng.normal(scale=5.0, size=(2500, 3))
+    ext = KernelExtension(n_neighbors=15, pca_dims=None).fit(X, layout)
+
+    d2 = ((X[:, None, :].astype(np.float64) - X[None, :, :]) ** 2).sum(-1)
+    kth = np.sort(np.sqrt(np.sort(d2, axis=1)[:, 15]))
+    assert ext.bandwidth_ == pytest.approx(kth[(len(kth) - 1) // 2], rel=1e-5)  # torch's median: the lower middle
+    queries = (X[:300] + rng.normal(scale=0.3, size=(300, 20))).astype(np.float64)
+    q2 = ((queries[:, None, :] - X[None, :, :].astype(np.float64)) ** 2).sum(-1)
+    weights = np.exp(-(q2 - q2.min(1, keepdims=True)) / (2 * ext.bandwidth_**2))
+    expected = (weights / weights.sum(1, keepdims=True)) @ layout
+    np.testing.assert_allclose(ext.transform(queries.astype(np.float32)), expected, atol=1e-4 * np.ptp(layout))
