@@ -97,7 +97,8 @@ def main() -> None:
     logger = WandbLogger(project="lightning-ner-viz-example", save_dir=args.out, offline=True)  # offline=False uploads
     trainer = pl.Trainer(max_epochs=args.epochs, default_root_dir=args.out, callbacks=[callback], logger=logger,
                          enable_checkpointing=False, log_every_n_steps=10)
-    trainer.fit(model, data)
+    trainer.fit(model, data)  # returns when training is done; the last pictures are drawn in the background
+    callback.wait()  # until every file below is written (wandb.finish() and the end of the script wait too)
     logger.experiment.finish()
 
     print("\nWrote:")

@@ -46,6 +46,7 @@ def main() -> None:
     callback = EmbeddingDriftCallback(sinks=[RerunSink(path=f"{args.out}/embeddings.rrd")], max_tokens=1000)
     pl.Trainer(max_epochs=args.epochs, default_root_dir=args.out, callbacks=[callback], logger=False,
                enable_checkpointing=False).fit(module, data)
+    callback.wait()  # fit returned when training was done; this waits for the recording's last epochs
     print(f"Wrote {args.out}/embeddings.rrd; open it with: rerun {args.out}/embeddings.rrd")
 
 
