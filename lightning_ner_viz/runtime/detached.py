@@ -16,7 +16,9 @@ with one line that says what is still drawn and where it goes. What keeps the ou
   ``show(callback)`` waits for them.
 
 ``EmbeddingDriftCallback(wait_at_fit_end=True)`` keeps the waiting end of ``fit``; so does a run
-under DDP, whose ranks leave ``fit`` together.
+under DDP, whose ranks leave ``fit`` together, and one with a sink that cannot outlive ``fit``
+(:attr:`~lightning_ner_viz.sinks.base.Sink.outlives_fit`: a ``TensorBoardSink`` on the writer of a
+``TensorBoardLogger``, which Lightning closes right after ``on_fit_end``).
 """
 
 from __future__ import annotations
