@@ -27,7 +27,7 @@ HERE = Path(__file__).resolve().parent
 DOC = C.REPO / "docs" / "performance.md"
 SCRIPTS = ("overhead.py", "contention.py", "reduction.py", "memory.py", "analysis_budget.py", "label_issues.py",
            "train_dynamics.py", "compiled_cache.py", "time_to_picture.py", "demo_ratio.py", "layer_cost.py",
-           "report_scale.py", "capture_scale.py")
+           "report_scale.py", "capture_scale.py", "kernel_map.py")
 BLOCK = re.compile(r"<!-- table:(?P<name>[\w-]+) -->\n(?P<body>.*?)<!-- /table:(?P=name) -->", re.S)
 
 
@@ -47,7 +47,7 @@ def run(script: str, quick: bool, threads: int | None) -> tuple[dict[str, str], 
     def relay() -> None:  # progress lines only; library chatter is dropped
         for line in proc.stderr:  # type: ignore[union-attr]
             if line.startswith("  ") or line.split(":")[0] in ("overhead", "reduction", "memory", "label_issues", "layer_cost",
-                                                               "capture_scale", "Traceback"):
+                                                               "capture_scale", "kernel_map", "Traceback"):
                 sys.stderr.write(line)
                 sys.stderr.flush()
 
