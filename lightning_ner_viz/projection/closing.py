@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from lightning_ner_viz._warnings import warn
-from lightning_ner_viz.keys import key_from_name
+from lightning_ner_viz.keys import key_from_name, ordered_names
 from lightning_ner_viz.projection.catch_up import CatchUp, skipped_message
 from lightning_ner_viz.projection.lag import RenderLag
 from lightning_ner_viz.projection.process import abandon
@@ -138,8 +138,10 @@ class RenderClosing:
         self._reset()
 
     def _warn_unrendered(self, reason: str, seconds: float, closed: bool) -> None:
+        """Warn about this fit's snapshots that are on disk but not drawn: those waiting, and those skipped to catch
+        up (named by the first skip's warning too, but the stop's warning is the one that lists them all)."""
         with self._lock:
-            left = list(dict.fromkeys(self._outstanding))
+            left = ordered_names(set(self._outstanding) | set(self.catch_up.this_fit))
         if left:
             warn_unrendered(self.store, self.renderer, left, reason, seconds, closed)
 
