@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"validated {trainer.current_epoch} at {time.time():.3f}", flush=True)
 
         def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-            print(f"training done at {time.time():.3f}", flush=True)  # before the callback waits for the backlog
+            print(f"training done at {time.time():.3f}", flush=True)  # before the callback's on_fit_end
 
     pl.seed_everything(0, verbose=False)
     model = UserCrfTagger(config, num_tags=len(LABEL_NAMES))

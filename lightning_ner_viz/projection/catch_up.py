@@ -66,7 +66,7 @@ def skip_message(label: str, seconds: float, root: str, commands: list[str]) -> 
             "skipped to catch up; training does not wait, and the newest epoch is drawn next. Skipped snapshots are "
             f"saved under {root}; {one_of_commands(commands)} draws every epoch. To skip none: "
             "capture fewer epochs (every_n_epochs) or points (max_tokens), use reducer='pca', or pass "
-            "max_pending=None (every epoch is drawn; the end of fit then waits for the backlog).")
+            "max_pending=None (every epoch is drawn; those left when training ends are drawn after it).")
 
 
 def skipped_message(labels: list[str], root: str, commands: list[str]) -> str:

@@ -6,11 +6,13 @@ Two situations, one rule each (docs/reliability.md, "Shutdown and backlog"):
   and at most ``max_pending`` of them wait behind the one being rendered. When one more
   arrives, the oldest waiting fit epoch is skipped (:mod:`~lightning_ner_viz.projection.catch_up`:
   it stays on disk, and ``lightning-ner-viz render`` draws it), so training does not wait and
-  the end of ``fit`` waits for at most the epoch being rendered and ``max_pending`` more.
+  at most the epoch being rendered and ``max_pending`` more are left when training ends (drawn
+  after ``fit`` returned: :mod:`~lightning_ner_viz.runtime.detached`).
   Nothing is skipped before the run's first epoch is drawn (the projector is still starting),
   nor snapshots of ``trainer.validate()``. Training never waits for the pictures.
 - **When training stops early** (SIGTERM, an exception, a teardown after a failure, or a
-  SIGTERM while the end of ``fit`` waits for the backlog: see :func:`sigterm_deferred`),
+  SIGTERM while the last pictures are drawn at the end of the process or of ``fit``: see
+  :func:`sigterm_deferred`),
   rendering goes on for at most :data:`GRACE_SECONDS`. Then the epochs still waiting are
   dropped (their snapshots are on disk), the epoch being projected in the child process is
   dropped too (the child is killed), the sinks are closed (so the files and runs are
@@ -123,8 +125,8 @@ def render_commands(store: SnapshotStore, sinks: Sequence[Sink], reducer: object
 def sigterm_deferred() -> Iterator[Callable[[], bool]]:
     """While the block runs, note SIGTERM; when it ends, act on it as the handler before would have.
 
-    For the end of ``fit``'s wait for the backlog: Lightning has restored the default action by
-    then, so SIGTERM would kill the process with the sinks unclosed. Inside the block, a SIGTERM
+    For a wait for the last pictures (at the end of ``fit`` or of the process): Lightning has
+    restored the default action by then, so SIGTERM would kill the process with the sinks unclosed. Inside the block, a SIGTERM
     is only noted (the yielded function then returns ``True``: the caller stops within seconds),
     and a Python handler that was installed is still called at once. When the block ends the
     previous handler is restored and, if it was the default action, the signal is raised again:
