@@ -126,11 +126,12 @@ def sigterm_deferred() -> Iterator[Callable[[], bool]]:
     """While the block runs, note SIGTERM; when it ends, act on it as the handler before would have.
 
     For a wait for the last pictures (at the end of ``fit`` or of the process): Lightning has
-    restored the default action by then, so SIGTERM would kill the process with the sinks
-    unclosed. Inside the block, a SIGTERM is only noted (the yielded function then returns ``True``: the caller stops within seconds),
-    and a Python handler that was installed is still called at once. When the block ends the
-    previous handler is restored and, if it was the default action, the signal is raised again:
-    the process dies by SIGTERM, as the sender meant, a few seconds later. Nothing is swallowed.
+    restored the default action by then, so SIGTERM would kill the process with the sinks unclosed.
+    Inside the block, a SIGTERM is only noted (the yielded function then returns ``True``: the
+    caller stops within seconds), and a Python handler that was installed is still called at once.
+    When the block ends the previous handler is restored and, if it was the default action, the
+    signal is raised again: the process dies by SIGTERM, as the sender meant, a few seconds later.
+    Nothing is swallowed.
 
     Outside the main thread, or where signals cannot be handled, it does nothing and the yielded
     function always returns ``False``.
