@@ -192,8 +192,8 @@ class HtmlSink(Sink):
             self._write()
 
     def close(self) -> None:
-        """Rewrite the file once more, marked as complete."""
-        if self._tokens.records:
+        """Rewrite the file once more, marked as complete; a second close with nothing logged since writes nothing."""
+        if self._tokens.records and not self._final:
             self._final = True
             self._write()
 
