@@ -48,7 +48,7 @@ class TokenTexts:
 
     def __init__(self, tokenizer: Any | None) -> None:
         self.tokenizer = tokenizer
-        self._decoded: dict[tuple[int, bytes, bytes], tuple[list[str], list[int], str]] = {}
+        self._decoded: dict[tuple[bytes, bytes], tuple[list[str], list[int], str]] = {}
 
     def tokens_and_words(self, sentence: Sentence) -> tuple[list[str], list[int]]:
         """A stored sentence's token strings and each token's word index."""
@@ -59,9 +59,9 @@ class TokenTexts:
         """Sentence id to readable text."""
         return self.describe(sentences, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))[2]
 
-    def _decode(self, sid: int, ids: np.ndarray, wids: np.ndarray | None) -> tuple[list[str], list[int], str]:
-        """One sentence's tokens, their word indices and its text, decoded once for the same ids."""
-        key = (sid, np.asarray(ids).tobytes(), b"" if wids is None else np.asarray(wids).tobytes())
+    def _decode(self, ids: np.ndarray, wids: np.ndarray | None) -> tuple[list[str], list[int], str]:
+        """One sentence's tokens, their word indices and its text, decoded once for the same ids and word ids."""
+        key = (np.asarray(ids).tobytes(), b"" if wids is None else np.asarray(wids).tobytes())
         found = self._decoded.get(key)
         if found is None:
             toks = self._tokens(ids)
@@ -97,7 +97,7 @@ class TokenTexts:
         words_of: dict[int, list[int]] = {}
         sentence_text: dict[int, str] = {}
         for sid, (ids, wids) in sentences.items():
-            pieces[sid], words_of[sid], sentence_text[sid] = self._decode(sid, ids, wids)
+            pieces[sid], words_of[sid], sentence_text[sid] = self._decode(ids, wids)
         tokens, words = [], []
         for sid, pos in zip(sentence_id.tolist(), position.tolist()):
             toks, index = pieces.get(sid, []), words_of.get(sid, [])
