@@ -80,19 +80,21 @@ class EpochCollector:
             self._tables[device] = (self.entity_types.type_of.to(device), self.entity_types.begins.to(device))
         return self._tables[device]
 
-    def add_batch(self, batch: TokenBatch, outputs: dict[str, torch.Tensor], example_ids: torch.Tensor) -> None:
+    def add_batch(self, batch: TokenBatch, outputs: dict[str, torch.Tensor], example_ids: torch.Tensor,
+                  batches: int = 1) -> None:
         """Offer one batch: every valid token is a candidate; only likely winners leave the device.
 
         Args:
             batch: the batch's ids, mask and labels.
             outputs: view name to the captured tensor of shape (batch, seq_len, dim).
             example_ids: array of shape (batch,), each row's index in the validation set (-1 to skip).
+            batches: the validation batches merged into ``batch`` (counted in :attr:`stats`).
         """
+        self._batches += batches
         with one_thread(batch.labels.device):
             self._add_batch(batch, outputs, example_ids)
 
     def _add_batch(self, batch: TokenBatch, outputs: dict[str, torch.Tensor], example_ids: torch.Tensor) -> None:
-        self._batches += 1
         seq = batch.labels.shape[1]
         valid = batch.valid & (example_ids >= 0)[:, None]
         self._valid_total = self._valid_total + valid.sum()

@@ -13,18 +13,21 @@ from lightning_ner_viz.runtime.jobs import JobRunner
 from lightning_ner_viz._warnings import warn
 from lightning_ner_viz.capture import gather
 from lightning_ner_viz.capture.assembly import GatheredEpoch, assemble_snapshot
-from lightning_ner_viz.capture.batch import BatchAdapter, TokenBatch, adapt_batch, example_ids
+from lightning_ner_viz.capture.batch import BatchAdapter, adapt_batch, example_ids
 from lightning_ner_viz.capture.collector import EpochCollector
 from lightning_ner_viz.capture.discovery import CaptureTargets, is_compiled
 from lightning_ner_viz.capture.dynamics import DynamicsCollector
 from lightning_ner_viz.capture.hooks import ForwardCapture
+from lightning_ner_viz.capture.merging import BatchMerger, PendingBatch, merge_batches
+from lightning_ner_viz.capture.tensor_ops import one_thread
 from lightning_ner_viz.capture.text import TokenTexts
 from lightning_ner_viz.keys import SnapshotKey
 from lightning_ner_viz.labels import EntityTypes
 from lightning_ner_viz.snapshot import LOADER_BITS, Snapshot
 
 CAPTURE_QUEUE = 4
-"""Batches whose captured tensors may wait (on the model's device) for the capture thread."""
+"""Selection jobs (each one batch, or small batches merged, see :mod:`.merging`) whose captured tensors may
+wait on the model's device for the capture thread."""
 
 Deliver = Callable[[GatheredEpoch], None]
 
@@ -33,9 +36,10 @@ class ValidationCapture:
     """Captures the due validation epochs on this rank.
 
     The training thread only pops each batch's hooked tensors and queues them; the capture
-    thread selects the batch's tokens. With one process it also finishes the epoch and hands
-    the gathered rows to ``deliver``; under DDP the finish is a collective, so it runs on the
-    training thread after this rank's queue drained.
+    thread selects the batch's tokens (small batches a group at a time, see :mod:`.merging`).
+    With one process it also finishes the epoch and hands the gathered rows to ``deliver``;
+    under DDP the finish is a collective, so it runs on the training thread after this rank's
+    queue drained.
 
     Args:
         targets: the watched modules, labels and CRF.
@@ -73,6 +77,7 @@ class ValidationCapture:
         self.closed = False  # after close(): hooks detached, thread stopped
         self._jobs = JobRunner("ner-viz-capture", max_pending=CAPTURE_QUEUE, enabled=in_thread)
         self._collector: EpochCollector | None = None
+        self._merger = BatchMerger()
         self._epoch, self._stage, self._run = -1, "fit", 0
         self._rows_seen: dict[int, int] = {}  # rows this rank saw per loader, this validation
         self._dataset_sizes: list[int | None] = []
@@ -103,6 +108,7 @@ class ValidationCapture:
             return
         self._hooks.outputs.clear()
         self._hooks.enabled = True
+        self._merger.take()  # batches of a validation that ended without end_epoch (an exception) are dropped
         self._epoch, self._stage, self._run = epoch, stage, run
         self._rows_seen, self._dataset_sizes = {}, list(dataset_sizes)
         self._collector = EpochCollector(
@@ -146,17 +152,29 @@ class ValidationCapture:
         self.raise_errors()
         sizes = self._dataset_sizes
         size = sizes[dataloader_idx] if dataloader_idx < len(sizes) else None
-        self._jobs.submit(self._select, self._collector, tokens, captured, offset, dataloader_idx, size,
-                          group=self._epoch)
+        self._submit(self._merger.add(PendingBatch(tokens, captured, offset, dataloader_idx, size)))
+
+    def _submit(self, batches: list[PendingBatch]) -> None:
+        """Queue the selection of these batches (none: nothing to do) for the capture thread."""
+        if batches and self._collector is not None:
+            self._jobs.submit(self._select, self._collector, batches, group=self._epoch)
 
     @torch.inference_mode()  # like the validation loop (a thread-local mode): inference tensors stay writable
-    def _select(self, collector: EpochCollector, tokens: TokenBatch, captured: dict[str, torch.Tensor],
-                offset: int, loader: int, size: int | None) -> None:
-        ids = example_ids(tokens, offset, gather.world_size(), gather.rank(), size)
-        if loader:
-            ids = torch.where(ids >= 0, ids + (loader << LOADER_BITS), ids)
-        seq = tokens.input_ids.shape[1]
-        collector.add_batch(tokens, {v: t[:, :seq] for v, t in captured.items()}, ids)
+    def _select(self, collector: EpochCollector, batches: list[PendingBatch]) -> None:
+        with one_thread(batches[0].tokens.labels.device):  # the merge too: see one_thread
+            self._select_merged(collector, batches)
+
+    def _select_merged(self, collector: EpochCollector, batches: list[PendingBatch]) -> None:
+        tokens, outputs, ids = [], [], []
+        for pending in batches:
+            rows = example_ids(pending.tokens, pending.offset, gather.world_size(), gather.rank(), pending.dataset_size)
+            if pending.loader:
+                rows = torch.where(rows >= 0, rows + (pending.loader << LOADER_BITS), rows)
+            seq = pending.tokens.input_ids.shape[1]
+            tokens.append(pending.tokens)
+            outputs.append({v: t[:, :seq] for v, t in pending.captured.items()})
+            ids.append(rows)
+        collector.add_batch(*merge_batches(tokens, outputs, ids), batches=len(batches))
 
     def end_epoch(self, device: torch.device, step: int, deliver: Deliver | None, distributed: bool) -> None:
         """Turn the hooks off and finish the epoch: gather, select, then ``deliver`` the rows (rank zero)."""
@@ -164,6 +182,7 @@ class ValidationCapture:
         self._hooks.outputs.clear()
         if self._collector is None:
             return
+        self._submit(self._merger.take())
         collector, self._collector = self._collector, None
         if distributed:  # the finish is collective: it stays on the training thread
             self._jobs.wait()
@@ -214,6 +233,7 @@ class ValidationCapture:
     def _disable(self, names: dict[str, str]) -> None:
         """Stop capturing for the rest of the run, with one warning: a compiled graph does not call the hooks."""
         self._disabled, self._collector = True, None
+        self._merger.take()
         self._hooks.detach()
         warn(f"lightning-ner-viz captures nothing in this run: the hooked modules {names} are in a model compiled "
              "with torch.compile that was traced before the callback's hooks were attached (the model ran before "
@@ -229,6 +249,7 @@ class ValidationCapture:
         self.closed = True
         self._hooks.detach()
         self._collector = None
+        self._merger.take()
         self._jobs.wait()
         self._jobs.close()
         errors = self._jobs.take_errors()
