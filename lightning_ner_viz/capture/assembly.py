@@ -123,7 +123,7 @@ def token_dynamics(gathered: GatheredDynamics, texts: TokenTexts, label_names: l
 
 
 def _texts(texts: TokenTexts, sentences: dict[int, Sentence], sids: list[int]) -> dict[int, str]:
-    return texts.sentence_texts({s: (sentences[s]["input_ids"], None) for s in sids})
+    return texts.sentence_texts({s: (sentences[s]["input_ids"], known_word_ids(sentences[s])) for s in sids})
 
 
 def entity_snapshot(gathered: GatheredEpoch, tokens_of: dict[int, tuple[list[str], list[int]]],

@@ -49,11 +49,12 @@ class TokenTexts:
     def __init__(self, tokenizer: Any | None) -> None:
         self.tokenizer = tokenizer
         self._decoded: dict[tuple[bytes, bytes], tuple[list[str], list[int], str]] = {}
+        self._vocab: dict[int, str] = {}  # token id to its string, filled as ids are first seen
 
     def tokens_and_words(self, sentence: Sentence) -> tuple[list[str], list[int]]:
         """A stored sentence's token strings and each token's word index."""
-        tokens = self._tokens(sentence["input_ids"])
-        return tokens, word_index(tokens, known_word_ids(sentence))
+        tokens, index, _ = self._decode(sentence["input_ids"], known_word_ids(sentence))
+        return tokens, index
 
     def sentence_texts(self, sentences: dict[int, tuple[np.ndarray, np.ndarray | None]]) -> dict[int, str]:
         """Sentence id to readable text."""
@@ -76,9 +77,14 @@ class TokenTexts:
         return found
 
     def _tokens(self, ids: np.ndarray) -> list[str]:
-        if self.tokenizer is None:
-            return [f"[{int(i)}]" for i in ids]
-        return [str(t) for t in self.tokenizer.convert_ids_to_tokens([int(i) for i in ids])]
+        ids = np.asarray(ids).tolist()
+        vocab = self._vocab
+        missing = [i for i in set(ids) if i not in vocab]
+        if missing:  # one tokenizer call for the ids not seen before (a vocabulary is bounded)
+            found = (self.tokenizer.convert_ids_to_tokens(missing) if self.tokenizer is not None
+                     else [f"[{i}]" for i in missing])
+            vocab.update(zip(missing, map(str, found)))
+        return [vocab[i] for i in ids]
 
     def describe(
         self, sentences: dict[int, tuple[np.ndarray, np.ndarray | None]], sentence_id: np.ndarray, position: np.ndarray
