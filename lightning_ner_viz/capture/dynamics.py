@@ -20,6 +20,7 @@ from lightning_ner_viz.capture.batch import TokenBatch
 from lightning_ner_viz.capture.marginals import label_probabilities
 from lightning_ner_viz.capture.sampling import token_priority
 from lightning_ner_viz.capture.sentences import UNKNOWN_WORD
+from lightning_ner_viz.capture.tensor_ops import rows_at
 from lightning_ner_viz.snapshot import POSITION_BITS
 
 MAX_DYNAMICS_TOKENS = 1_000_000
@@ -60,7 +61,10 @@ class DynamicsCollector:
         self._remember_texts(batch, example_ids, valid)
         if flat.numel() == 0:
             return
-        probs = label_probabilities(emissions, batch.attention_mask, self.crf).reshape(-1, self.num_labels)[flat]
+        if self.crf is None:  # a softmax is per token: only the labelled ones (a merged batch is half padding)
+            probs = torch.softmax(rows_at(emissions, flat).float(), dim=-1)
+        else:
+            probs = label_probabilities(emissions, batch.attention_mask, self.crf).reshape(-1, self.num_labels)[flat]
         gold = batch.labels.flatten()[flat].long()
         gold_prob = probs.gather(1, gold[:, None]).squeeze(1)
         other_prob = probs.scatter(1, gold[:, None], -1.0).amax(1)
