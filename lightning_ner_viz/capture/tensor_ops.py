@@ -38,7 +38,7 @@ def one_thread(device: torch.device) -> Iterator[None]:
     for a core that training or the projection child is using. Worse, a thread that runs a
     parallel operation gets an OpenMP team of its own, whose threads spin after each region
     on the cores training needs: one ``torch.cat`` of merged batches outside this scope cost
-    a 4-layer fit on 2 cores 0.35 s. OpenMP's thread count is a per-thread setting, so this
+    a 4-layer fit on 2 cores about 0.3 s. OpenMP's thread count is a per-thread setting, so this
     changes only the calling thread. With torch's native pool (where changing it warns)
     nothing is changed.
     """
