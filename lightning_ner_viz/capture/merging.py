@@ -94,16 +94,12 @@ def merge_batches(batches: list[TokenBatch], outputs: list[dict[str, torch.Tenso
     if len(batches) == 1:
         return batches[0], outputs[0], example_ids[0]
     longest = max(b.input_ids.shape[1] for b in batches)
-
-    def cat(tensors: list[torch.Tensor], value: int | float) -> torch.Tensor:
-        return _stack(tensors, longest, value)
-
     word_ids = [b.word_ids if b.word_ids is not None else torch.full_like(b.input_ids, UNKNOWN_WORD) for b in batches]
     merged = TokenBatch(
-        input_ids=cat([b.input_ids for b in batches], 0),
-        attention_mask=cat([b.attention_mask for b in batches], 0),
-        labels=cat([b.labels for b in batches], IGNORE_INDEX),
-        word_ids=None if all(b.word_ids is None for b in batches) else cat(word_ids, -1),
+        input_ids=_stack([b.input_ids for b in batches], longest, 0),
+        attention_mask=_stack([b.attention_mask for b in batches], longest, 0),
+        labels=_stack([b.labels for b in batches], longest, IGNORE_INDEX),
+        word_ids=None if all(b.word_ids is None for b in batches) else _stack(word_ids, longest, -1),
     )
-    views = {view: cat([o[view] for o in outputs], 0.0) for view in outputs[0]}
+    views = {view: _stack([o[view] for o in outputs], longest, 0.0) for view in outputs[0]}
     return merged, views, torch.cat(example_ids)
