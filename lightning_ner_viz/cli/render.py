@@ -195,7 +195,7 @@ def aligned_epochs(snapshots: list[Snapshot], n_components: int = 3, seed: int =
     for view in snapshots[0].views:
         layouts[view] = aligned_umap(snapshots, view, n_components, seed)
         estimate.finished(view)
-    group_layouts = _aligned_groups(snapshots, n_components, seed, estimate)
+    group_layouts = _aligned_groups(snapshots, list(groups), n_components, seed, estimate)
     first: Snapshot | None = None
     previous: Snapshot | None = None
     epochs: list[AlignedEpoch] = []
@@ -212,20 +212,20 @@ def aligned_epochs(snapshots: list[Snapshot], n_components: int = 3, seed: int =
     return epochs
 
 
-def _aligned_groups(snapshots: list[Snapshot], n_components: int, seed: int,
+def _aligned_groups(snapshots: list[Snapshot], groups: list[str], n_components: int, seed: int,
                     estimate: AlignedEstimate) -> dict[str, dict[int, np.ndarray]]:
-    """Group name to {index of the snapshot: coordinates}, over the snapshots that have that group."""
+    """Group name (of ``groups``) to {index of the snapshot: coordinates}, over the snapshots that have that group."""
     from lightning_ner_viz._warnings import warn
     from lightning_ner_viz.projection.aligned import aligned_umap
 
     layouts: dict[str, dict[int, np.ndarray]] = {}
-    for name in dict.fromkeys(name for snapshot in snapshots for name in snapshot.groups):
+    for name in groups:
         having = [i for i, snapshot in enumerate(snapshots) if len(snapshot.groups.get(name, ())) > 1]
         try:
             found = aligned_umap([snapshots[i].groups[name] for i in having], name, n_components, seed)
         except ValueError as err:
             warn(f"The {name!r} group is not rendered in the aligned frame: {err}")
-            estimate.points.pop(name, None)
+            estimate.skipped(name)
             continue
         layouts[name] = dict(zip(having, found))
         estimate.finished(name)

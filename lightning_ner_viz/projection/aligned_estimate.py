@@ -48,6 +48,10 @@ class AlignedEstimate:
                  "`--frame fixed` draws the same snapshots in a few seconds per snapshot.")
         self._started = time.monotonic()
 
+    def skipped(self, name: str) -> None:
+        """Leave the layout ``name`` out of the estimate: it is not laid out after all."""
+        self.points.pop(name, None)
+
     def finished(self, name: str) -> None:
         """Say that the layout ``name`` is done, and how long the rest should take at this machine's rate."""
         self._done += self.points.get(name, 0)
