@@ -20,8 +20,9 @@ from lightning_ner_viz.capture.sentences import UNKNOWN_WORD
 MERGE_BYTES = 8 * 2**20
 """Captured bytes (every view) at which waiting batches are handed to the capture thread as one.
 
-A batch at least this large goes alone, so a waiting merge never holds more than one large
-batch's tensors; small batches (short sentences, narrow models) go 10-20 at a time.
+A batch at least this large goes at once, with the smaller ones waiting before it, so a waiting
+merge holds less than this plus one batch; small batches (short sentences, narrow models) go
+10-20 at a time.
 """
 
 
